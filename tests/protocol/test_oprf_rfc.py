@@ -23,12 +23,14 @@ SUITES: list[dict[str, Any]] = [
     if entry["identifier"] == "ristretto255-SHA512" and entry["mode"] in (0, 1)
 ]
 SUITE_CASES = [pytest.param(s, id=f"mode{s['mode']}") for s in SUITES]
-VECTOR_CASES = [
-    pytest.param(s, v, id=f"mode{s['mode']}-vector{i}-batch{v['Batch']}")
+VECTORS: list[tuple[dict[str, Any], dict[str, Any], str]] = [
+    (s, v, f"mode{s['mode']}-vector{i}-batch{v['Batch']}")
     for s in SUITES
     for i, v in enumerate(s["vectors"])
 ]
-VOPRF_CASES = [case for case in VECTOR_CASES if case.values[0]["mode"] == oprf.MODE_VOPRF]
+VOPRF_VECTORS = [(s, v, name) for s, v, name in VECTORS if s["mode"] == oprf.MODE_VOPRF]
+VECTOR_CASES = [pytest.param(s, v, id=name) for s, v, name in VECTORS]
+VOPRF_CASES = [pytest.param(s, v, id=name) for s, v, name in VOPRF_VECTORS]
 
 
 @pytest.fixture(params=group.BACKENDS)
@@ -55,9 +57,9 @@ def key(suite: dict[str, Any]) -> oprf.KeyPair:
 def test_vector_file_has_the_expected_entries() -> None:
     # Guards against a parametrization that silently becomes empty.
     assert sorted(s["mode"] for s in SUITES) == [0, 1]
-    assert len(VECTOR_CASES) == 5
-    assert len(VOPRF_CASES) == 3
-    assert any(v.values[1]["Batch"] > 1 for v in VOPRF_CASES)
+    assert len(VECTORS) == 5
+    assert len(VOPRF_VECTORS) == 3
+    assert any(v["Batch"] > 1 for _, v, _ in VOPRF_VECTORS)
 
 
 @pytest.mark.parametrize("suite", SUITE_CASES)
@@ -172,7 +174,7 @@ def test_verify_proof_rejects_another_key(
 
 
 def test_batched_proof_is_bound_to_order(backend: str) -> None:
-    suite, vector = next(c.values for c in VOPRF_CASES if c.values[1]["Batch"] == 2)
+    suite, vector = next((s, v) for s, v, _ in VOPRF_VECTORS if v["Batch"] == 2)
     blinded, evaluated = hl(vector, "BlindedElement"), hl(vector, "EvaluationElement")
     proof = h(vector["Proof"]["proof"])
     with pytest.raises(VerifyError):

@@ -21,7 +21,9 @@ Validation rules:
   scalar raises ``InvalidElementError`` for exactly the inputs ``decode_element`` rejects.
   A scalar that is zero modulo ``ORDER`` where a non-zero one is needed, or a scalar of the
   wrong length, raises ``InvalidScalarError``.
-* Lengths are always checked in Python before libsodium sees a buffer.
+* Lengths are always checked in Python before libsodium sees a buffer, and so is bit 255 of
+  every element: libsodium 1.0.18 does not check it, so it would accept a second,
+  non-canonical encoding of every element (fixed upstream in later releases).
 
 Error messages never contain the bytes that failed.
 """
@@ -156,7 +158,8 @@ def decode_element(data: bytes) -> bytes:
 
     RFC 9497 DeserializeElement: wrong length, a non-canonical or invalid encoding
     (RFC 9496 section 4.3.1) and the identity element all raise ``InvalidElementError``.
-    libsodium's ``is_valid_point`` accepts the all-zero identity, so it is refused here.
+    libsodium's ``is_valid_point`` accepts the all-zero identity, and libsodium 1.0.18 (the
+    version both backends ship) ignores bit 255, so both are refused here explicitly.
     """
     if data.__class__ is not bytes:
         data = bytes(data)
@@ -164,7 +167,7 @@ def decode_element(data: bytes) -> bytes:
         raise InvalidElementError(f"element must be {ELEMENT_LEN} bytes")
     if data == IDENTITY:
         raise InvalidElementError("element is the identity")
-    if _is_valid_point(data) != 1:
+    if data[31] & 0x80 or _is_valid_point(data) != 1:
         raise InvalidElementError("element encoding is not canonical or not in the group")
     return data
 
@@ -324,14 +327,15 @@ def _check_mult_scalar(scalar: bytes) -> None:
         raise InvalidScalarError(f"scalar must be {SCALAR_LEN} bytes below 2^255")
 
 
-def _check_element_len(element: bytes) -> None:
-    if len(element) != ELEMENT_LEN or element.__class__ is not bytes:
-        raise InvalidElementError(f"element must be {ELEMENT_LEN} bytes")
+def _check_element(element: bytes) -> None:
+    # libsodium 1.0.18 ignores bit 255 when decoding (non-canonical, RFC 9496 4.3.1): refuse it.
+    if len(element) != ELEMENT_LEN or element.__class__ is not bytes or element[31] & 0x80:
+        raise InvalidElementError(f"element must be {ELEMENT_LEN} bytes, canonical")
 
 
 def _scalar_mult_failed(element: bytes) -> Exception:
     """Explain a failed libsodium ``scalarmult``: a bad element, else a zero scalar."""
-    if element == IDENTITY or _is_valid_point(element) != 1:
+    if element == IDENTITY or element[31] & 0x80 or _is_valid_point(element) != 1:
         return InvalidElementError("element is not canonical, not in the group, or the identity")
     return InvalidScalarError("scalar is zero modulo the group order")
 
@@ -339,7 +343,7 @@ def _scalar_mult_failed(element: bytes) -> Exception:
 def scalar_mult(scalar: bytes, element: bytes) -> bytes:
     """``scalar * element``. The element is decoded by libsodium (see module docstring)."""
     _check_mult_scalar(scalar)
-    _check_element_len(element)
+    _check_element(element)
     out = _new_buffer(ELEMENT_LEN)
     if _scalarmult(out, scalar, element) != 0:
         raise _scalar_mult_failed(element)
@@ -354,8 +358,8 @@ def scalar_mult_many(scalar: bytes, elements: Sequence[bytes]) -> list[bytes]:
     result: list[bytes] = []
     append = result.append
     for element in elements:
-        if len(element) != ELEMENT_LEN or element.__class__ is not bytes:
-            raise InvalidElementError(f"element must be {ELEMENT_LEN} bytes")
+        if len(element) != ELEMENT_LEN or element.__class__ is not bytes or element[31] & 0x80:
+            raise InvalidElementError(f"element must be {ELEMENT_LEN} bytes, canonical")
         out = new_buffer(ELEMENT_LEN)
         if scalarmult(out, scalar, element) != 0:
             raise _scalar_mult_failed(element)
@@ -374,8 +378,8 @@ def scalar_mult_base(scalar: bytes) -> bytes:
 
 def element_add(a: bytes, b: bytes) -> bytes:
     """``a + b``. Both inputs may be the identity; the result may be ``IDENTITY``."""
-    _check_element_len(a)
-    _check_element_len(b)
+    _check_element(a)
+    _check_element(b)
     out = _new_buffer(ELEMENT_LEN)
     if _add(out, a, b) != 0:
         raise InvalidElementError("element encoding is not canonical or not in the group")
