@@ -191,9 +191,7 @@ def test_unknown_backend_is_refused_and_changes_nothing(backend: str) -> None:
 @pytest.mark.parametrize(
     ("env", "expected"), [(None, "rbcl"), ("", "rbcl"), ("pysodium", "pysodium")]
 )
-def test_backend_is_chosen_from_the_environment_at_import(
-    env: str | None, expected: str
-) -> None:
+def test_backend_is_chosen_from_the_environment_at_import(env: str | None, expected: str) -> None:
     environ = {k: v for k, v in os.environ.items() if k != "FIUMATCH_SODIUM"}
     if env is not None:
         environ["FIUMATCH_SODIUM"] = env

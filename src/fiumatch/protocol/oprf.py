@@ -113,9 +113,7 @@ def _suite(mode: int) -> _Suite:
     try:
         return _SUITES[mode]
     except (KeyError, TypeError):
-        raise LocalProtocolError(
-            "unsupported OPRF mode; expected 0 (OPRF) or 1 (VOPRF)"
-        ) from None
+        raise LocalProtocolError("unsupported OPRF mode; expected 0 (OPRF) or 1 (VOPRF)") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,9 +302,7 @@ def _composite_scalars(
             group.decode_element(c)
             group.decode_element(d)
         ds.append(
-            hash_to_scalar(
-                prefix + i.to_bytes(2, "big") + lp + c + lp + d + b"Composite", dst
-            )
+            hash_to_scalar(prefix + i.to_bytes(2, "big") + lp + c + lp + d + b"Composite", dst)
         )
     return ds
 
