@@ -1,0 +1,197 @@
+"""Crypto wallet addresses by chain: BTC, ETH, TRX.
+
+Owns chain names and canonical address forms. Bitcoin base58check and bech32 (BIP 173)
+validation is python-stdnum's; hand-written here: bech32m (BIP 350, taproot) which stdnum
+2.2 does not know, the EIP-55 mixed-case check (with a small Keccak-256, since hashlib's
+SHA3 uses different padding) and Tron's base58check. Canonical forms: Bitcoin base58
+unchanged (it is case-sensitive), bech32 lower case, Ethereum ``0x`` + 40 lower-case hex,
+Tron base58 unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+from fiumatch.identifiers.errors import (
+    ChecksumError,
+    EmptyValueError,
+    InvalidFormatError,
+    UnsupportedChainError,
+)
+
+__all__ = ["CHAINS", "CHAIN_ALIASES", "eip55", "keccak256", "normalise_wallet"]
+
+CHAINS = ("BTC", "ETH", "TRX")
+
+#: Accepted chain spellings (after NFKC, strip, upper case). Hand-written.
+CHAIN_ALIASES: dict[str, str] = {
+    "BTC": "BTC", "XBT": "BTC", "BITCOIN": "BTC",
+    "ETH": "ETH", "ETHER": "ETH", "ETHEREUM": "ETH", "ERC20": "ETH",
+    "TRX": "TRX", "TRON": "TRX", "TRC20": "TRX",
+}  # fmt: skip
+
+_HEX40 = re.compile(r"0[xX][0-9a-fA-F]{40}")
+_B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_B58_INDEX = {c: i for i, c in enumerate(_B58)}
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+_BECH32M_CONST = 0x2BC830A3
+
+# --- Keccak-256 (FIPS 202 permutation, original Keccak padding 0x01) -------------------
+_RC = [
+    0x0000000000000001, 0x0000000000008082, 0x800000000000808A, 0x8000000080008000,
+    0x000000000000808B, 0x0000000080000001, 0x8000000080008081, 0x8000000000008009,
+    0x000000000000008A, 0x0000000000000088, 0x0000000080008009, 0x000000008000000A,
+    0x000000008000808B, 0x800000000000008B, 0x8000000000008089, 0x8000000000008003,
+    0x8000000000008002, 0x8000000000000080, 0x000000000000800A, 0x800000008000000A,
+    0x8000000080008081, 0x8000000000008080, 0x0000000080000001, 0x8000000080008008,
+]  # fmt: skip
+_ROT = [0, 1, 62, 28, 27, 36, 44, 6, 55, 20, 3, 10, 43, 25, 39, 41, 45, 15, 21, 8, 18, 2, 61,
+        56, 14]  # fmt: skip
+_M64 = (1 << 64) - 1
+
+
+def _rol(x: int, n: int) -> int:
+    return ((x << n) | (x >> (64 - n))) & _M64 if n else x
+
+
+def _keccak_f(a: list[int]) -> None:
+    for rc in _RC:
+        c = [a[x] ^ a[x + 5] ^ a[x + 10] ^ a[x + 15] ^ a[x + 20] for x in range(5)]
+        d = [c[(x - 1) % 5] ^ _rol(c[(x + 1) % 5], 1) for x in range(5)]
+        for i in range(25):
+            a[i] ^= d[i % 5]
+        b = [0] * 25
+        for x in range(5):
+            for y in range(5):
+                b[y + 5 * ((2 * x + 3 * y) % 5)] = _rol(a[x + 5 * y], _ROT[x + 5 * y])
+        for x in range(5):
+            for y in range(5):
+                a[x + 5 * y] = b[x + 5 * y] ^ ((~b[(x + 1) % 5 + 5 * y]) & b[(x + 2) % 5 + 5 * y])
+        a[0] ^= rc
+
+
+def keccak256(data: bytes) -> bytes:
+    """Keccak-256 as used by Ethereum (not NIST SHA3-256)."""
+    rate = 136
+    padded = bytearray(data) + b"\x01" + b"\x00" * ((-len(data) - 1) % rate)
+    padded[-1] |= 0x80
+    state = [0] * 25
+    for off in range(0, len(padded), rate):
+        block = padded[off : off + rate]
+        for i in range(rate // 8):
+            state[i] ^= int.from_bytes(block[8 * i : 8 * i + 8], "little")
+        _keccak_f(state)
+    return b"".join(state[i].to_bytes(8, "little") for i in range(4))
+
+
+def eip55(address_hex40: str) -> str:
+    """The EIP-55 checksummed spelling of a 40-hex-digit address (without ``0x``)."""
+    lower = address_hex40.lower()
+    digest = keccak256(lower.encode("ascii")).hex()
+    return "".join(
+        ch.upper() if ch.isalpha() and int(digest[i], 16) >= 8 else ch
+        for i, ch in enumerate(lower)
+    )
+
+
+# --- address checks ------------------------------------------------------------------
+
+
+def _b58decode(s: str) -> bytes | None:
+    value = 0
+    for ch in s:
+        idx = _B58_INDEX.get(ch)
+        if idx is None:
+            return None
+        value = value * 58 + idx
+    body = value.to_bytes((value.bit_length() + 7) // 8, "big") if value else b""
+    return b"\x00" * (len(s) - len(s.lstrip("1"))) + body
+
+
+def _b58check(s: str) -> bytes | None:
+    """Payload of a valid base58check string, ``None`` if the checksum fails."""
+    raw = _b58decode(s)
+    if raw is None or len(raw) < 5:
+        return None
+    payload, check = raw[:-4], raw[-4:]
+    if hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4] != check:
+        return None
+    return payload
+
+
+def _bech32_polymod(values: list[int]) -> int:
+    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    chk = 1
+    for v in values:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ v
+        for i in range(5):
+            chk ^= gen[i] if (top >> i) & 1 else 0
+    return chk
+
+
+def _bitcoin(address: str, field: str) -> str:
+    from stdnum import bitcoin
+    from stdnum.exceptions import InvalidChecksum, ValidationError
+
+    compact = address.lower() if address[:3].lower() == "bc1" else address
+    try:
+        return str(bitcoin.validate(compact))
+    except InvalidChecksum:
+        if compact.startswith("bc1p") or (compact.startswith("bc1") and compact[3] != "q"):
+            # bech32m (BIP 350): witness version >= 1 uses another checksum constant.
+            data = [_BECH32.find(c) for c in compact[3:]]
+            hrp = [ord(c) >> 5 for c in "bc"] + [0] + [ord(c) & 31 for c in "bc"]
+            if -1 not in data and _bech32_polymod(hrp + data) == _BECH32M_CONST:
+                return compact
+        raise ChecksumError(field, "bitcoin address checksum does not verify") from None
+    except ValidationError:
+        raise InvalidFormatError(field, "not a bitcoin address") from None
+
+
+def _ethereum(address: str, field: str) -> str:
+    if not _HEX40.fullmatch(address):
+        raise InvalidFormatError(field, "not 0x followed by 40 hex digits")
+    body = address[2:]
+    if body != body.lower() and body != body.upper() and eip55(body) != body:
+        raise ChecksumError(field, "EIP-55 mixed-case checksum does not verify")
+    return "0x" + body.lower()
+
+
+def _tron(address: str, field: str) -> str:
+    payload = _b58check(address)
+    if payload is None:
+        raise ChecksumError(field, "tron address checksum does not verify")
+    if len(payload) != 21 or payload[0] != 0x41:
+        raise InvalidFormatError(field, "not a tron address")
+    return address
+
+
+def _infer_chain(address: str) -> str | None:
+    if _HEX40.fullmatch(address):
+        return "ETH"
+    if address[:3].lower() == "bc1" or address[:1] in ("1", "3"):
+        return "BTC"
+    if address[:1] == "T":
+        return "TRX"
+    return None
+
+
+def normalise_wallet(
+    address: str, chain: str | None = None, field: str = "wallet"
+) -> tuple[str, str]:
+    """Canonical ``(chain, address)``. An unknown or missing chain is inferred from the shape."""
+    text = unicodedata.normalize("NFKC", address).strip().replace(" ", "")
+    if not text:
+        raise EmptyValueError(field, "no address")
+    name = unicodedata.normalize("NFKC", chain or "").strip().upper()
+    canonical_chain = CHAIN_ALIASES.get(name) or _infer_chain(text)
+    if canonical_chain is None:
+        raise UnsupportedChainError(f"{field}_chain", "chain unknown and not inferable")
+    if canonical_chain == "BTC":
+        return "BTC", _bitcoin(text, field)
+    if canonical_chain == "ETH":
+        return "ETH", _ethereum(text, field)
+    return "TRX", _tron(text, field)

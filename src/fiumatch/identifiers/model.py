@@ -1,0 +1,132 @@
+"""The subject model: what an FIU holds about one person, organisation, account, wallet,
+phone number, e-mail address or identity document.
+
+Owns :class:`Subject` and its parts, and the stable subject id. A ``Subject`` holds names
+as written (for the analyst, locally) and identifiers in canonical form (already validated
+by the normalisers); its match keys are derived by :mod:`fiumatch.identifiers.derive`.
+Pure: no I/O. A subject never leaves its node: only match keys, blinded, do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+from fiumatch.identifiers.dates import PartialDate
+from fiumatch.identifiers.errors import UnknownSubjectTypeError
+from fiumatch.identifiers.keys import MatchKey
+from fiumatch.identifiers.names import PersonName
+
+__all__ = [
+    "Identifier",
+    "IdentifierKind",
+    "Provenance",
+    "Subject",
+    "SubjectType",
+    "parse_subject_type",
+    "subject_id",
+]
+
+
+class SubjectType(StrEnum):
+    PERSON = "person"
+    ORGANISATION = "organisation"
+    BANK_ACCOUNT = "bank_account"
+    CRYPTO_WALLET = "crypto_wallet"
+    PHONE = "phone"
+    EMAIL = "email"
+    IDENTITY_DOCUMENT = "identity_document"
+
+
+_TYPE_ALIASES = {
+    "organization": SubjectType.ORGANISATION,
+    "org": SubjectType.ORGANISATION,
+    "company": SubjectType.ORGANISATION,
+    "entity": SubjectType.ORGANISATION,
+    "account": SubjectType.BANK_ACCOUNT,
+    "wallet": SubjectType.CRYPTO_WALLET,
+    "document": SubjectType.IDENTITY_DOCUMENT,
+}
+
+
+def parse_subject_type(value: str, field: str = "type") -> SubjectType:
+    text = value.strip().lower().replace("-", "_").replace(" ", "_")
+    try:
+        return SubjectType(text)
+    except ValueError:
+        pass
+    try:
+        return _TYPE_ALIASES[text]
+    except KeyError:
+        raise UnknownSubjectTypeError(field, "not a known subject type") from None
+
+
+class IdentifierKind(StrEnum):
+    IBAN = "iban"
+    ACCOUNT = "account"  # domestic account number; qualifier = canonical BIC
+    LEI = "lei"
+    PASSPORT = "passport"  # qualifier = issuing country (alpha-2)
+    NATIONAL_ID = "national_id"  # qualifier = issuing country
+    TAX_ID = "tax_id"  # qualifier = issuing country
+    REGISTRATION = "registration"  # company registration number; qualifier = country
+    WALLET = "wallet"  # qualifier = chain
+    EMAIL = "email"
+    PHONE = "phone"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Identifier:
+    """A canonical identifier (see the normalisers); ``qualifier`` per :class:`IdentifierKind`."""
+
+    kind: IdentifierKind
+    value: str
+    qualifier: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Where a subject came from: the source (file) and the record in it."""
+
+    source: str
+    record: str
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subject:
+    """One subject held by the local FIU.
+
+    ``countries`` are nationalities for a person, jurisdictions for an organisation.
+    ``keys`` are the derived match keys (empty until derived).
+    """
+
+    subject_id: str
+    type: SubjectType
+    local_ref: str
+    retention_until: date
+    provenance: Provenance
+    names: tuple[PersonName, ...] = ()
+    birth_date: PartialDate | None = None
+    countries: tuple[str, ...] = ()
+    identifiers: tuple[Identifier, ...] = ()
+    keys: tuple[MatchKey, ...] = field(default=(), compare=False)
+
+    @property
+    def display_name(self) -> str:
+        return self.names[0].display if self.names else ""
+
+
+def _lp(value: str) -> bytes:
+    raw = value.encode("utf-8")
+    return len(raw).to_bytes(4, "big") + raw
+
+
+def subject_id(source: str, local_ref: str) -> str:
+    """Stable id: the first 16 bytes of SHA-256 over (domain, source, local reference), hex.
+
+    Re-ingesting the same record from the same source gives the same id, so a store can upsert.
+    """
+    digest = hashlib.sha256(b"fiumatch-subject-id-v1" + _lp(source) + _lp(local_ref)).digest()
+    return digest[:16].hex()

@@ -1,0 +1,243 @@
+"""Name normalisation: persons and organisations, any script, to ASCII tokens.
+
+Owns the exact pipeline of SPEC-identifiers.md section "Names". What the field's libraries
+do is delegated to them (rigour 2.6.1 for honorifics, legal forms, transliteration and
+Metaphone; ICU through normality for scripts rigour does not cover); what is hand-written
+here is only the German digraph variant (``ü`` -> ``ue``), the ICAO 9303 Cyrillic variant,
+the tokeniser and the ordering rules. Pure: no I/O; the per-token cache is a plain LRU.
+
+A name yields up to three *variants* (plain ASCII fold, German digraphs, ICAO Cyrillic),
+deduplicated; keys are derived from every variant so ``Müller``, ``Mueller`` and ``Muller``
+all meet.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+from fiumatch.identifiers.errors import EmptyValueError
+
+__all__ = [
+    "APOSTROPHES",
+    "GERMAN_DIGRAPHS",
+    "ICAO_CYRILLIC",
+    "NormalisedOrgName",
+    "NormalisedPersonName",
+    "PersonName",
+    "normalise_org_name",
+    "normalise_person_name",
+    "phonetic",
+    "prepare",
+    "split_tokens",
+    "token_variants",
+]
+
+#: Deleted before tokenising, so ``O'Brien`` is one token.
+APOSTROPHES = frozenset("'\u2019\u02bc\u0060\u00b4\u02bb\u2018")
+
+#: Variant "german": applied to the casefolded token before transliteration. Hand-written.
+GERMAN_DIGRAPHS: dict[str, str] = {"ä": "ae", "ö": "oe", "ü": "ue", "å": "aa", "ø": "oe"}
+
+#: Variant "icao": ICAO Doc 9303 (8th ed., part 3, section 6) Cyrillic table, lower case.
+#: Hand-written; letters not listed fall back to the plain transliteration.
+ICAO_CYRILLIC: dict[str, str] = {
+    "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh",
+    "з": "z", "и": "i", "й": "i", "к": "k", "л": "l", "м": "m", "н": "n", "о": "o",
+    "п": "p", "р": "r", "с": "s", "т": "t", "у": "u", "ф": "f", "х": "kh", "ц": "ts",
+    "ч": "ch", "ш": "sh", "щ": "shch", "ъ": "ie", "ы": "y", "ь": "", "э": "e", "ю": "iu",
+    "я": "ia", "є": "ie", "і": "i", "ї": "i", "ґ": "g", "ў": "u", "ђ": "d", "ј": "j",
+    "љ": "lj", "њ": "nj", "ћ": "c", "џ": "dz", "ѓ": "g", "ќ": "k", "ѕ": "dz",
+}  # fmt: skip
+
+_WORD_CATEGORIES = frozenset("LMN")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PersonName:
+    """A person's name as written: a full string, structured parts, or both."""
+
+    full: str = ""
+    given: str = ""
+    middle: str = ""
+    family: str = ""
+
+    @property
+    def structured(self) -> bool:
+        return bool(self.given.strip() or self.family.strip())
+
+    @property
+    def display(self) -> str:
+        if self.full.strip():
+            return self.full.strip()
+        return " ".join(p.strip() for p in (self.given, self.middle, self.family) if p.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class NormalisedPersonName:
+    """One variant of a person name, as ASCII tokens.
+
+    ``core`` is the order-free token set used by the token and phonetic keys (given and
+    family names; middle names excluded when the name is structured). ``ordered`` is every
+    token in canonical order (given, middle, family; or as written). ``family`` and
+    ``initial`` are empty when the name is not structured.
+    """
+
+    ordered: tuple[str, ...]
+    core: tuple[str, ...]
+    family: tuple[str, ...]
+    initial: str
+
+
+@dataclass(frozen=True, slots=True)
+class NormalisedOrgName:
+    """One variant of an organisation name, legal forms removed, tokens in written order."""
+
+    tokens: tuple[str, ...]
+
+
+def prepare(text: str) -> str:
+    """Steps 1-3 of the name pipeline: NFKC, full case folding, apostrophes deleted."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    if any(ch in APOSTROPHES for ch in folded):
+        folded = "".join(ch for ch in folded if ch not in APOSTROPHES)
+    return folded
+
+
+def split_tokens(text: str) -> list[str]:
+    """Maximal runs of code points whose general category is L*, M* or N*."""
+    tokens: list[str] = []
+    current: list[str] = []
+    for ch in text:
+        word = ch.isalnum() if ch.isascii() else unicodedata.category(ch)[0] in _WORD_CATEGORIES
+        if word:
+            current.append(ch)
+        elif current:
+            tokens.append("".join(current))
+            current = []
+    if current:
+        tokens.append("".join(current))
+    return tokens
+
+
+def _ascii_fold(text: str) -> str:
+    """Transliterate to ASCII with rigour, casefold, keep only ``[a-z0-9]``."""
+    if not text.isascii():
+        from rigour.text.translit import ascii_text
+
+        text = ascii_text(text)
+    return "".join(ch for ch in text.casefold() if ch.isascii() and ch.isalnum())
+
+
+@lru_cache(maxsize=1 << 17)
+def token_variants(token: str) -> tuple[str, str, str]:
+    """A prepared token's three forms: (plain, german, icao). Each may be ``""``."""
+    plain = _ascii_fold(token)
+    german = plain
+    if any(ch in GERMAN_DIGRAPHS for ch in token):
+        german = _ascii_fold("".join(GERMAN_DIGRAPHS.get(ch, ch) for ch in token))
+    icao = plain
+    if any(ch in ICAO_CYRILLIC for ch in token):
+        icao = _ascii_fold("".join(ICAO_CYRILLIC.get(ch, ch) for ch in token))
+    return plain, german, icao
+
+
+def _variants(tokens: list[str]) -> list[tuple[str, ...]]:
+    """The (up to three, deduplicated, in order plain/german/icao) ASCII forms of a token list."""
+    forms = [token_variants(t) for t in tokens]
+    out: list[tuple[str, ...]] = []
+    for i in range(3):
+        variant = tuple(f[i] for f in forms if f[i])
+        if variant not in out:
+            out.append(variant)
+    return out
+
+
+def _strip_honorifics(text: str) -> str:
+    from rigour.names import remove_person_prefixes
+
+    stripped: str = remove_person_prefixes(text)
+    # Never let an honorific list eat the whole name ("Lady" can be a given name).
+    return stripped if split_tokens(stripped) else text
+
+
+def _person_tokens(text: str) -> list[str]:
+    if not text or not text.strip():
+        return []
+    return split_tokens(_strip_honorifics(prepare(text)))
+
+
+def normalise_person_name(name: PersonName, field: str = "name") -> list[NormalisedPersonName]:
+    """Normalise a person name into its (1 to 3) variants; raise if nothing is left."""
+    if name.structured:
+        given = _person_tokens(name.given)
+        middle = _person_tokens(name.middle)
+        family = _person_tokens(name.family)
+        all_tokens = given + middle + family
+        n_given, n_middle = len(given), len(middle)
+    else:
+        all_tokens = _person_tokens(name.full)
+        n_given = n_middle = -1
+    if not all_tokens:
+        raise EmptyValueError(field, "no name tokens after normalisation")
+    out: list[NormalisedPersonName] = []
+    forms = [token_variants(t) for t in all_tokens]
+    seen: set[tuple[str, ...]] = set()
+    for i in range(3):
+        column = [f[i] for f in forms]
+        if tuple(column) in seen:
+            continue
+        seen.add(tuple(column))
+        ordered = tuple(t for t in column if t)
+        if not ordered:
+            continue
+        if n_given >= 0:
+            g = [t for t in column[:n_given] if t]
+            fam = tuple(t for t in column[n_given + n_middle :] if t)
+            core = tuple(sorted(g + list(fam)))
+            initial = g[0][0] if g else ""
+        else:
+            fam = ()
+            core = tuple(sorted(ordered))
+            initial = ""
+        out.append(NormalisedPersonName(ordered, core or tuple(sorted(ordered)), fam, initial))
+    if not out:
+        raise EmptyValueError(field, "no name tokens after transliteration")
+    return out
+
+
+def _remove_legal_forms(text: str) -> str:
+    from rigour.names import remove_org_prefixes, remove_org_types
+
+    without: str = remove_org_types(text, replacement=" ")
+    without = remove_org_prefixes(without.strip())
+    return without
+
+
+def normalise_org_name(name: str, field: str = "name") -> list[NormalisedOrgName]:
+    """Normalise an organisation name: legal forms and leading articles removed."""
+    prepared = prepare(name)
+    stripped = _remove_legal_forms(prepared)
+    tokens = split_tokens(stripped)
+    if not tokens:
+        raise EmptyValueError(field, "no name tokens besides a legal form")
+    out: list[NormalisedOrgName] = []
+    for variant in _variants(tokens):
+        # Second pass on the ASCII form: legal forms written in another script ("ООО" ->
+        # "ooo") or transliterated by the writer are removed here.
+        again = tuple(split_tokens(_remove_legal_forms(" ".join(variant))))
+        if again and NormalisedOrgName(again) not in out:
+            out.append(NormalisedOrgName(again))
+    if not out:
+        raise EmptyValueError(field, "no name tokens besides a legal form")
+    return out
+
+
+@lru_cache(maxsize=1 << 16)
+def phonetic(token: str) -> str:
+    """Metaphone code of an ASCII token (rigour 2.6.1's implementation), ``""`` if none."""
+    from rigour.text.phonetics import metaphone
+
+    code: str = metaphone(token)
+    return code
