@@ -1,0 +1,194 @@
+"""The part every session state machine shares: binding, sequence numbers, transcript, errors.
+
+A machine is fed whole frames (``receive``) and returns the frames to send, as bytes. Before a
+frame's body is looked at, its header must name this session, mode, suite and epoch, its
+``seq`` must be the next one expected from the peer, and ``TRANSITIONS`` must allow its type in
+the current state. Any ``ProtocolError`` is fatal: the machine moves to ``FAILED`` and refuses
+every further input with ``LocalProtocolError``.
+
+This module must never do I/O, read clocks or draw randomness except through the caller's rng.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Iterator
+from typing import ClassVar
+
+from fiumatch.protocol.errors import (
+    LocalProtocolError,
+    OutOfOrderError,
+    ProtocolError,
+    ReplayError,
+    VerifyError,
+    WrongEpochError,
+    WrongModeError,
+    WrongSessionError,
+    WrongSuiteError,
+)
+from fiumatch.protocol.sessions._ops import TRANSCRIPT_DST
+from fiumatch.protocol.sessions._state import START, TRANSITIONS, Input, Role, State, Transition
+from fiumatch.protocol.wire import (
+    SESSION_ID_LEN,
+    Body,
+    ElementChunk,
+    Frame,
+    Header,
+    Limits,
+    Mode,
+    MsgType,
+    StreamEnd,
+    Suite,
+    decode_frame,
+    element_width,
+    encode_frame,
+    iter_chunks,
+)
+
+Rng = Callable[[int], bytes]
+
+
+class ResultMismatchError(VerifyError):
+    """Mutual mode: the peer's signed intersection size differs from ours."""
+
+    code = "result_mismatch"
+
+
+class SessionMachine:
+    """Base class; subclasses set ``mode`` and ``role`` and define ``_on_<msgtype>`` handlers."""
+
+    mode: ClassVar[Mode]
+    role: ClassVar[Role]
+
+    def __init__(
+        self,
+        *,
+        session_id: bytes,
+        epoch: int,
+        suite: Suite,
+        rng: Rng,
+        limits: Limits | None = None,
+    ) -> None:
+        if len(session_id) != SESSION_ID_LEN:
+            raise LocalProtocolError(f"session id must be {SESSION_ID_LEN} bytes")
+        if not 0 <= epoch < 1 << 64:
+            raise LocalProtocolError("epoch must fit in u64")
+        self.session_id = bytes(session_id)
+        self.epoch = epoch
+        self.suite = Suite(suite)
+        self.limits = limits or Limits()
+        self._rng = rng
+        self.state = State.START
+        self._send_seq = 0
+        self._recv_seq = 0
+        self._sent_hash = hashlib.sha512()
+        self._recv_hash = hashlib.sha512()
+
+    # -- public -------------------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> list[bytes]:
+        """Process one frame from the peer; return the frames to send in reply (maybe none)."""
+        if self.state is State.FAILED:
+            raise LocalProtocolError("the session already failed")
+        try:
+            frame = decode_frame(data, self.limits)
+            self._check_binding(frame.header)
+            self._check_seq(frame.header.seq)
+            transition = self._transition(frame.header.msg_type)
+            self._recv_seq += 1
+            self._recv_hash.update(data)
+            out = self._dispatch(frame)
+            self.state = transition.next
+            return out
+        except ProtocolError:
+            self.state = State.FAILED
+            raise
+
+    @property
+    def done(self) -> bool:
+        return self.state is State.DONE
+
+    def transcript_hash(self) -> bytes:
+        """``SHA-512(DST || SHA-512(querier→owner frames) || SHA-512(owner→querier frames))``."""
+        if self.role is Role.QUERIER:
+            q2o, o2q = self._sent_hash, self._recv_hash
+        else:
+            q2o, o2q = self._recv_hash, self._sent_hash
+        return hashlib.sha512(TRANSCRIPT_DST + q2o.digest() + o2q.digest()).digest()
+
+    # -- helpers for subclasses ---------------------------------------------------------------
+
+    def _start(self) -> None:
+        """Querier: check ``start()`` is allowed now and apply its transition."""
+        if self.state is State.FAILED:
+            raise LocalProtocolError("the session already failed")
+        key: tuple[Mode, Role, State, Input] = (self.mode, self.role, self.state, START)
+        transition = TRANSITIONS.get(key)
+        if transition is None:
+            raise LocalProtocolError("start() is only allowed once, by the querier")
+        self.state = transition.next
+
+    def _send(self, msg_type: MsgType, body: Body) -> bytes:
+        header = Header(
+            msg_type=msg_type,
+            mode=self.mode,
+            suite=self.suite,
+            epoch=self.epoch,
+            session_id=self.session_id,
+            seq=self._send_seq,
+        )
+        frame = encode_frame(header, body)
+        self._send_seq += 1
+        self._sent_hash.update(frame)
+        return frame
+
+    def _send_stream(
+        self, chunk_type: MsgType, end_type: MsgType, chunks: Iterable[bytes]
+    ) -> Iterator[bytes]:
+        """Frames for an element stream: one ``chunk_type`` per non-empty chunk, then the end."""
+        width = element_width(chunk_type, self.mode)
+        total = 0
+        for chunk in chunks:
+            count = len(chunk) // width
+            if count == 0:
+                continue
+            total += count
+            yield self._send(chunk_type, ElementChunk(count=count, elements=chunk))
+        yield self._send(end_type, StreamEnd(total=total))
+
+    def _send_elements(self, chunk_type: MsgType, end_type: MsgType, data: bytes) -> list[bytes]:
+        width = element_width(chunk_type, self.mode)
+        chunks = iter_chunks(data, width, self.limits.chunk_elements)
+        return list(self._send_stream(chunk_type, end_type, chunks))
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _check_binding(self, header: Header) -> None:
+        if header.session_id != self.session_id:
+            raise WrongSessionError("frame belongs to another session")
+        if header.mode is not self.mode:
+            raise WrongModeError("frame is bound to another mode")
+        if header.suite is not self.suite:
+            raise WrongSuiteError("frame is bound to another suite")
+        if header.epoch != self.epoch:
+            raise WrongEpochError("frame is bound to another epoch")
+
+    def _check_seq(self, seq: int) -> None:
+        if seq < self._recv_seq:
+            raise ReplayError("frame sequence number already processed")
+        if seq > self._recv_seq:
+            raise OutOfOrderError("frame sequence number skips ahead")
+
+    def _transition(self, msg_type: MsgType) -> Transition:
+        key: tuple[Mode, Role, State, Input] = (self.mode, self.role, self.state, msg_type)
+        transition = TRANSITIONS.get(key)
+        if transition is None:
+            raise OutOfOrderError("message type not expected in this state")
+        return transition
+
+    def _dispatch(self, frame: Frame) -> list[bytes]:
+        handler = getattr(self, "_on_" + frame.header.msg_type.name.lower(), None)
+        if handler is None:  # pragma: no cover - the table and the handlers disagree
+            raise LocalProtocolError("no handler for an allowed message type")
+        out: list[bytes] = handler(frame.body)
+        return out
