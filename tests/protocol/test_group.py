@@ -449,3 +449,20 @@ def test_hash_to_group_many_matches_single(backend: str) -> None:
     dst = b"HashToGroup-test"
     assert group.hash_to_group_many(msgs, dst) == [group.hash_to_group(m, dst) for m in msgs]
     assert group.hash_to_group_many([], dst) == []
+
+
+@settings(max_examples=30, deadline=None)
+@given(ns=st.lists(nonzero_ints, max_size=10))
+def test_scalar_invert_many_matches_scalar_invert(backend: str, ns: list[int]) -> None:
+    scalars = [sc(n) for n in ns]
+    assert group.scalar_invert_many(scalars) == [group.scalar_invert(s) for s in scalars]
+
+
+@pytest.mark.parametrize("position", [0, 1, 3])
+def test_scalar_invert_many_refuses_a_zero_anywhere(position: int, backend: str) -> None:
+    scalars = [sc(3), sc(5), sc(7), sc(11)]
+    scalars[position] = sc(L) if position == 1 else sc(0)
+    with pytest.raises(InvalidScalarError):
+        group.scalar_invert_many(scalars)
+    with pytest.raises(InvalidScalarError):
+        group.scalar_invert_many([sc(3), sc(1)[:31]])

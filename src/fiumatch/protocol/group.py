@@ -58,9 +58,11 @@ __all__ = [
     "hash_to_group",
     "hash_to_group_many",
     "hash_to_scalar",
+    "libsodium_version",
     "random_scalar",
     "scalar_add",
     "scalar_invert",
+    "scalar_invert_many",
     "scalar_mul",
     "scalar_mult",
     "scalar_mult_base",
@@ -97,6 +99,7 @@ _RANDOM_SCALAR_TRIES: Final = 16
 _Fn = Callable[..., int]
 
 BACKEND: str = ""
+_lib: Any = None
 _is_valid_point: _Fn
 _from_hash: _Fn
 _scalarmult: _Fn
@@ -130,9 +133,10 @@ def use_backend(name: str) -> str:
     other thread uses this module. ``BACKEND`` is rebound, so read it as ``group.BACKEND``.
     """
     global BACKEND, _is_valid_point, _from_hash, _scalarmult, _scalarmult_base, _add
-    global _scalar_reduce, _scalar_invert, _scalar_mul, _scalar_add, _scalar_sub
+    global _scalar_reduce, _scalar_invert, _scalar_mul, _scalar_add, _scalar_sub, _lib
     lib = _load_library(name)
     previous = BACKEND
+    _lib = lib
     _is_valid_point = lib.crypto_core_ristretto255_is_valid_point
     _from_hash = lib.crypto_core_ristretto255_from_hash
     _scalarmult = lib.crypto_scalarmult_ristretto255
@@ -148,6 +152,14 @@ def use_backend(name: str) -> str:
 
 
 use_backend(os.environ.get("FIUMATCH_SODIUM", "rbcl") or "rbcl")
+
+
+def libsodium_version() -> str:
+    """The version string of the libsodium the current backend loaded (for diagnostics)."""
+    fn = _lib.sodium_version_string
+    fn.restype = ctypes.c_char_p
+    return str(fn().decode("ascii"))
+
 
 # ---------------------------------------------------------------------------------------------
 # Decoding (the gate for peer bytes)
@@ -397,6 +409,42 @@ def scalar_invert(s: bytes) -> bytes:
     if _scalar_invert(out, s) != 0 or int.from_bytes(s, "little") % ORDER == 0:
         raise InvalidScalarError("cannot invert the zero scalar")
     return out.raw
+
+
+def scalar_invert_many(scalars: Sequence[bytes]) -> list[bytes]:
+    """``[scalar_invert(s) for s in scalars]`` with one inversion (Montgomery's trick).
+
+    An inversion costs about as much as a scalar multiplication; this costs one inversion
+    plus three scalar products per element, all constant time in libsodium. If any scalar
+    is zero modulo ``ORDER`` it raises ``InvalidScalarError`` (without saying which one).
+    """
+    n = len(scalars)
+    if n == 0:
+        return []
+    mul = _scalar_mul
+    new_buffer = _new_buffer
+    prefix: list[bytes] = []
+    acc = b""
+    for i, s in enumerate(scalars):
+        _check_scalar_len(s)
+        if i == 0:
+            acc = s
+        else:
+            out = new_buffer(SCALAR_LEN)
+            mul(out, acc, s)
+            acc = out.raw
+        prefix.append(acc)
+    inv = scalar_invert(acc)  # 1 / (s_0 * ... * s_{n-1})
+    result = [b""] * n
+    for i in range(n - 1, 0, -1):
+        out = new_buffer(SCALAR_LEN)
+        mul(out, inv, prefix[i - 1])  # 1 / s_i
+        result[i] = out.raw
+        out = new_buffer(SCALAR_LEN)
+        mul(out, inv, scalars[i])  # 1 / (s_0 * ... * s_{i-1})
+        inv = out.raw
+    result[0] = inv
+    return result
 
 
 def scalar_mul(a: bytes, b: bytes) -> bytes:
