@@ -101,9 +101,7 @@ def test_finalize(suite: dict[str, Any], vector: dict[str, Any], backend: str) -
     mode = suite["mode"]
     inputs, blinds = hl(vector, "Input"), hl(vector, "Blind")
     evaluated, expected = hl(vector, "EvaluationElement"), hl(vector, "Output")
-    got = [
-        oprf.finalize(x, r, e, mode) for x, r, e in zip(inputs, blinds, evaluated, strict=True)
-    ]
+    got = [oprf.finalize(x, r, e, mode) for x, r, e in zip(inputs, blinds, evaluated, strict=True)]
     assert got == expected
     assert oprf.finalize_many(inputs, blinds, evaluated, mode) == expected
     assert all(len(o) == oprf.OUTPUT_LEN for o in got)
