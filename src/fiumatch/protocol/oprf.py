@@ -351,7 +351,12 @@ def generate_proof_with(
     r: bytes,
     mode: int = MODE_VOPRF,
 ) -> bytes:
-    """``generate_proof`` with a given nonce ``r`` (deterministic; for vectors only)."""
+    """``generate_proof`` with a given nonce ``r`` (deterministic; for vectors and callers that
+    draw ``r`` themselves with ``group.random_scalar``).
+
+    ``r`` must be uniformly random, secret and used for one proof only: two proofs under the
+    same key with the same ``r`` reveal ``sk`` (``sk = (s1 - s2) / (c2 - c1)``).
+    """
     suite = _suite(mode)
     _check_batch(blinded, evaluated)
     ds = _composite_scalars(pk, blinded, evaluated, suite)
