@@ -1,0 +1,216 @@
+"""Subjects (the FIU's own records) and their match keys.
+
+Owns the ``subjects`` and ``match_keys`` tables. A subject is upserted by its stable id (the
+identifiers package derives it); its match keys are replaced as a whole whenever the subject is
+re-ingested, so a key that no longer derives from the record disappears. Purging a subject past
+its retention date deletes its keys and hits with it (foreign-key cascade), and SQLite's
+``secure_delete`` overwrites the freed pages.
+
+Never logs or puts into an error message a subject field, a reference or a key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from fiumatch.store.db import Database
+from fiumatch.store.errors import RecordNotFoundError
+
+__all__ = ["MatchKey", "Subject", "SubjectRepo"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Subject:
+    """One subject as the FIU holds it.
+
+    ``display`` is the JSON object shown to an analyst about our own subject (and released only
+    through an approved disclosure); ``source``/``source_record`` say where it was ingested from.
+    """
+
+    id: str
+    local_ref: str
+    subject_type: str
+    display: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    retain_until: date
+    source: str
+    source_record: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MatchKey:
+    """A derived match key: ``key_type`` is the identifiers package's numeric code, ``strength``
+    its 0..255 strength (higher is stronger)."""
+
+    subject_id: str
+    key_type: int
+    key: bytes
+    strength: int
+
+
+def _subject_from_row(row: Any) -> Subject:
+    return Subject(
+        id=row["id"],
+        local_ref=row["local_ref"],
+        subject_type=row["subject_type"],
+        display=json.loads(row["display_json"]),
+        retain_until=date.fromisoformat(row["retain_until"]),
+        source=row["source"],
+        source_record=row["source_record"],
+    )
+
+
+def _key_from_row(row: Any) -> MatchKey:
+    return MatchKey(
+        subject_id=row["subject_id"],
+        key_type=row["key_type"],
+        key=bytes(row["key"]),
+        strength=row["strength"],
+    )
+
+
+class SubjectRepo:
+    """Reads and writes ``subjects`` and ``match_keys``."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def upsert(self, subject: Subject, *, now: int) -> bool:
+        """Insert or update ``subject`` by id; return True if it was new."""
+        with self._db.transaction() as conn:
+            existed = conn.execute("SELECT 1 FROM subjects WHERE id = ?", (subject.id,)).fetchone()
+            conn.execute(
+                """INSERT INTO subjects (id, local_ref, subject_type, display_json,
+                       retain_until, source, source_record, created_at, updated_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (id) DO UPDATE SET
+                       local_ref = excluded.local_ref,
+                       subject_type = excluded.subject_type,
+                       display_json = excluded.display_json,
+                       retain_until = excluded.retain_until,
+                       source = excluded.source,
+                       source_record = excluded.source_record,
+                       updated_at = excluded.updated_at""",
+                (
+                    subject.id,
+                    subject.local_ref,
+                    subject.subject_type,
+                    json.dumps(dict(subject.display), sort_keys=True, separators=(",", ":")),
+                    subject.retain_until.isoformat(),
+                    subject.source,
+                    subject.source_record,
+                    now,
+                    now,
+                ),
+            )
+            return existed is None
+
+    def replace_keys(self, subject_id: str, keys: Sequence[MatchKey]) -> None:
+        """Make ``keys`` the subject's complete set of match keys (all or nothing)."""
+        if any(k.subject_id != subject_id for k in keys):
+            raise ValueError("every key must belong to the subject whose keys are replaced")
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM match_keys WHERE subject_id = ?", (subject_id,))
+            conn.executemany(
+                "INSERT INTO match_keys (subject_id, key_type, key, strength) VALUES (?, ?, ?, ?)",
+                [(k.subject_id, k.key_type, k.key, k.strength) for k in keys],
+            )
+
+    def upsert_with_keys(self, subject: Subject, keys: Sequence[MatchKey], *, now: int) -> bool:
+        """Upsert the subject and replace its keys in one transaction; True if it was new."""
+        with self._db.transaction():
+            created = self.upsert(subject, now=now)
+            self.replace_keys(subject.id, keys)
+            return created
+
+    def get(self, subject_id: str) -> Subject | None:
+        row = (
+            self._db.connection()
+            .execute("SELECT * FROM subjects WHERE id = ?", (subject_id,))
+            .fetchone()
+        )
+        return None if row is None else _subject_from_row(row)
+
+    def require(self, subject_id: str) -> Subject:
+        """Like :meth:`get` but raises :class:`RecordNotFoundError`."""
+        subject = self.get(subject_id)
+        if subject is None:
+            raise RecordNotFoundError("no such subject")
+        return subject
+
+    def count(self) -> int:
+        return int(self._db.connection().execute("SELECT COUNT(*) FROM subjects").fetchone()[0])
+
+    def keys_of(self, subject_id: str) -> list[MatchKey]:
+        rows = self._db.connection().execute(
+            "SELECT * FROM match_keys WHERE subject_id = ? ORDER BY key_type, key",
+            (subject_id,),
+        )
+        return [_key_from_row(r) for r in rows]
+
+    def find_by_key(self, key: bytes, key_type: int | None = None) -> list[MatchKey]:
+        """Every stored match key equal to ``key`` (optionally of one type)."""
+        conn = self._db.connection()
+        if key_type is None:
+            rows = conn.execute(
+                "SELECT * FROM match_keys WHERE key = ? ORDER BY subject_id, key_type", (key,)
+            )
+        else:
+            rows = conn.execute(
+                "SELECT * FROM match_keys WHERE key = ? AND key_type = ? ORDER BY subject_id",
+                (key, key_type),
+            )
+        return [_key_from_row(r) for r in rows]
+
+    def iter_keys(
+        self, key_types: Collection[int] | None = None, *, page_size: int = 5000
+    ) -> Iterator[MatchKey]:
+        """Every match key (optionally of some types), ordered by (key, type, subject), in pages.
+
+        Each page is a short read, so a long export never holds a read transaction open.
+        """
+        if page_size < 1:
+            raise ValueError("page_size must be positive")
+        types = None if key_types is None else sorted(set(key_types))
+        if types is not None and not types:
+            return
+        type_filter = "" if types is None else f" AND key_type IN ({','.join('?' * len(types))})"
+        after: tuple[bytes, int, str] | None = None
+        while True:
+            if after is None:
+                sql = f"SELECT * FROM match_keys WHERE 1{type_filter}"
+                params: list[object] = list(types or [])
+            else:
+                sql = (
+                    "SELECT * FROM match_keys WHERE (key, key_type, subject_id) > (?, ?, ?)"
+                    + type_filter
+                )
+                params = [*after, *(types or [])]
+            sql += " ORDER BY key, key_type, subject_id LIMIT ?"
+            params.append(page_size)
+            rows = self._db.connection().execute(sql, params).fetchall()
+            for row in rows:
+                yield _key_from_row(row)
+            if len(rows) < page_size:
+                return
+            last = rows[-1]
+            after = (bytes(last["key"]), last["key_type"], last["subject_id"])
+
+    def delete(self, subject_id: str) -> bool:
+        """Delete one subject with its keys and hits; True if it existed."""
+        with self._db.transaction() as conn:
+            cur = conn.execute("DELETE FROM subjects WHERE id = ?", (subject_id,))
+            return cur.rowcount > 0
+
+    def purge_expired(self, today: date) -> int:
+        """Delete every subject whose retention date is before ``today`` (with keys and hits).
+
+        Returns the number of subjects deleted. Call :meth:`Database.checkpoint` afterwards to
+        truncate the WAL so the deleted data leaves the disk as well.
+        """
+        with self._db.transaction() as conn:
+            cur = conn.execute("DELETE FROM subjects WHERE retain_until < ?", (today.isoformat(),))
+            return cur.rowcount
