@@ -1,1 +1,107 @@
-"""fiumatch.ingest."""
+"""fiumatch.ingest: readers from FIU files to subjects, and the reject report.
+
+Owns file formats (CSV, JSON Lines, FollowTheMoney entity streams, goAML XML) and their
+mapping onto :class:`fiumatch.identifiers.Subject`. A shell around the pure
+``identifiers`` core: it opens files, the core never does. Must never abort a load on a
+bad record, never drop one silently (every bad record yields :class:`Reject` entries), and
+never hold a whole file in memory.
+
+API::
+
+    read(path, fmt=None, *, default_retention, source=None, stats=None)
+        -> Iterator[Subject | Reject]
+
+``fmt`` is one of :data:`FORMATS` or ``None`` to guess from the file name. ``source`` names
+the data source in subject ids (default: the file name), so moving a file does not change
+its subjects' ids. Persisting what is yielded is the caller's business (the node's store).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+from fiumatch.errors import FiumatchError
+from fiumatch.identifiers.model import Subject
+from fiumatch.ingest.build import FIELDS, MULTI_VALUED, build_subject
+from fiumatch.ingest.csv_reader import read_csv
+from fiumatch.ingest.ftm_reader import read_ftm
+from fiumatch.ingest.goaml_reader import read_goaml
+from fiumatch.ingest.jsonl_reader import read_jsonl
+from fiumatch.ingest.rejects import Reject, RejectReport
+from fiumatch.ingest.stats import IngestStats
+
+__all__ = [
+    "FIELDS",
+    "FORMATS",
+    "MULTI_VALUED",
+    "IngestError",
+    "IngestStats",
+    "Reject",
+    "RejectReport",
+    "UnknownFormatError",
+    "build_subject",
+    "detect_format",
+    "read",
+]
+
+FORMATS = ("csv", "jsonl", "ftm", "goaml")
+
+
+class IngestError(FiumatchError):
+    """A file could not be read at all (as opposed to a bad record in it)."""
+
+    code = "ingest_error"
+    http_status = 422
+
+
+class UnknownFormatError(IngestError):
+    """The format is not one of csv, jsonl, ftm, goaml, and cannot be guessed."""
+
+    code = "unknown_format"
+
+
+def detect_format(path: Path) -> str:
+    """Guess the format from the name: ``.csv``, ``.xml``, ``.ftm.json(l)``, ``.jsonl``."""
+    name = path.name.lower()
+    if name.endswith(".csv"):
+        return "csv"
+    if name.endswith(".xml"):
+        return "goaml"
+    if ".ftm." in name or name.endswith((".ftm", ".ijson")):
+        return "ftm"
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    raise UnknownFormatError("cannot guess the format from the file name; pass it explicitly")
+
+
+def read(
+    path: str | Path,
+    fmt: str | None = None,
+    *,
+    default_retention: date,
+    source: str | None = None,
+    stats: IngestStats | None = None,
+) -> Iterator[Subject | Reject]:
+    """Stream subjects and rejects from one file, in file order."""
+    path = Path(path)
+    fmt = fmt or detect_format(path)
+    readers = {"csv": read_csv, "jsonl": read_jsonl, "ftm": read_ftm, "goaml": read_goaml}
+    if fmt not in readers:
+        raise UnknownFormatError(f"format must be one of {', '.join(FORMATS)}")
+    counters = stats if stats is not None else IngestStats()
+    last_rejected: tuple[str, int | None, str] | None = None
+    for item in readers[fmt](
+        path, source=source or path.name, default_retention=default_retention, stats=counters
+    ):
+        if isinstance(item, Reject):
+            counters.rejects += 1
+            ident = (item.file, item.line, item.record)
+            if ident != last_rejected:
+                counters.rejected_records += 1
+                last_rejected = ident
+        else:
+            counters.subjects += 1
+            counters.keys += len(item.keys)
+        yield item

@@ -1,0 +1,308 @@
+"""From a flat record (the documented column vocabulary) to a :class:`Subject` or rejects.
+
+Owns the column vocabulary shared by every reader (CSV columns and JSON Lines keys are
+exactly :data:`FIELDS`; the FtM and goAML readers map their own fields onto it) and the
+per-type rules: which fields a type needs, which country a document defaults to. Every bad
+field becomes one :class:`Reject`; a record with any reject does not load. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+
+from fiumatch.identifiers import derive
+from fiumatch.identifiers.accounts import (
+    normalise_account_number,
+    normalise_bic,
+    normalise_iban,
+    normalise_lei,
+    normalise_registration_number,
+)
+from fiumatch.identifiers.contacts import normalise_email, normalise_phone
+from fiumatch.identifiers.countries import normalise_country
+from fiumatch.identifiers.crypto import normalise_wallet
+from fiumatch.identifiers.dates import PartialDate, parse_partial_date
+from fiumatch.identifiers.documents import DocumentKind, normalise_document
+from fiumatch.identifiers.errors import EmptyValueError, IdentifierError, InvalidDateError
+from fiumatch.identifiers.keys import MatchKey, dedupe
+from fiumatch.identifiers.model import (
+    Identifier,
+    IdentifierKind,
+    Provenance,
+    Subject,
+    SubjectType,
+    parse_subject_type,
+    subject_id,
+)
+from fiumatch.identifiers.names import PersonName, normalise_org_name, normalise_person_name
+from fiumatch.ingest.rejects import Reject
+
+__all__ = ["FIELDS", "MULTI_VALUED", "Value", "build_subject"]
+
+#: The column vocabulary, in documentation order (README of the CSV format in the spec).
+FIELDS: tuple[str, ...] = (
+    "local_ref", "type", "retention_until",
+    "name", "given_name", "middle_name", "family_name", "aliases", "birth_date",
+    "nationality", "country",
+    "registration_number", "lei",
+    "iban", "bic", "account_number",
+    "passport_number", "passport_country", "national_id", "national_id_country",
+    "tax_id", "tax_id_country",
+    "phone", "phone_country", "email",
+    "wallet_address", "wallet_chain",
+)  # fmt: skip
+
+#: Fields that may hold several values (a list in JSON, ``;``-separated in CSV). The
+#: document fields pair with their ``*_country`` list by position.
+MULTI_VALUED = frozenset(
+    {"aliases", "nationality", "country", "iban", "phone", "email", "passport_number",
+     "passport_country", "national_id", "national_id_country", "tax_id", "tax_id_country"}
+)  # fmt: skip
+
+Value = str | Sequence[str] | None
+
+_DOCS = (
+    ("passport_number", "passport_country", DocumentKind.PASSPORT, IdentifierKind.PASSPORT),
+    ("national_id", "national_id_country", DocumentKind.NATIONAL_ID, IdentifierKind.NATIONAL_ID),
+    ("tax_id", "tax_id_country", DocumentKind.TAX_ID, IdentifierKind.TAX_ID),
+)
+
+
+def _one(fields: Mapping[str, Value], name: str) -> str:
+    value = fields.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    for item in value:
+        if item and item.strip():
+            return item.strip()
+    return ""
+
+
+def _many(fields: Mapping[str, Value], name: str) -> list[str]:
+    value = fields.get(name)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        items: Sequence[str] = value.split(";") if ";" in value else (value,)
+    else:
+        items = value
+    return [v.strip() for v in items if v and v.strip()]
+
+
+def _paired(fields: Mapping[str, Value], name: str) -> list[str]:
+    """Like :func:`_many` but keeps empty slots so positions pair with another list."""
+    value = fields.get(name)
+    if value is None:
+        return []
+    items = value.split(";") if isinstance(value, str) else list(value)
+    return [(v or "").strip() for v in items]
+
+
+def build_subject(
+    fields: Mapping[str, Value],
+    *,
+    source: str,
+    file: str,
+    record: str,
+    line: int | None,
+    default_retention: date,
+) -> Subject | list[Reject]:
+    """Validate and normalise one record; return the subject (keys derived) or its rejects."""
+    errors: list[IdentifierError] = []
+    local_ref = _one(fields, "local_ref")
+    if not local_ref:
+        errors.append(EmptyValueError("local_ref", "every record needs its FIU reference"))
+    stype: SubjectType | None = None
+    try:
+        stype = parse_subject_type(_one(fields, "type") or "")
+    except IdentifierError as exc:
+        errors.append(exc)
+
+    retention = default_retention
+    raw_retention = _one(fields, "retention_until")
+    if raw_retention:
+        try:
+            when = parse_partial_date(raw_retention, "retention_until")
+            if when.day is None or when.month is None:
+                raise InvalidDateError("retention_until", "retention needs a full date")
+            retention = date(when.year, when.month, when.day)
+        except IdentifierError as exc:
+            errors.append(exc)
+
+    # Countries: nationalities for persons, jurisdictions for everything else.
+    country_field = "nationality" if stype is SubjectType.PERSON else "country"
+    countries: list[str] = []
+    for raw in _many(fields, country_field) or _many(
+        fields, "country" if country_field == "nationality" else "nationality"
+    ):
+        try:
+            cc = normalise_country(raw, country_field)
+            if cc not in countries:
+                countries.append(cc)
+        except IdentifierError as exc:
+            errors.append(exc)
+    sole_country = countries[0] if len(countries) == 1 else None
+
+    birth: PartialDate | None = None
+    raw_birth = _one(fields, "birth_date")
+    if raw_birth:
+        try:
+            birth = parse_partial_date(raw_birth, "birth_date")
+        except IdentifierError as exc:
+            errors.append(exc)
+
+    identifiers: list[Identifier] = []
+
+    def add(kind: IdentifierKind, value: str, qualifier: str = "") -> None:
+        ident = Identifier(kind, value, qualifier)
+        if ident not in identifiers:
+            identifiers.append(ident)
+
+    for raw in _many(fields, "iban"):
+        try:
+            add(IdentifierKind.IBAN, normalise_iban(raw, "iban"))
+        except IdentifierError as exc:
+            errors.append(exc)
+    raw_account, raw_bic = _one(fields, "account_number"), _one(fields, "bic")
+    if raw_account:
+        try:
+            number = normalise_account_number(raw_account, "account_number")
+            if not raw_bic:
+                raise EmptyValueError("bic", "a domestic account number needs its BIC")
+            add(IdentifierKind.ACCOUNT, number, normalise_bic(raw_bic, "bic"))
+        except IdentifierError as exc:
+            errors.append(exc)
+    raw_lei = _one(fields, "lei")
+    if raw_lei:
+        try:
+            add(IdentifierKind.LEI, normalise_lei(raw_lei, "lei"))
+        except IdentifierError as exc:
+            errors.append(exc)
+    raw_reg = _one(fields, "registration_number")
+    if raw_reg:
+        try:
+            if sole_country is None:
+                raise EmptyValueError("country", "registration number needs one country")
+            add(IdentifierKind.REGISTRATION, normalise_registration_number(raw_reg), sole_country)
+        except IdentifierError as exc:
+            errors.append(exc)
+    for number_field, country_name, doc_kind, ident_kind in _DOCS:
+        numbers = _paired(fields, number_field)
+        doc_countries = _paired(fields, country_name)
+        for i, raw in enumerate(numbers):
+            if not raw:
+                continue
+            cc_raw = doc_countries[i] if i < len(doc_countries) and doc_countries[i] else ""
+            try:
+                if not cc_raw:
+                    if sole_country is None:
+                        raise EmptyValueError(country_name, "issuing country unknown")
+                    cc_raw = sole_country
+                doc = normalise_document(doc_kind, raw, cc_raw, number_field)
+                add(ident_kind, doc.number, doc.country)
+            except IdentifierError as exc:
+                errors.append(exc)
+    phone_region = _one(fields, "phone_country") or (countries[0] if countries else None)
+    for raw in _many(fields, "phone"):
+        try:
+            add(IdentifierKind.PHONE, normalise_phone(raw, phone_region, "phone"))
+        except IdentifierError as exc:
+            errors.append(exc)
+    for raw in _many(fields, "email"):
+        try:
+            add(IdentifierKind.EMAIL, normalise_email(raw, "email"))
+        except IdentifierError as exc:
+            errors.append(exc)
+    raw_wallet = _one(fields, "wallet_address")
+    if raw_wallet:
+        try:
+            chain, address = normalise_wallet(raw_wallet, _one(fields, "wallet_chain"), "wallet")
+            add(IdentifierKind.WALLET, address, chain)
+        except IdentifierError as exc:
+            errors.append(exc)
+
+    # Names.
+    names: list[PersonName] = []
+    given, middle, family = (
+        _one(fields, "given_name"),
+        _one(fields, "middle_name"),
+        _one(fields, "family_name"),
+    )
+    full = _one(fields, "name")
+    if stype is SubjectType.PERSON and (given or family):
+        names.append(PersonName(full=full, given=given, middle=middle, family=family))
+    if full:
+        names.append(PersonName(full=full))
+    names.extend(PersonName(full=alias) for alias in _many(fields, "aliases"))
+
+    keys: list[MatchKey] = derive.identifier_keys(identifiers)
+    if stype is SubjectType.PERSON:
+        if not names:
+            errors.append(EmptyValueError("name", "a person needs a name"))
+        for name in names:
+            field = "aliases" if name.full and name.full != full else "name"
+            try:
+                keys += derive.person_keys(normalise_person_name(name, field), birth)
+            except IdentifierError as exc:
+                errors.append(exc)
+    elif stype is SubjectType.ORGANISATION:
+        if not names:
+            errors.append(EmptyValueError("name", "an organisation needs a name"))
+        for name in names:
+            field = "aliases" if name.full != full else "name"
+            try:
+                keys += derive.org_keys(normalise_org_name(name.full, field), countries)
+            except IdentifierError as exc:
+                errors.append(exc)
+    elif stype is not None:
+        needs = _REQUIRED[stype]
+        if not any(i.kind in needs for i in identifiers) and not any(
+            e.field in _REQUIRED_FIELDS[stype] for e in errors
+        ):
+            errors.append(EmptyValueError(_REQUIRED_FIELDS[stype][0], f"required for {stype}"))
+
+    if not errors and not keys:
+        errors.append(
+            EmptyValueError("birth_date" if stype is SubjectType.PERSON else "country",
+                            "no identifier, and no name with date of birth or country")
+        )  # fmt: skip
+    if errors or stype is None:
+        return [
+            Reject(file, line, local_ref or record, e.field, e.code, e.bare_reason) for e in errors
+        ]
+    return Subject(
+        subject_id=subject_id(source, local_ref),
+        type=stype,
+        local_ref=local_ref,
+        retention_until=retention,
+        provenance=Provenance(source, record, line),
+        names=tuple(names),
+        birth_date=birth,
+        countries=tuple(countries),
+        identifiers=tuple(identifiers),
+        keys=dedupe(keys),
+    )
+
+
+_REQUIRED: dict[SubjectType, frozenset[IdentifierKind]] = {
+    SubjectType.BANK_ACCOUNT: frozenset({IdentifierKind.IBAN, IdentifierKind.ACCOUNT}),
+    SubjectType.CRYPTO_WALLET: frozenset({IdentifierKind.WALLET}),
+    SubjectType.PHONE: frozenset({IdentifierKind.PHONE}),
+    SubjectType.EMAIL: frozenset({IdentifierKind.EMAIL}),
+    SubjectType.IDENTITY_DOCUMENT: frozenset(
+        {IdentifierKind.PASSPORT, IdentifierKind.NATIONAL_ID, IdentifierKind.TAX_ID}
+    ),
+}
+_REQUIRED_FIELDS: dict[SubjectType, tuple[str, ...]] = {
+    SubjectType.BANK_ACCOUNT: ("iban", "account_number", "bic"),
+    SubjectType.CRYPTO_WALLET: ("wallet_address", "wallet", "wallet_chain"),
+    SubjectType.PHONE: ("phone", "phone_country"),
+    SubjectType.EMAIL: ("email",),
+    SubjectType.IDENTITY_DOCUMENT: (
+        "passport_number", "national_id", "tax_id",
+        "passport_country", "national_id_country", "tax_id_country",
+    ),
+}  # fmt: skip
