@@ -31,6 +31,7 @@ Tree::
         ├── WrongPurposeError          wrong_purpose
         ├── TamperedSecretError        tampered_secret
         ├── KeyFileMissingError        key_file_missing
+        ├── KeyFileExistsError         key_file_exists
         └── InsecureKeyFileError       insecure_key_file
 """
 
@@ -46,6 +47,7 @@ __all__ = [
     "ConflictError",
     "DigestMismatchError",
     "InsecureKeyFileError",
+    "KeyFileExistsError",
     "KeyFileMissingError",
     "MissingComponentError",
     "NodeAuthError",
@@ -225,6 +227,12 @@ class KeyFileMissingError(SealingError):
     """The key file does not exist or is not a regular file."""
 
     code = "key_file_missing"
+
+
+class KeyFileExistsError(SealingError):
+    """A key file is already there; keys are never overwritten silently."""
+
+    code = "key_file_exists"
 
 
 class InsecureKeyFileError(SealingError):
