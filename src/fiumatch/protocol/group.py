@@ -8,8 +8,11 @@ codecs) handles group elements and scalars as plain 32-byte ``bytes``:
 
 It must never do I/O, read clocks or use global randomness: ``random_scalar`` takes the
 caller's ``rng``. The only global state is the libsodium backend, chosen once at import from
-``FIUMATCH_SODIUM`` (``rbcl``, the default, or ``pysodium`` for the system libsodium) and
-switchable with ``use_backend`` (tests and benchmarks only; not thread-safe).
+``FIUMATCH_SODIUM`` (``pysodium``, the default, over the system libsodium; or ``rbcl``, which
+bundles its own build) and switchable with ``use_backend`` (tests and benchmarks only; not
+thread-safe). pysodium is the default because both load libsodium 1.0.18 here and measured
+the same per operation (benchmarks/results/), while rbcl writes a fresh copy of its shared
+library to the temporary directory at every import and never removes it.
 
 Validation rules:
 
@@ -151,7 +154,7 @@ def use_backend(name: str) -> str:
     return previous
 
 
-use_backend(os.environ.get("FIUMATCH_SODIUM", "rbcl") or "rbcl")
+use_backend(os.environ.get("FIUMATCH_SODIUM", "pysodium") or "pysodium")
 
 
 def libsodium_version() -> str:
