@@ -85,12 +85,15 @@ class FilterKind(IntEnum):
 
     BLOOM_BASE = 1
     BLOOM_DELTA = 2
+    """Newly set bit positions as sorted u32s."""
     EXACT_BASE = 3
     EXACT_DELTA = 4
+    BLOOM_DELTA_BITS = 5
+    """Newly set bits as an ``m``-bit mask (used when positions would take more bytes)."""
 
     @property
     def is_bloom(self) -> bool:
-        return self in (FilterKind.BLOOM_BASE, FilterKind.BLOOM_DELTA)
+        return self in (FilterKind.BLOOM_BASE, FilterKind.BLOOM_DELTA, FilterKind.BLOOM_DELTA_BITS)
 
     @property
     def is_base(self) -> bool:
@@ -178,7 +181,11 @@ class BloomFilter:
         self.count = 0
 
     def add(self, output: bytes) -> list[int]:
-        """Set the bits of ``output``; return the positions that were newly set."""
+        """Set the bits of ``output``; return the positions that were newly set.
+
+        ``count`` grows only when some bit was new: an output whose bits were all set already
+        (a duplicate, or a false positive) leaves the filter, and so its bound, unchanged.
+        """
         new: list[int] = []
         bits = self.bits
         for j in bloom_indices(output, self.m, self.k, self.seed):
@@ -186,7 +193,8 @@ class BloomFilter:
             if not bits[j >> 3] & mask:
                 bits[j >> 3] |= mask
                 new.append(j)
-        self.count += 1
+        if new:
+            self.count += 1
         return new
 
     def set_positions(self, positions: Iterable[int]) -> None:
@@ -195,7 +203,7 @@ class BloomFilter:
             bits[j >> 3] |= 1 << (j & 7)
 
     def __contains__(self, output: object) -> bool:
-        if not isinstance(output, bytes):
+        if not isinstance(output, bytes) or len(output) != INPUT_LEN:
             return False
         bits = self.bits
         positions = bloom_indices(output, self.m, self.k, self.seed)
@@ -407,7 +415,7 @@ def decode_filter_object(data: bytes, *, max_bytes: int = 1 << 28) -> FilterObje
     if fkind.is_bloom:
         if m < 8 or m % 8 or m > MAX_M_BITS or not 1 <= k <= MAX_K:
             raise FilterError("bad Bloom parameters")
-        if fkind is FilterKind.BLOOM_BASE:
+        if fkind is FilterKind.BLOOM_BASE or fkind is FilterKind.BLOOM_DELTA_BITS:
             if payload_len != m // 8:
                 raise FilterError("Bloom bits do not match m")
         else:
@@ -587,13 +595,18 @@ class FilterLedger:
         live = self._live
         if isinstance(live, BloomFilter):
             positions: set[int] = set()
-            added = 0
+            before = live.count
             for o in outputs:
                 positions.update(live.add(o))
-                added += 1
-            count = self.count + added
-            payload = b"".join(_U32.pack(p) for p in sorted(positions))
-            kind = FilterKind.BLOOM_DELTA
+            count = self.count + (live.count - before)
+            if 4 * len(positions) <= live.m // 8:
+                payload = b"".join(_U32.pack(p) for p in sorted(positions))
+                kind = FilterKind.BLOOM_DELTA
+            else:
+                mask = BloomFilter(m=live.m, k=live.k, seed=live.seed)
+                mask.set_positions(positions)
+                payload = bytes(mask.bits)
+                kind = FilterKind.BLOOM_DELTA_BITS
         else:
             payload = _sorted_prefixes(outputs, live.trunc, live)
             count = live.count + len(payload) // live.trunc
@@ -680,7 +693,12 @@ class FilterReplica:
                 raise FilterError("delta parameters differ from the base")
             if obj.count < self.count:
                 raise FilterError("delta count goes backwards")
-            if isinstance(live_, BloomFilter):
+            if isinstance(live_, BloomFilter) and obj.kind is FilterKind.BLOOM_DELTA_BITS:
+                old = int.from_bytes(live_.bits, "little")
+                merged = old | int.from_bytes(obj.payload, "little")
+                _check_fill(live_, obj.count, extra=merged.bit_count() - old.bit_count())
+                live_.bits = bytearray(merged.to_bytes(len(live_.bits), "little"))
+            elif isinstance(live_, BloomFilter):
                 positions = [
                     _U32.unpack_from(obj.payload, i)[0] for i in range(0, len(obj.payload), 4)
                 ]
