@@ -189,7 +189,7 @@ def test_unknown_backend_is_refused_and_changes_nothing(backend: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("env", "expected"), [(None, "rbcl"), ("", "rbcl"), ("pysodium", "pysodium")]
+    ("env", "expected"), [(None, "pysodium"), ("", "pysodium"), ("rbcl", "rbcl")]
 )
 def test_backend_is_chosen_from_the_environment_at_import(env: str | None, expected: str) -> None:
     environ = {k: v for k, v in os.environ.items() if k != "FIUMATCH_SODIUM"}
