@@ -595,10 +595,18 @@ class FilterLedger:
         live = self._live
         if isinstance(live, BloomFilter):
             positions: set[int] = set()
-            before = live.count
+            added = 0
+            bits = live.bits
             for o in outputs:
-                positions.update(live.add(o))
-            count = self.count + (live.count - before)
+                new = [
+                    j
+                    for j in bloom_indices(o, live.m, live.k, live.seed)
+                    if not bits[j >> 3] >> (j & 7) & 1 and j not in positions
+                ]
+                if new:
+                    added += 1
+                    positions.update(new)
+            count = self.count + added
             if 4 * len(positions) <= live.m // 8:
                 payload = b"".join(_U32.pack(p) for p in sorted(positions))
                 kind = FilterKind.BLOOM_DELTA
@@ -615,6 +623,9 @@ class FilterLedger:
             raise LocalProtocolError("filter capacity exceeded; build a new filter")
         if isinstance(live, ExactFilter):
             live.data = live.merged(payload)
+        else:
+            live.set_positions(positions)
+            live.count = count
         base = self._base
         delta = FilterObject(
             kind=kind,

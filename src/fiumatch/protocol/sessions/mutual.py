@@ -138,6 +138,7 @@ class _Mutual(SessionMachine):
         self._peer_count = 0
         self._hits: list[int] = []
         self._statement = b""
+        self._transcript = b""
         self._own_sig = b""
         self.result: MutualResult | None = None
         self._setup()
@@ -151,13 +152,14 @@ class _Mutual(SessionMachine):
             if self.role is Role.QUERIER
             else (self._peer_pub, self._own_pub)
         )
+        self._transcript = self.transcript_hash()
         return result_statement(
             session_id=self.session_id,
             suite=self.suite,
             epoch=self.epoch,
             querier_key=q,
             owner_key=o,
-            transcript_hash=self.transcript_hash(),
+            transcript_hash=self._transcript,
             intersection_count=count,
         )
 
@@ -175,7 +177,7 @@ class _Mutual(SessionMachine):
             count=len(self._hits),
             own_count=len(self._elements),
             peer_count=self._peer_count,
-            transcript_hash=self.transcript_hash(),
+            transcript_hash=self._transcript,
             statement=self._statement,
             own_signature=self._own_sig,
             peer_signature=peer_sig,
