@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import strategies as st
 
+from fiumatch.auditlog.checkpoint import CosignatureSigner, NoteSigner
 from fiumatch.auditlog.entry import (
     EVENT_SCHEMAS,
     Change,
@@ -96,3 +98,16 @@ def entries(draw: st.DrawFn, seq: int | None = None) -> Entry:
         event=event,
         **values,
     )
+
+
+def ed25519_key(seed: str) -> Ed25519PrivateKey:
+    """A deterministic test key (never use seeded keys outside tests)."""
+    return Ed25519PrivateKey.from_private_bytes(hashlib.sha256(seed.encode()).digest())
+
+
+def log_signer(origin: str = "fiu-a.example/audit") -> NoteSigner:
+    return NoteSigner(origin, ed25519_key("log:" + origin))
+
+
+def cosigner(name: str = "fiu-b.example/witness") -> CosignatureSigner:
+    return CosignatureSigner(name, ed25519_key("cosigner:" + name))
