@@ -28,22 +28,23 @@ class DocumentKind(StrEnum):
     TAX_ID = "tax_id"
 
 
-#: (kind, country) -> python-stdnum module validating the compacted number.
-STDNUM_VALIDATORS: dict[tuple[DocumentKind, str], str] = {
-    (DocumentKind.NATIONAL_ID, "CN"): "stdnum.cn.ric",
-    (DocumentKind.NATIONAL_ID, "ES"): "stdnum.es.dni",
-    (DocumentKind.NATIONAL_ID, "NL"): "stdnum.nl.bsn",
-    (DocumentKind.NATIONAL_ID, "PL"): "stdnum.pl.pesel",
-    (DocumentKind.NATIONAL_ID, "TR"): "stdnum.tr.tckimlik",
-    (DocumentKind.TAX_ID, "DE"): "stdnum.de.idnr",
-    (DocumentKind.TAX_ID, "ES"): "stdnum.es.nif",
-    (DocumentKind.TAX_ID, "FR"): "stdnum.fr.nif",
-    (DocumentKind.TAX_ID, "GB"): "stdnum.gb.utr",
-    (DocumentKind.TAX_ID, "GR"): "stdnum.gr.vat",
-    (DocumentKind.TAX_ID, "IT"): "stdnum.it.codicefiscale",
-    (DocumentKind.TAX_ID, "PL"): "stdnum.pl.nip",
-    (DocumentKind.TAX_ID, "RU"): "stdnum.ru.inn",
-    (DocumentKind.TAX_ID, "UA"): "stdnum.ua.rntrc",
+#: (kind, country) -> python-stdnum modules; the compacted number must pass at least one.
+#: Tax ids list both the personal and the business numbers a country issues.
+STDNUM_VALIDATORS: dict[tuple[DocumentKind, str], tuple[str, ...]] = {
+    (DocumentKind.NATIONAL_ID, "CN"): ("stdnum.cn.ric",),
+    (DocumentKind.NATIONAL_ID, "ES"): ("stdnum.es.dni", "stdnum.es.nie"),
+    (DocumentKind.NATIONAL_ID, "NL"): ("stdnum.nl.bsn",),
+    (DocumentKind.NATIONAL_ID, "PL"): ("stdnum.pl.pesel",),
+    (DocumentKind.NATIONAL_ID, "TR"): ("stdnum.tr.tckimlik",),
+    (DocumentKind.TAX_ID, "DE"): ("stdnum.de.idnr", "stdnum.de.vat", "stdnum.de.stnr"),
+    (DocumentKind.TAX_ID, "ES"): ("stdnum.es.nif",),
+    (DocumentKind.TAX_ID, "FR"): ("stdnum.fr.nif", "stdnum.fr.siren", "stdnum.fr.tva"),
+    (DocumentKind.TAX_ID, "GB"): ("stdnum.gb.utr", "stdnum.gb.vat"),
+    (DocumentKind.TAX_ID, "GR"): ("stdnum.gr.vat",),
+    (DocumentKind.TAX_ID, "IT"): ("stdnum.it.codicefiscale", "stdnum.it.iva"),
+    (DocumentKind.TAX_ID, "PL"): ("stdnum.pl.nip",),
+    (DocumentKind.TAX_ID, "RU"): ("stdnum.ru.inn",),
+    (DocumentKind.TAX_ID, "UA"): ("stdnum.ua.rntrc", "stdnum.ua.edrpou"),
 }
 
 #: A tax id written with its EU VAT prefix ("DE", "EL" for Greece) loses it.
@@ -82,14 +83,21 @@ def normalise_document(
     low, high = _LENGTHS[kind]
     if not low <= len(compact) <= high:
         raise InvalidFormatError(field, f"{kind} number must be {low}-{high} characters")
-    validator = STDNUM_VALIDATORS.get((kind, cc))
-    if validator is not None:
+    validators = STDNUM_VALIDATORS.get((kind, cc))
+    if validators:
         from stdnum.exceptions import InvalidChecksum, ValidationError
 
-        try:
-            _module(validator).validate(compact)
-        except InvalidChecksum:
-            raise ChecksumError(field, f"{kind} check digits do not verify") from None
-        except ValidationError:
-            raise InvalidFormatError(field, f"not a valid {cc} {kind} number") from None
+        checksum_failed = False
+        for name in validators:
+            try:
+                _module(name).validate(compact)
+                break
+            except InvalidChecksum:
+                checksum_failed = True
+            except ValidationError:
+                pass
+        else:
+            if checksum_failed:
+                raise ChecksumError(field, f"{kind} check digits do not verify")
+            raise InvalidFormatError(field, f"not a valid {cc} {kind} number")
     return IssuedNumber(kind, cc, compact)

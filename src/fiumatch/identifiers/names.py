@@ -218,19 +218,19 @@ def _remove_legal_forms(text: str) -> str:
 def normalise_org_name(name: str, field: str = "name") -> list[NormalisedOrgName]:
     """Normalise an organisation name: legal forms and leading articles removed."""
     prepared = prepare(name)
-    stripped = _remove_legal_forms(prepared)
-    tokens = split_tokens(stripped)
+    # A name made only of legal-form words ("II Inc") keeps them rather than vanishing.
+    tokens = split_tokens(_remove_legal_forms(prepared)) or split_tokens(prepared)
     if not tokens:
-        raise EmptyValueError(field, "no name tokens besides a legal form")
+        raise EmptyValueError(field, "no name tokens")
     out: list[NormalisedOrgName] = []
     for variant in _variants(tokens):
         # Second pass on the ASCII form: legal forms written in another script ("ООО" ->
         # "ooo") or transliterated by the writer are removed here.
-        again = tuple(split_tokens(_remove_legal_forms(" ".join(variant))))
+        again = tuple(split_tokens(_remove_legal_forms(" ".join(variant)))) or variant
         if again and NormalisedOrgName(again) not in out:
             out.append(NormalisedOrgName(again))
     if not out:
-        raise EmptyValueError(field, "no name tokens besides a legal form")
+        raise EmptyValueError(field, "no name tokens after transliteration")
     return out
 
 
