@@ -2,8 +2,9 @@
 
 This module owns the filter data structures of filter mode and their binary encoding:
 
-* :class:`BloomFilter`: ``m`` bits, ``k`` indices per output from MurmurHash3 x64-128 with
-  Kirsch-Mitzenmacher double hashing, sized by ``m = -n ln p / (ln 2)^2``, ``k = m/n ln 2``;
+* :class:`BloomFilter`: ``m`` bits, ``k`` indices per output from MurmurHash3 x64-128,
+  one 64-bit MurmurHash3 word per index (no double hashing: it degenerates when ``m`` is
+  small or shares factors with the step), sized by ``m = -n ln p / (ln 2)^2``, ``k = m/n ln 2``;
 * :class:`ExactFilter`: the sorted, truncated outputs themselves (false positives only from
   truncation);
 * :class:`FilterLedger` (the owner): a base object and one delta object per generation, so a
@@ -70,6 +71,8 @@ FILTER_VERSION: Final = 1
 FILTER_ID_DST: Final = b"fiumatch-v1-filter-id"
 FILTER_ID_LEN: Final = 16
 MAX_K: Final = 64
+MIN_M_BITS: Final = 512
+"""Smallest Bloom filter built: below this the textbook bound underestimates the real rate."""
 MAX_M_BITS: Final = 1 << 32
 """Bloom delta positions are u32, so ``m`` is at most 2^32 bits (512 MiB)."""
 
@@ -107,14 +110,15 @@ class FilterKind(IntEnum):
 def bloom_parameters(capacity: int, fp_rate: float) -> tuple[int, int]:
     """``(m, k)`` for ``capacity`` outputs at false-positive rate ``fp_rate``.
 
-    ``m = ceil(-n ln p / (ln 2)^2)`` rounded up to a multiple of 8; ``k = max(1, round(m/n ln 2))``.
+    ``m = ceil(-n ln p / (ln 2)^2)`` rounded up to a multiple of 8, at least ``MIN_M_BITS``;
+    ``k = round(m/n ln 2)`` clamped to 1..64.
     """
     if capacity < 1:
         raise LocalProtocolError("filter capacity must be at least 1")
     if not 0.0 < fp_rate < 1.0:
         raise LocalProtocolError("false-positive rate must be in (0, 1)")
     m = math.ceil(-capacity * math.log(fp_rate) / (_LN2 * _LN2))
-    m = max(8, -(-m // 8) * 8)
+    m = max(MIN_M_BITS, -(-m // 8) * 8)
     if m > MAX_M_BITS:
         raise LocalProtocolError("Bloom filter would exceed 2^32 bits")
     k = max(1, min(MAX_K, round(m / capacity * _LN2)))
@@ -140,14 +144,21 @@ def _check_output(output: bytes) -> None:
 
 
 def bloom_indices(output: bytes, m: int, k: int, seed: int) -> list[int]:
-    """The ``k`` bit positions of ``output``: ``(h1 + i h2) mod m`` for ``i`` in ``0..k-1``.
+    """The ``k`` bit positions of ``output``.
 
-    ``(h1, h2)`` are the two unsigned 64-bit halves of MurmurHash3_x64_128(output, seed), as
-    returned by ``mmh3.hash64(output, seed, x64arch=True, signed=False)``.
+    For ``j = 0, 1, ...``: ``(a, b) = MurmurHash3_x64_128(output, (seed + j) mod 2^32)`` read
+    as two unsigned 64-bit words (``mmh3.hash64(output, seed_j, x64arch=True,
+    signed=False)``); positions ``2j`` and ``2j+1`` are ``a mod m`` and ``b mod m``. The first
+    ``k`` positions are used. (Repeats are allowed; the bias of ``mod m`` is below ``m/2^64``.)
     """
     _check_output(output)
-    h1, h2 = mmh3.hash64(output, seed, True, False)
-    return [(h1 + i * h2) % m for i in range(k)]
+    out: list[int] = []
+    hash64 = mmh3.hash64
+    for j in range((k + 1) // 2):
+        a, b = hash64(output, (seed + j) & 0xFFFFFFFF, True, False)
+        out.append(a % m)
+        out.append(b % m)
+    return out[:k]
 
 
 def _false_positive_rate(m: int, k: int, count: int) -> float:
@@ -205,9 +216,18 @@ class BloomFilter:
     def __contains__(self, output: object) -> bool:
         if not isinstance(output, bytes) or len(output) != INPUT_LEN:
             return False
-        bits = self.bits
-        positions = bloom_indices(output, self.m, self.k, self.seed)
-        return all(bits[j >> 3] >> (j & 7) & 1 for j in positions)
+        bits, m, k, seed = self.bits, self.m, self.k, self.seed
+        hash64 = mmh3.hash64
+        for j in range((k + 1) // 2):  # bloom_indices, stopping at the first clear bit
+            a, b = hash64(output, (seed + j) & 0xFFFFFFFF, True, False)
+            a %= m
+            if not bits[a >> 3] >> (a & 7) & 1:
+                return False
+            if 2 * j + 1 < k:
+                b %= m
+                if not bits[b >> 3] >> (b & 7) & 1:
+                    return False
+        return True
 
     def ones(self) -> int:
         """Number of set bits."""
