@@ -539,6 +539,24 @@ def negative_cases(runs: dict[str, tuple[Case, list[dict[str, str]]]]) -> list[d
         "invalid_element",
         "the identity element in a QUERY_CHUNK",
     )
+    k, mev = _find(mfr, "o2q", "EVAL_CHUNK")
+    body = decode_frame(mev).body
+    assert isinstance(body, ElementChunk)
+    other = group.scalar_mult(b"\x02" + bytes(31), body.elements[:32])
+    add(
+        "mutual-eval-other-scalar",
+        "mutual",
+        "querier",
+        k,
+        _reframe(
+            mev,
+            body=ElementChunk(
+                count=body.count, elements=other + body.elements[32:], proof=body.proof
+            ),
+        ),
+        "verify_failed",
+        "one EVAL element not computed with the announced ephemeral key: the proof fails",
+    )
     k, ack = _find(mfr, "o2q", "FINISH_ACK")
     fin = decode_frame(ack).body
     assert isinstance(fin, Finish)

@@ -440,6 +440,25 @@ def test_voprf_missing_proof_and_unpinned_key() -> None:
         pair.querier.receive(frame)
 
 
+def test_mutual_owner_must_prove_its_evaluation() -> None:
+    def strip(body: object) -> object:
+        assert isinstance(body, ElementChunk)
+        return ElementChunk(count=body.count, elements=body.elements)
+
+    pair, frame = _tamper_o2q(Mode.MUTUAL, MsgType.EVAL_CHUNK, strip)
+    with pytest.raises(VerifyError):
+        pair.querier.receive(frame)
+
+    def other_scalar(body: object) -> object:
+        assert isinstance(body, ElementChunk)
+        e = group.scalar_mult(b"\x03" + bytes(31), body.elements[:32])
+        return ElementChunk(count=body.count, elements=e + body.elements[32:], proof=body.proof)
+
+    pair, frame = _tamper_o2q(Mode.MUTUAL, MsgType.EVAL_CHUNK, other_scalar)
+    with pytest.raises(VerifyError):
+        pair.querier.receive(frame)
+
+
 def test_mutual_bad_signature_and_count_mismatch() -> None:
     def bad_sig(body: object) -> object:
         assert isinstance(body, Finish)

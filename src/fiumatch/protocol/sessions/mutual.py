@@ -4,14 +4,17 @@ Commutative blinding with ephemeral scalars (``a`` for the querier, ``b`` for th
 a mutual-only hash-to-group DST, so nothing here can be confused with a filter-mode OPRF
 output::
 
-    Q → O  HELLO(|X|)                      O → Q  HELLO_ACK(|Y|)
+    Q → O  HELLO(|X|)                      O → Q  HELLO_ACK(|Y|, B = b·G)
     Q → O  QUERY   a·H(x)   (X in the querier's order)
-    O → Q  EVAL    b·a·H(x) (same order)   then  SET  b·H(y) (Y in a shuffled order)
+    O → Q  EVAL    b·a·H(x) (same order, each chunk with a DLEQ proof for B)
+    O → Q  SET     b·H(y)   (Y in a shuffled order)
     Q:     hits = {x : Tag(ab·H(x)) ∈ {Tag(a·b·H(y))}}
     Q → O  REVEAL  Tag(a·b·H(y)) (the owner's shuffled order), then FINISH(|I|, sig_Q)
     O:     hits = {y : Tag(ab·H(y)) ∈ {Tag(b·a·H(x))}}; checks |I| and sig_Q
     O → Q  FINISH_ACK(|I|, sig_O)
 
+The DLEQ proofs stop an owner from answering the query with another scalar than the one it
+uses on the REVEAL (it would learn the intersection while the querier learned nothing).
 Both signatures are Ed25519 over one statement (``result_statement``) that binds the session,
 both signing keys, the transcript hash of every frame up to REVEAL_END and ``|I|``.
 
@@ -29,13 +32,14 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from fiumatch.protocol import group
+from fiumatch.protocol import group, oprf
 from fiumatch.protocol.errors import DecodeError, LocalProtocolError, VerifyError
 from fiumatch.protocol.sessions._base import ResultMismatchError, Rng, SessionMachine
 from fiumatch.protocol.sessions._ops import (
     MUTUAL_H2G_DST,
     MUTUAL_SIGNATURE_DST,
     MUTUAL_TAG_DST,
+    evaluate_chunk,
     hash_and_mult_chunk,
     mult_chunk,
     shuffle_permutation,
@@ -44,6 +48,7 @@ from fiumatch.protocol.sessions._ops import (
 )
 from fiumatch.protocol.sessions._state import Role
 from fiumatch.protocol.wire import (
+    ELEMENT_WIDTH,
     TAG_LEN,
     ElementChunk,
     ElementStreamDecoder,
@@ -195,6 +200,9 @@ class MutualQuerier(_Mutual):
 
     def _setup(self) -> None:
         self._own_tags: list[bytes] = []
+        self._query = bytearray()
+        self._owner_pub = b""
+        self._pos = 0
         self._reveal: list[bytes] = []
         self._eval_stream: ElementStreamDecoder | None = None
         self._set_stream: ElementStreamDecoder | None = None
@@ -204,8 +212,9 @@ class MutualQuerier(_Mutual):
         return [self._send(MsgType.HELLO, Hello(element_count=len(self._elements)))]
 
     def _on_hello_ack(self, body: HelloAck) -> list[bytes]:
-        if body.public_key:
-            raise DecodeError("mutual HELLO_ACK must not carry a public key")
+        if len(body.public_key) != group.ELEMENT_LEN:
+            raise DecodeError("mutual HELLO_ACK must carry the owner's ephemeral public key")
+        self._owner_pub = group.decode_element(body.public_key)
         self._peer_count = body.element_count
         self._eval_stream = ElementStreamDecoder(
             max_elements=self.limits.max_elements, expected=len(self._elements)
@@ -215,16 +224,29 @@ class MutualQuerier(_Mutual):
         )
         self._scalar = group.random_scalar(self._rng)
         size = self.limits.chunk_elements
-        chunks = (
+        chunks = [
             hash_and_mult_chunk(self._scalar, self._elements[i : i + size], MUTUAL_H2G_DST)
             for i in range(0, len(self._elements), size)
-        )
+        ]
+        for chunk in chunks:
+            self._query += chunk
         return list(self._send_stream(MsgType.QUERY_CHUNK, MsgType.QUERY_END, chunks))
 
     def _on_eval_chunk(self, body: ElementChunk) -> list[bytes]:
         assert self._eval_stream is not None
         self._eval_stream.accept(body)
         validate_chunk(body.elements)
+        if not body.proof:
+            raise VerifyError("mutual evaluation without a proof")
+        lo, hi = self._pos * ELEMENT_WIDTH, (self._pos + body.count) * ELEMENT_WIDTH
+        oprf.verify_proof(
+            self._owner_pub,
+            split_elements(bytes(self._query[lo:hi]), ELEMENT_WIDTH),
+            split_elements(body.elements, ELEMENT_WIDTH),
+            body.proof,
+            oprf.MODE_VOPRF,
+        )
+        self._pos += body.count
         self._own_tags += split_elements(
             tag_chunk(MUTUAL_TAG_DST, self.session_id, body.elements), TAG_LEN
         )
@@ -233,6 +255,7 @@ class MutualQuerier(_Mutual):
     def _on_eval_end(self, body: StreamEnd) -> list[bytes]:
         assert self._eval_stream is not None
         self._eval_stream.end(body)
+        self._query = bytearray()
         return []
 
     def _on_set_chunk(self, body: ElementChunk) -> list[bytes]:
@@ -277,6 +300,7 @@ class MutualOwner(_Mutual):
     role = Role.OWNER
 
     def _setup(self) -> None:
+        self._public = b""
         self._order: list[int] = []
         self._peer_tags: set[bytes] = set()
         self._pos = 0
@@ -291,17 +315,23 @@ class MutualOwner(_Mutual):
             max_elements=self.limits.max_elements, expected=body.element_count
         )
         self._scalar = group.random_scalar(self._rng)
+        self._public = group.scalar_mult_base(self._scalar)
         self._order = shuffle_permutation(len(self._elements), self._rng)
-        return [self._send(MsgType.HELLO_ACK, HelloAck(element_count=len(self._elements)))]
+        ack = HelloAck(element_count=len(self._elements), public_key=self._public)
+        return [self._send(MsgType.HELLO_ACK, ack)]
 
     def _on_query_chunk(self, body: ElementChunk) -> list[bytes]:
         assert self._query_stream is not None
         self._query_stream.accept(body)
-        evaluated = mult_chunk(self._scalar, body.elements)
+        nonce = group.random_scalar(self._rng)
+        evaluated, proof = evaluate_chunk(
+            self._scalar, self._public, body.elements, nonce, oprf.MODE_VOPRF
+        )
         self._peer_tags.update(
             split_elements(tag_chunk(MUTUAL_TAG_DST, self.session_id, evaluated), TAG_LEN)
         )
-        return [self._send(MsgType.EVAL_CHUNK, ElementChunk(count=body.count, elements=evaluated))]
+        chunk = ElementChunk(count=body.count, elements=evaluated, proof=proof)
+        return [self._send(MsgType.EVAL_CHUNK, chunk)]
 
     def _on_query_end(self, body: StreamEnd) -> list[bytes]:
         assert self._query_stream is not None
