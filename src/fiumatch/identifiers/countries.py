@@ -39,6 +39,9 @@ def _table() -> dict[str, str]:
 
 def normalise_country(value: str, field: str = "country") -> str:
     """Return the upper-case ISO 3166-1 alpha-2 code for an alpha-2 or alpha-3 code."""
+    found = _table().get(value)
+    if found is not None:
+        return found
     code = unicodedata.normalize("NFKC", value).strip().upper()
     if not code:
         raise EmptyValueError(field, "no country code")

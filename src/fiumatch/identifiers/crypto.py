@@ -52,23 +52,38 @@ _ROT = [0, 1, 62, 28, 27, 36, 44, 6, 55, 20, 3, 10, 43, 25, 39, 41, 45, 15, 21, 
 _M64 = (1 << 64) - 1
 
 
-def _rol(x: int, n: int) -> int:
-    return ((x << n) | (x >> (64 - n))) & _M64 if n else x
+# rho and pi combined: (source lane, destination lane, rotation), rotation 0 skipped.
+_RHO_PI = tuple(
+    (x + 5 * y, y + 5 * ((2 * x + 3 * y) % 5), _ROT[x + 5 * y]) for x in range(5) for y in range(5)
+)
 
 
 def _keccak_f(a: list[int]) -> None:
+    m = _M64
+    b = [0] * 25
     for rc in _RC:
-        c = [a[x] ^ a[x + 5] ^ a[x + 10] ^ a[x + 15] ^ a[x + 20] for x in range(5)]
-        d = [c[(x - 1) % 5] ^ _rol(c[(x + 1) % 5], 1) for x in range(5)]
-        for i in range(25):
-            a[i] ^= d[i % 5]
-        b = [0] * 25
-        for x in range(5):
-            for y in range(5):
-                b[y + 5 * ((2 * x + 3 * y) % 5)] = _rol(a[x + 5 * y], _ROT[x + 5 * y])
-        for x in range(5):
-            for y in range(5):
-                a[x + 5 * y] = b[x + 5 * y] ^ ((~b[(x + 1) % 5 + 5 * y]) & b[(x + 2) % 5 + 5 * y])
+        c0 = a[0] ^ a[5] ^ a[10] ^ a[15] ^ a[20]
+        c1 = a[1] ^ a[6] ^ a[11] ^ a[16] ^ a[21]
+        c2 = a[2] ^ a[7] ^ a[12] ^ a[17] ^ a[22]
+        c3 = a[3] ^ a[8] ^ a[13] ^ a[18] ^ a[23]
+        c4 = a[4] ^ a[9] ^ a[14] ^ a[19] ^ a[24]
+        d = (
+            c4 ^ (((c1 << 1) | (c1 >> 63)) & m),
+            c0 ^ (((c2 << 1) | (c2 >> 63)) & m),
+            c1 ^ (((c3 << 1) | (c3 >> 63)) & m),
+            c2 ^ (((c4 << 1) | (c4 >> 63)) & m),
+            c3 ^ (((c0 << 1) | (c0 >> 63)) & m),
+        )
+        for src, dst, rot in _RHO_PI:
+            v = a[src] ^ d[src % 5]
+            b[dst] = ((v << rot) | (v >> (64 - rot))) & m if rot else v
+        for y in range(0, 25, 5):
+            b0, b1, b2, b3, b4 = b[y], b[y + 1], b[y + 2], b[y + 3], b[y + 4]
+            a[y] = b0 ^ (~b1 & b2)
+            a[y + 1] = b1 ^ (~b2 & b3)
+            a[y + 2] = b2 ^ (~b3 & b4)
+            a[y + 3] = b3 ^ (~b4 & b0)
+            a[y + 4] = b4 ^ (~b0 & b1)
         a[0] ^= rc
 
 

@@ -12,8 +12,9 @@ import calendar
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
-from fiumatch.identifiers.errors import EmptyValueError, InvalidDateError
+from fiumatch.identifiers.errors import EmptyValueError, IdentifierError, InvalidDateError
 
 __all__ = ["MAX_YEAR", "MIN_YEAR", "PartialDate", "parse_partial_date"]
 
@@ -59,6 +60,15 @@ _CJK = re.compile(r"(?P<y>\d{4})年(?:(?P<m>\d{1,2})月(?:(?P<d>\d{1,2})日)?)?"
 
 def parse_partial_date(value: str, field: str = "birth_date") -> PartialDate:
     """Parse a full or partial date; raise :class:`InvalidDateError` naming ``field``."""
+    try:
+        return _parse_cached(value)
+    except IdentifierError as exc:
+        raise type(exc)(field, exc.bare_reason) from None
+
+
+@lru_cache(maxsize=1 << 16)
+def _parse_cached(value: str) -> PartialDate:
+    field = "date"
     text = unicodedata.normalize("NFKC", value).strip()
     if not text:
         raise EmptyValueError(field, "no date")

@@ -8,6 +8,7 @@ every name variant and jurisdiction. Pure; returns keys deduplicated in a stable
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from fiumatch.identifiers.dates import PartialDate
 from fiumatch.identifiers.errors import NoMatchKeyError
@@ -18,7 +19,6 @@ from fiumatch.identifiers.names import (
     NormalisedPersonName,
     normalise_org_name,
     normalise_person_name,
-    phonetic,
 )
 
 __all__ = [
@@ -68,16 +68,21 @@ def person_keys(
     year = f"{birth_date.year:04d}"
     out: list[MatchKey] = []
     for v in variants:
-        out.append(MatchKey(KeyType.PERSON_NAME_DOB, ("".join(v.ordered), dob)))
-        out.append(MatchKey(KeyType.PERSON_TOKENS_DOB, (" ".join(v.core), dob)))
-        if v.family and v.initial:
-            out.append(
-                MatchKey(KeyType.PERSON_SURNAME_INITIAL_DOB, (" ".join(v.family), v.initial, dob))
-            )
-        codes = sorted(c for c in (phonetic(t) for t in v.core) if c)
+        joined, core, family, codes = _person_fields(v)
+        out.append(MatchKey(KeyType.PERSON_NAME_DOB, (joined, dob)))
+        out.append(MatchKey(KeyType.PERSON_TOKENS_DOB, (core, dob)))
+        if family:
+            out.append(MatchKey(KeyType.PERSON_SURNAME_INITIAL_DOB, (family, v.initial, dob)))
         if codes:
-            out.append(MatchKey(KeyType.PERSON_PHONETIC_YEAR, (" ".join(codes), year)))
+            out.append(MatchKey(KeyType.PERSON_PHONETIC_YEAR, (codes, year)))
     return out
+
+
+@lru_cache(maxsize=1 << 16)
+def _person_fields(v: NormalisedPersonName) -> tuple[str, str, str, str]:
+    """(joined name, core tokens, surname or "" if no initial, phonetic codes) of a variant."""
+    family = " ".join(v.family) if v.family and v.initial else ""
+    return v.joined, v.core_text, family, v.phonetic_text
 
 
 def org_keys(variants: Sequence[NormalisedOrgName], countries: Sequence[str]) -> list[MatchKey]:

@@ -70,6 +70,10 @@ class KeyType(Enum):
     ORG_NAME_COUNTRY = "org_name_country"
     ORG_REGISTRATION_COUNTRY = "org_registration_country"
 
+    # Members are singletons: identity hashing keeps Enum's Python-level __hash__ off the
+    # hot path (keys are hashed for deduplication).
+    __hash__ = object.__hash__
+
     @property
     def code(self) -> int:
         return _CODES[self][0]
@@ -109,6 +113,11 @@ _CODES: dict[KeyType, tuple[int, Strength, tuple[str, ...]]] = {
     KeyType.ORG_REGISTRATION_COUNTRY: (0x21, _C, ("country", "number")),
 }
 _BY_CODE = {code: kt for kt, (code, _, _) in _CODES.items()}
+_HEADERS = {
+    kt: KEY_PREFIX + bytes((KEY_VERSION, code, len(fields)))
+    for kt, (code, _, fields) in _CODES.items()
+}
+_ARITY = {kt: len(fields) for kt, (_, _, fields) in _CODES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +133,9 @@ class MatchKey:
 
     def encode(self) -> bytes:
         """The bytes handed to the OPRF (see the module docstring)."""
-        if len(self.fields) != len(self.type.fields) or len(self.fields) > MAX_FIELDS:
+        if len(self.fields) != _ARITY[self.type]:
             raise KeyEncodingError(self.type.value, "wrong number of fields for key type")
-        out = bytearray(KEY_PREFIX)
-        out += bytes((KEY_VERSION, self.type.code, len(self.fields)))
+        out = bytearray(_HEADERS[self.type])
         for value in self.fields:
             raw = value.encode("utf-8")
             if len(raw) > MAX_FIELD_BYTES:

@@ -40,6 +40,7 @@ class SubjectType(StrEnum):
     IDENTITY_DOCUMENT = "identity_document"
 
 
+_TYPE_CACHE: dict[str, SubjectType] = {t.value: t for t in SubjectType}
 _TYPE_ALIASES = {
     "organization": SubjectType.ORGANISATION,
     "org": SubjectType.ORGANISATION,
@@ -52,6 +53,9 @@ _TYPE_ALIASES = {
 
 
 def parse_subject_type(value: str, field: str = "type") -> SubjectType:
+    found = _TYPE_CACHE.get(value)
+    if found is not None:
+        return found
     text = value.strip().lower().replace("-", "_").replace(" ", "_")
     try:
         return SubjectType(text)

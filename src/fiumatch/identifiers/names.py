@@ -89,6 +89,21 @@ class NormalisedPersonName:
     family: tuple[str, ...]
     initial: str
 
+    @property
+    def joined(self) -> str:
+        """All tokens in canonical order, concatenated without separator."""
+        return "".join(self.ordered)
+
+    @property
+    def core_text(self) -> str:
+        """The sorted core tokens joined by single spaces."""
+        return " ".join(self.core)
+
+    @property
+    def phonetic_text(self) -> str:
+        """Sorted, non-empty Metaphone codes of the core tokens, joined by single spaces."""
+        return " ".join(sorted(c for c in (phonetic(t) for t in self.core) if c))
+
 
 @dataclass(frozen=True, slots=True)
 class NormalisedOrgName:
@@ -162,25 +177,34 @@ def _strip_honorifics(text: str) -> str:
     return stripped if split_tokens(stripped) else text
 
 
-def _person_tokens(text: str) -> list[str]:
+@lru_cache(maxsize=1 << 17)
+def _person_tokens(text: str) -> tuple[str, ...]:
     if not text or not text.strip():
-        return []
-    return split_tokens(_strip_honorifics(prepare(text)))
+        return ()
+    return tuple(split_tokens(_strip_honorifics(prepare(text))))
 
 
 def normalise_person_name(name: PersonName, field: str = "name") -> list[NormalisedPersonName]:
     """Normalise a person name into its (1 to 3) variants; raise if nothing is left."""
+    variants = _normalise_person_name(name)
+    if variants is None:
+        raise EmptyValueError(field, "no name tokens after normalisation")
+    return list(variants)
+
+
+@lru_cache(maxsize=1 << 16)
+def _normalise_person_name(name: PersonName) -> tuple[NormalisedPersonName, ...] | None:
     if name.structured:
         given = _person_tokens(name.given)
         middle = _person_tokens(name.middle)
         family = _person_tokens(name.family)
-        all_tokens = given + middle + family
+        all_tokens = [*given, *middle, *family]
         n_given, n_middle = len(given), len(middle)
     else:
-        all_tokens = _person_tokens(name.full)
+        all_tokens = list(_person_tokens(name.full))
         n_given = n_middle = -1
     if not all_tokens:
-        raise EmptyValueError(field, "no name tokens after normalisation")
+        return None
     out: list[NormalisedPersonName] = []
     forms = [token_variants(t) for t in all_tokens]
     seen: set[tuple[str, ...]] = set()
@@ -202,9 +226,7 @@ def normalise_person_name(name: PersonName, field: str = "name") -> list[Normali
             core = tuple(sorted(ordered))
             initial = ""
         out.append(NormalisedPersonName(ordered, core or tuple(sorted(ordered)), fam, initial))
-    if not out:
-        raise EmptyValueError(field, "no name tokens after transliteration")
-    return out
+    return tuple(out) or None
 
 
 def _remove_legal_forms(text: str) -> str:
@@ -217,11 +239,19 @@ def _remove_legal_forms(text: str) -> str:
 
 def normalise_org_name(name: str, field: str = "name") -> list[NormalisedOrgName]:
     """Normalise an organisation name: legal forms and leading articles removed."""
+    variants = _normalise_org_name(name)
+    if variants is None:
+        raise EmptyValueError(field, "no name tokens")
+    return list(variants)
+
+
+@lru_cache(maxsize=1 << 16)
+def _normalise_org_name(name: str) -> tuple[NormalisedOrgName, ...] | None:
     prepared = prepare(name)
     # A name made only of legal-form words ("II Inc") keeps them rather than vanishing.
     tokens = split_tokens(_remove_legal_forms(prepared)) or split_tokens(prepared)
     if not tokens:
-        raise EmptyValueError(field, "no name tokens")
+        return None
     out: list[NormalisedOrgName] = []
     for variant in _variants(tokens):
         # Second pass on the ASCII form: legal forms written in another script ("ООО" ->
@@ -229,9 +259,7 @@ def normalise_org_name(name: str, field: str = "name") -> list[NormalisedOrgName
         again = tuple(split_tokens(_remove_legal_forms(" ".join(variant)))) or variant
         if again and NormalisedOrgName(again) not in out:
             out.append(NormalisedOrgName(again))
-    if not out:
-        raise EmptyValueError(field, "no name tokens after transliteration")
-    return out
+    return tuple(out) or None
 
 
 @lru_cache(maxsize=1 << 16)

@@ -71,10 +71,10 @@ _DOCS = (
 
 def _one(fields: Mapping[str, Value], name: str) -> str:
     value = fields.get(name)
-    if value is None:
+    if not value:
         return ""
-    if isinstance(value, str):
-        return value.strip()
+    if value.__class__ is str:
+        return value.strip()  # type: ignore[union-attr]
     for item in value:
         if item and item.strip():
             return item.strip()
@@ -83,7 +83,7 @@ def _one(fields: Mapping[str, Value], name: str) -> str:
 
 def _many(fields: Mapping[str, Value], name: str) -> list[str]:
     value = fields.get(name)
-    if value is None:
+    if not value:
         return []
     if isinstance(value, str):
         items: Sequence[str] = value.split(";") if ";" in value else (value,)
@@ -95,7 +95,7 @@ def _many(fields: Mapping[str, Value], name: str) -> list[str]:
 def _paired(fields: Mapping[str, Value], name: str) -> list[str]:
     """Like :func:`_many` but keeps empty slots so positions pair with another list."""
     value = fields.get(name)
-    if value is None:
+    if not value:
         return []
     items = value.split(";") if isinstance(value, str) else list(value)
     return [(v or "").strip() for v in items]
@@ -190,6 +190,8 @@ def build_subject(
         except IdentifierError as exc:
             errors.append(exc)
     for number_field, country_name, doc_kind, ident_kind in _DOCS:
+        if not fields.get(number_field):
+            continue
         numbers = _paired(fields, number_field)
         doc_countries = _paired(fields, country_name)
         for i, raw in enumerate(numbers):
@@ -216,7 +218,7 @@ def build_subject(
             add(IdentifierKind.EMAIL, normalise_email(raw, "email"))
         except IdentifierError as exc:
             errors.append(exc)
-    raw_wallet = _one(fields, "wallet_address")
+    raw_wallet = _one(fields, "wallet_address") if "wallet_address" in fields else ""
     if raw_wallet:
         try:
             chain, address = normalise_wallet(raw_wallet, _one(fields, "wallet_chain"), "wallet")

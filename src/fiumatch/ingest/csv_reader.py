@@ -65,7 +65,7 @@ def read_csv(
                 )  # fmt: skip
                 continue
             result = build_subject(
-                dict(zip(header, row, strict=True)),
+                {k: v for k, v in zip(header, row, strict=True) if v},
                 source=source,
                 file=file,
                 record=f"line {line}",
