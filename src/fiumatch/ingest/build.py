@@ -73,8 +73,8 @@ def _one(fields: Mapping[str, Value], name: str) -> str:
     value = fields.get(name)
     if not value:
         return ""
-    if value.__class__ is str:
-        return value.strip()  # type: ignore[union-attr]
+    if isinstance(value, str):
+        return value.strip()
     for item in value:
         if item and item.strip():
             return item.strip()
