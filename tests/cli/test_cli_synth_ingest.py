@@ -1,0 +1,55 @@
+"""`fiumatch synth` then `fiumatch ingest`: files, reports and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fiumatch.cli.main import main
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def test_synth_then_ingest_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "data"
+    code = main(["synth", "-j", "DE,RU", "-n", "30", "--seed", "4", "--format", "all",
+                 "--out", str(out)])  # fmt: skip
+    assert code == 0
+    assert {p.name for p in out.iterdir()} == {
+        "DE.csv", "RU.csv", "DE.ftm.json", "RU.ftm.json", "DE.goaml.xml", "RU.goaml.xml",
+        "ground_truth.csv",
+    }  # fmt: skip
+    subjects = tmp_path / "subjects.jsonl"
+    rejects = tmp_path / "rejects.jsonl"
+    code = main(["ingest", str(out / "DE.csv"), str(out / "RU.goaml.xml"), "--out",
+                 str(subjects), "--rejects", str(rejects), "--no-progress"])  # fmt: skip
+    assert code == 0
+    lines = [json.loads(x) for x in subjects.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) >= 55
+    assert all(k["hex"].startswith(b"fiumatch-mk".hex()) for row in lines for k in row["keys"])
+    assert rejects.read_text(encoding="utf-8") == ""
+    assert "subjects loaded" in capsys.readouterr().out
+
+
+def test_ingest_with_rejects_exits_1(tmp_path: Path) -> None:
+    rejects = tmp_path / "r.jsonl"
+    code = main(["ingest", str(FIXTURES / "goaml_report.xml"), "--rejects", str(rejects),
+                 "--no-progress"])  # fmt: skip
+    assert code == 1
+    entries = [json.loads(x) for x in rejects.read_text(encoding="utf-8").splitlines()]
+    assert entries[0]["field"] == "iban" and entries[0]["code"] == "bad_checksum"
+    assert set(entries[0]) == {"file", "line", "record", "field", "code", "reason"}
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert main(["ingest", str(tmp_path / "missing.csv"), "--no-progress"]) == 2
+    odd = tmp_path / "notes.txt"
+    odd.write_text("x", encoding="utf-8")
+    assert main(["ingest", str(odd), "--no-progress", "--rejects", str(tmp_path / "r")]) == 2
+    assert main(["synth", "-j", "DE,ZZ", "--out", str(tmp_path / "o")]) == 2
+    assert main(["synth", "--format", "pdf", "--out", str(tmp_path / "o")]) == 2
+    with pytest.raises(SystemExit) as info:
+        main(["synth"])  # --out is required
+    assert info.value.code == 2

@@ -1,0 +1,176 @@
+"""Names across scripts, key derivation, key encoding and hit strength."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fiumatch.identifiers import (
+    KEY_PREFIX,
+    KeyType,
+    MatchKey,
+    PartialDate,
+    PersonName,
+    Strength,
+    classify_hit,
+    decode_key,
+    normalise_org_name,
+    normalise_person_name,
+    person_keys,
+)
+from fiumatch.identifiers.errors import EmptyValueError, KeyEncodingError
+
+
+def _tokens(name: PersonName) -> set[tuple[str, ...]]:
+    return {v.core for v in normalise_person_name(name)}
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("Владимир Путин", ("putin", "vladimir")),
+        ("Αλέξης Τσίπρας", ("alexis", "tsipras")),
+        ("Dr. Hans Müller", ("hans", "muller")),
+        ("Seán O'Brien", ("obrien", "sean")),
+        ("ŁUKASZ Żółć", ("lukasz", "zolc")),
+        ("Nguyễn Tấn Dũng", ("dung", "nguyen", "tan")),
+        ("김정은", ("gimjeongeun",)),
+        ("Mr. John SMITH", ("john", "smith")),
+    ],
+)
+def test_scripts_transliterate(written: str, expected: tuple[str, ...]) -> None:
+    assert expected in _tokens(PersonName(full=written))
+
+
+def test_diacritics_give_both_variants() -> None:
+    variants = _tokens(PersonName(full="Jürgen Müller"))
+    assert ("jurgen", "muller") in variants
+    assert ("juergen", "mueller") in variants
+    assert ("juergen", "mueller") in _tokens(PersonName(full="Juergen Mueller"))
+
+
+def test_cyrillic_icao_variant_meets_passport_spelling() -> None:
+    native = _tokens(PersonName(given="Юрий", family="Хабаров"))
+    passport = _tokens(PersonName(given="IURII", family="KHABAROV"))
+    assert native & passport
+
+
+def test_name_order_is_irrelevant_for_the_token_key() -> None:
+    dob = PartialDate(1980, 5, 12)
+    a = person_keys(normalise_person_name(PersonName(full="MÜLLER Hans")), dob)
+    b = person_keys(normalise_person_name(PersonName(given="Hans", family="Müller")), dob)
+    tokens = KeyType.PERSON_TOKENS_DOB
+    assert {k for k in a if k.type is tokens} & {k for k in b if k.type is tokens}
+
+
+def test_missing_middle_name_still_meets_on_surname_initial() -> None:
+    dob = PartialDate(1975, 3, 1)
+    a = person_keys(normalise_person_name(PersonName(given="Anna", middle="Maria",
+                                                     family="Schmidt")), dob)  # fmt: skip
+    b = person_keys(normalise_person_name(PersonName(given="Anna", family="Schmidt")), dob)
+    shared = {k.type for k in set(a) & set(b)}
+    assert KeyType.PERSON_SURNAME_INITIAL_DOB in shared
+    assert KeyType.PERSON_TOKENS_DOB in shared  # core tokens exclude the middle name
+
+
+def test_empty_names_raise() -> None:
+    with pytest.raises(EmptyValueError) as info:
+        normalise_person_name(PersonName(full=" -- "), "aliases")
+    assert info.value.field == "aliases"
+
+
+@pytest.mark.parametrize(
+    ("written", "tokens"),
+    [
+        ("Siemens Aktiengesellschaft", ("siemens",)),
+        ("SIEMENS AG", ("siemens",)),
+        ("ООО «Ромашка»", ("romashka",)),
+        ("Romashka LLC", ("romashka",)),
+        ("The Trust Company Ltd", ("trust", "company")),
+        ("Kowalski Sp. z o.o.", ("kowalski",)),
+    ],
+)
+def test_org_legal_forms_removed(written: str, tokens: tuple[str, ...]) -> None:
+    assert tokens in {v.tokens for v in normalise_org_name(written)}
+
+
+def test_key_encoding_layout() -> None:
+    key = MatchKey(KeyType.PASSPORT, ("DE", "C01X00T47"))
+    raw = key.encode()
+    assert raw.startswith(KEY_PREFIX + bytes([1, 0x04, 2]))
+    assert raw[len(KEY_PREFIX) + 3 :] == b"\x00\x02DE\x00\x09C01X00T47"
+    assert decode_key(raw) == key
+
+
+def test_key_encoding_rejects_wrong_arity_and_bad_bytes() -> None:
+    with pytest.raises(KeyEncodingError):
+        MatchKey(KeyType.IBAN, ("A", "B")).encode()
+    good = MatchKey(KeyType.EMAIL, ("a@b.de",)).encode()
+    for bad in (good[:-1], good + b"x", b"other" + good[5:], good[:11] + b"\x02" + good[12:]):
+        with pytest.raises(KeyEncodingError):
+            decode_key(bad)
+
+
+def test_key_codes_are_unique_and_stable() -> None:
+    codes = {kt.code for kt in KeyType}
+    assert len(codes) == len(KeyType)
+    assert KeyType.IBAN.code == 0x01 and KeyType.PERSON_PHONETIC_YEAR.code == 0x13
+    assert KeyType.ORG_REGISTRATION_COUNTRY.code == 0x21
+
+
+def test_hit_strength_is_the_strongest_matched_type() -> None:
+    hit = classify_hit([KeyType.PERSON_PHONETIC_YEAR, KeyType.PERSON_TOKENS_DOB])
+    assert hit.strength is Strength.COMPOSITE
+    assert classify_hit([KeyType.IBAN]).to_dict() == {"types": ["iban"], "strength": "strong"}
+    assert classify_hit([KeyType.PERSON_PHONETIC_YEAR]).strength is Strength.PHONETIC
+    with pytest.raises(ValueError):
+        classify_hit([])
+
+
+_field = st.text(max_size=20)
+
+
+def _key_parts(kt: KeyType) -> st.SearchStrategy[tuple[KeyType, list[str]]]:
+    n = len(kt.fields)
+    return st.tuples(st.just(kt), st.lists(_field, min_size=n, max_size=n))
+
+
+_keys = st.sampled_from(list(KeyType)).flatmap(_key_parts)
+
+
+@given(_keys, _keys)
+def test_key_encoding_is_injective(
+    a: tuple[KeyType, list[str]], b: tuple[KeyType, list[str]]
+) -> None:
+    ka, kb = MatchKey(a[0], tuple(a[1])), MatchKey(b[0], tuple(b[1]))
+    assert (ka.encode() == kb.encode()) == (ka == kb)
+    assert decode_key(ka.encode()) == ka
+
+
+_name_part = st.text(
+    alphabet=st.characters(categories=("Lu", "Ll", "Lo")), min_size=1, max_size=8
+).filter(lambda s: s.strip() == s)
+
+
+@given(st.lists(_name_part, min_size=1, max_size=4), st.randoms(use_true_random=False))
+def test_token_key_ignores_name_order(parts: list[str], rnd: object) -> None:
+    shuffled = list(parts)
+    rnd.shuffle(shuffled)  # type: ignore[attr-defined]
+    try:
+        a = normalise_person_name(PersonName(full=" ".join(parts)))
+    except EmptyValueError:
+        return
+    b = normalise_person_name(PersonName(full=" ".join(shuffled)))
+    assert {v.core for v in a} == {v.core for v in b}
+
+
+@given(st.text(max_size=30))
+def test_normalisation_is_idempotent(text: str) -> None:
+    try:
+        variants = normalise_person_name(PersonName(full=text))
+    except EmptyValueError:
+        return
+    for v in variants:
+        again = normalise_person_name(PersonName(full=" ".join(v.ordered)))
+        assert again[0].ordered == v.ordered
