@@ -1,0 +1,65 @@
+"""``fiumatch agreements``: record the MoU with a peer as data (modes, purposes, identifier
+types, OPRF evaluation budget per epoch, largest set per session, validity) and list them."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from fiumatch.client._cli import EXIT_OK, EXIT_USAGE, add_connection, run_api
+
+__all__ = ["register"]
+
+ALL_TYPES = ("iban,account_bic,lei,passport,national_id,tax_id,wallet,email,phone,person_name_dob,"
+             "person_tokens_dob,person_surname_initial_dob,org_name_country,"
+             "org_registration_country")  # fmt: skip
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("agreements", help="record and list MoU agreements",
+                                   description=__doc__)  # fmt: skip
+    sub = parser.add_subparsers(dest="agreements_command", metavar="ACTION")
+    p = sub.add_parser("add", help="add an agreement with a peer")
+    p.add_argument("peer")
+    p.add_argument("--modes", default="filter,mutual,cardinality")
+    p.add_argument("--purposes", default="money_laundering,terrorist_financing,predicate_offence")
+    p.add_argument("--id-types", default=ALL_TYPES, help="comma-separated match key types")
+    p.add_argument("--budget", type=int, default=100_000, help="OPRF evaluations per epoch")
+    p.add_argument("--max-set", type=int, default=10_000, help="largest set per session")
+    p.add_argument("--valid-days", type=float, default=365.0)
+    add_connection(p)
+    p.set_defaults(func=run_api(_add))
+    p = sub.add_parser("list", help="list agreements")
+    add_connection(p)
+    p.set_defaults(func=run_api(_list))
+    parser.set_defaults(func=lambda a: (parser.print_help(), EXIT_USAGE)[1])
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _add(args: argparse.Namespace, client: Any) -> int:
+    now = int(time.time())
+    a = client.add_agreement(
+        peer=args.peer, modes=_split(args.modes), purposes=_split(args.purposes),
+        identifier_types=_split(args.id_types), budget_per_epoch=args.budget,
+        max_set_size=args.max_set, valid_from=now - 60,
+        valid_until=now + int(args.valid_days * 86400),
+    )  # fmt: skip
+    print(a["id"])
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace, client: Any) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("id", "peer", "modes", "purposes", "budget", "max set", "valid until")
+    for a in client.agreements():
+        t.add_row(a["id"], a["peer"], ",".join(a["modes"]), ",".join(a["purposes"]),
+                  str(a["budget_per_epoch"]), str(a["max_set_size"]),
+                  time.strftime("%Y-%m-%d", time.gmtime(a["valid_until"])))  # fmt: skip
+    Console().print(t)
+    return EXIT_OK

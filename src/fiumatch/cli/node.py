@@ -1,0 +1,178 @@
+"""``fiumatch node``: create a node directory (init), serve it (serve), load subjects into it
+(load), add users (user-add) and show its identity (info).
+
+``init`` writes ``node.toml``, sealed keys (Ed25519 identity, OPRF master secret), a self-signed
+TLS certificate (or uses ``--cert``/``--key``), the SQLite database and an admin token, and prints
+the fingerprint peers must check out of band. ``serve`` refuses to start on invalid settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from fiumatch.client._cli import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("node", help="create, serve and manage an FIU node",
+                                   description=__doc__)  # fmt: skip
+    sub = parser.add_subparsers(dest="node_command", metavar="ACTION")
+
+    p = sub.add_parser("init", help="create a node directory: config, keys, TLS cert, database")
+    p.add_argument("--dir", type=Path, required=True, help="node directory to create")
+    p.add_argument("--node-id", required=True, help="this FIU's node id, e.g. FIU-DE")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port (default: a free port)")
+    p.add_argument("--public-url", help="URL peers use (default https://HOST:PORT)")
+    p.add_argument("--cert", type=Path, help="operator-supplied TLS certificate (PEM)")
+    p.add_argument("--key", type=Path, help="operator-supplied TLS private key (PEM, mode 0600)")
+    p.add_argument("--scrypt-log2n", type=int, default=15, help=argparse.SUPPRESS)
+    p.set_defaults(func=_init)
+
+    p = sub.add_parser("serve", help="serve the node over TLS (uvicorn)")
+    p.add_argument("--dir", type=Path, required=True, help="node directory")
+    p.add_argument("--log-level", default="warning")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("load", help="ingest CSV/JSONL/FtM/goAML files into the node's store")
+    p.add_argument("--dir", type=Path, required=True, help="node directory")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("--format", choices=("csv", "jsonl", "ftm", "goaml"))
+    p.add_argument("--source", help="source name in subject ids (default: file name)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_load)
+
+    p = sub.add_parser("user-add", help="add a user (analyst, supervisor, auditor, admin)")
+    p.add_argument("--dir", type=Path, required=True, help="node directory")
+    p.add_argument("name")
+    p.add_argument("role", choices=("analyst", "supervisor", "auditor", "admin"))
+    p.set_defaults(func=_user_add)
+
+    p = sub.add_parser("info", help="show the node id, URL and key fingerprint")
+    p.add_argument("--dir", type=Path, required=True, help="node directory")
+    p.set_defaults(func=_info)
+    parser.set_defaults(func=lambda a: (parser.print_help(), EXIT_USAGE)[1])
+
+
+def _init(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from fiumatch.errors import FiumatchError
+    from fiumatch.node.keys import NodeKeys
+    from fiumatch.node.runner import free_port
+    from fiumatch.node.service import init_node_dir
+
+    if (args.cert is None) != (args.key is None):
+        Console(stderr=True).print("[red]--cert and --key go together[/red]")
+        return EXIT_USAGE
+    try:
+        config, _ = init_node_dir(
+            args.dir, args.node_id, host=args.host, port=args.port or free_port(args.host),
+            public_url=args.public_url, tls_cert=args.cert, tls_key=args.key,
+            scrypt_log2_n=args.scrypt_log2n,
+        )  # fmt: skip
+        keys = NodeKeys.load(config.keys_dir, config.passphrase)
+    except FiumatchError as exc:
+        Console(stderr=True).print(f"[red]{exc.code}:[/red] {exc.reason}")
+        return EXIT_PROBLEM
+    c = Console()
+    c.print(f"node [bold]{config.node_id}[/bold] created in {config.node_dir}")
+    c.print(f"url          {config.public_url}")
+    c.print(f"fingerprint  [bold]{keys.fingerprint}[/bold]  (give this to peers out of band)")
+    c.print(f"admin token  {config.node_dir / 'secrets' / 'admin.token'}")
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from fiumatch.errors import FiumatchError
+    from fiumatch.node.runner import serve
+
+    try:
+        serve(args.dir, log_level=args.log_level)
+    except FiumatchError as exc:
+        Console(stderr=True).print(f"[red]refusing to start: {exc.code}[/red]: {exc.reason} "
+                                   f"{exc.details or ''}")  # fmt: skip
+        return EXIT_PROBLEM
+    return EXIT_OK
+
+
+def _open_store(node_dir: Path) -> Any:
+    from fiumatch.node.service import load_config
+    from fiumatch.store import Store
+
+    return Store.open(load_config(node_dir).database)
+
+
+def _load(args: argparse.Namespace) -> int:
+    import time
+    from datetime import date, timedelta
+
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from fiumatch.ingest import IngestStats, Reject, read
+    from fiumatch.node.service import _to_stored
+
+    store = _open_store(args.dir)
+    stats = IngestStats()
+    loaded = rejected = 0
+    try:
+        with Progress(
+            console=Console(stderr=True), disable=args.no_progress, transient=True
+        ) as progress:
+            for path in args.files:
+                task = progress.add_task(f"loading {path.name}", total=None)
+                now = int(time.time())
+                with store.transaction():
+                    for item in read(path, args.format, default_retention=date.today() + timedelta(days=1826),
+                                     source=args.source, stats=stats):  # fmt: skip
+                        if isinstance(item, Reject):
+                            rejected += 1
+                            continue
+                        store.subjects.upsert_with_keys(*_to_stored(item), now=now)
+                        loaded += 1
+                        progress.advance(task)
+    finally:
+        store.close()
+    Console().print(f"loaded {loaded} subjects, {stats.rejected_records} records rejected")
+    return EXIT_PROBLEM if stats.rejected_records else EXIT_OK
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    import os
+    import time
+
+    from rich.console import Console
+
+    from fiumatch.store import RecordConflictError, User, issue_token
+
+    store = _open_store(args.dir)
+    try:
+        token = issue_token(os.urandom)
+        store.users.add(User(name=args.name, role=args.role, token_id=token.token_id,
+                             token_hash=token.token_hash, created_at=int(time.time())))  # fmt: skip
+    except RecordConflictError:
+        Console(stderr=True).print("[red]a user with that name exists[/red]")
+        return EXIT_PROBLEM
+    finally:
+        store.close()
+    print(token.token)
+    return EXIT_OK
+
+
+def _info(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from fiumatch.node.keys import NodeKeys
+    from fiumatch.node.service import load_config
+
+    config = load_config(args.dir)
+    keys = NodeKeys.load(config.keys_dir, config.passphrase)
+    Console().print(f"{config.node_id}  {config.public_url}  {keys.fingerprint}")
+    return EXIT_OK

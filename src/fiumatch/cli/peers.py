@@ -1,0 +1,67 @@
+"""``fiumatch peers``: pin a peer after an out-of-band fingerprint check, list peers, and show the
+fingerprint a URL announces (``peers fingerprint URL``), as with SSH host keys."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from fiumatch.client._cli import EXIT_OK, EXIT_REMOTE, EXIT_USAGE, add_connection, run_api
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("peers", help="pin and list peer nodes", description=__doc__)
+    sub = parser.add_subparsers(dest="peers_command", metavar="ACTION")
+    p = sub.add_parser("add", help="pin a peer: its fingerprint must match --fingerprint")
+    p.add_argument("node_id")
+    p.add_argument("peer_url")
+    p.add_argument("--fingerprint", required=True,
+                   help="the peer's key fingerprint, obtained out of band (SHA256:...)")  # fmt: skip
+    add_connection(p)
+    p.set_defaults(func=run_api(_add))
+    p = sub.add_parser("list", help="list pinned peers")
+    add_connection(p)
+    p.set_defaults(func=run_api(_list))
+    p = sub.add_parser("fingerprint", help="show the fingerprint a peer URL announces")
+    p.add_argument("peer_url")
+    p.set_defaults(func=_fingerprint)
+    parser.set_defaults(func=lambda a: (parser.print_help(), EXIT_USAGE)[1])
+
+
+def _add(args: argparse.Namespace, client: Any) -> int:
+    from rich.console import Console
+
+    from fiumatch.client.peer import fetch_well_known
+
+    info = fetch_well_known(args.peer_url)
+    Console().print(f"{args.node_id} announces fingerprint [bold]{info.get('fingerprint')}[/bold]")
+    p = client.add_peer(args.node_id, args.peer_url, args.fingerprint)
+    Console().print(f"pinned {p['node_id']} at {p['url']}")
+    return EXIT_OK
+
+
+def _list(args: argparse.Namespace, client: Any) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table("node id", "url", "fingerprint")
+    for p in client.peers():
+        t.add_row(p["node_id"], p["url"], p["fingerprint"])
+    Console().print(t)
+    return EXIT_OK
+
+
+def _fingerprint(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from fiumatch.client.peer import PeerError, fetch_well_known
+
+    try:
+        info = fetch_well_known(args.peer_url)
+    except PeerError as exc:
+        Console(stderr=True).print(f"[red]{exc.reason}[/red]")
+        return EXIT_REMOTE
+    Console().print(f"{info.get('node_id')}  {info.get('fingerprint')}")
+    return EXIT_OK

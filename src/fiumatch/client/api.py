@@ -1,0 +1,136 @@
+"""The bearer-token client of a node's own API (analysts, supervisors, admins, auditors).
+
+The node's certificate is self-signed; the client verifies it against the certificate file
+(``cacert``, from the node directory), so a CLI talking to its own node has a verified TLS
+channel. Errors come back as :class:`ApiError` with the node's error code and details.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from fiumatch.errors import FiumatchError
+
+__all__ = ["ApiClient", "ApiError"]
+
+
+class ApiError(FiumatchError):
+    """The node answered with an error (``status``, ``error_code``, ``details``), or could not
+    be reached (``status`` 0)."""
+
+    code = "api_error"
+
+    def __init__(self, reason: str, *, status: int, error_code: str, details: Any = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.error_code = error_code
+        self.error_details = details or {}
+
+
+class ApiClient:
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        cacert: Path | str | None = None,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        verify: Any = str(cacert) if cacert else False
+        self._http = httpx.Client(
+            base_url=url.rstrip("/"), headers=headers, verify=verify, timeout=timeout,
+            transport=transport,
+        )  # fmt: skip
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(self, method: str, path: str, json: Any = None, params: Any = None) -> Any:
+        try:
+            r = self._http.request(method, path, json=json, params=params)
+        except httpx.HTTPError as exc:
+            raise ApiError(f"the node could not be reached ({type(exc).__name__})", status=0,
+                           error_code="unreachable") from exc  # fmt: skip
+        data: Any
+        try:
+            data = r.json()
+        except ValueError:
+            data = {}
+        if r.status_code >= 400:
+            d = data if isinstance(data, dict) else {}
+            raise ApiError(str(d.get("reason", r.reason_phrase)), status=r.status_code,
+                           error_code=str(d.get("error", "error")), details=d.get("details"))  # fmt: skip
+        return data
+
+    # identity
+    def well_known(self) -> dict[str, Any]:
+        return dict(self.call("GET", "/.well-known/fiumatch"))
+
+    # admin
+    def add_peer(self, node_id: str, url: str, fingerprint: str) -> Any:
+        return self.call("POST", "/api/v1/peers",
+                         {"node_id": node_id, "url": url, "fingerprint": fingerprint})  # fmt: skip
+
+    def peers(self) -> Any:
+        return self.call("GET", "/api/v1/peers")
+
+    def add_agreement(self, **terms: Any) -> Any:
+        return self.call("POST", "/api/v1/agreements", terms)
+
+    def agreements(self) -> Any:
+        return self.call("GET", "/api/v1/agreements")
+
+    def add_user(self, name: str, role: str) -> Any:
+        return self.call("POST", "/api/v1/users", {"name": name, "role": role})
+
+    def rotate(self, peer: str | None = None, wait: bool = True) -> Any:
+        return self.call("POST", "/api/v1/epochs/rotate", {"peer": peer, "wait": wait})
+
+    def epochs(self) -> Any:
+        return self.call("GET", "/api/v1/epochs")
+
+    def purge(self, today: str | None = None) -> Any:
+        return self.call("POST", "/api/v1/purge", {"today": today})
+
+    # analyst
+    def create_query(self, **spec: Any) -> Any:
+        return self.call("POST", "/api/v1/queries", spec)
+
+    def query(self, query_id: str) -> Any:
+        return self.call("GET", f"/api/v1/queries/{query_id}")
+
+    def queries(self) -> Any:
+        return self.call("GET", "/api/v1/queries")
+
+    def sessions(self) -> Any:
+        return self.call("GET", "/api/v1/sessions")
+
+    def request_disclosure(self, **spec: Any) -> Any:
+        return self.call("POST", "/api/v1/disclosures", spec)
+
+    def disclosures(self, direction: str | None = None) -> Any:
+        return self.call(
+            "GET", "/api/v1/disclosures", params={"direction": direction} if direction else None
+        )
+
+    def decide_disclosure(self, disclosure_id: str, **decision: Any) -> Any:
+        return self.call("POST", f"/api/v1/disclosures/{disclosure_id}/decision", decision)
+
+    def refresh_disclosure(self, disclosure_id: str) -> Any:
+        return self.call("POST", f"/api/v1/disclosures/{disclosure_id}/refresh")
+
+    # auditor
+    def audit_entries(self, start: int = 0, end: int | None = None) -> Any:
+        params = {"start": start} | ({"end": end} if end is not None else {})
+        return self.call("GET", "/audit/v1/entries", params=params)

@@ -1,0 +1,197 @@
+"""The signed node-to-node client: what one FIU node uses to talk to a pinned peer.
+
+Every request is signed (RFC 9421, Ed25519, with RFC 9530 Content-Digest, through
+``fiumatch.node.httpsig``) and binds the recipient (``fiumatch-peer``), the session and the key
+epoch; every response must carry the peer's signature over it *and* over our request's
+signature, verified against the peer's pinned key, or the call fails.
+
+Trust model: peers use the TLS certificates they generated themselves; no CA is involved and
+the client does not verify the certificate chain (``verify=False``). TLS gives confidentiality
+on the wire; authenticity and integrity of every message come from the pinned Ed25519 key
+(pinned after the operator compared fingerprints out of band, like an SSH host key). A
+man-in-the-middle can therefore read blinded elements, never forge or alter a message.
+
+Protocol frames travel as ``application/octet-stream`` (wire frames); control messages
+(open session, disclosure) as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from fiumatch.errors import FiumatchError
+from fiumatch.node import httpsig
+from fiumatch.node.keys import public_key_from_raw
+from fiumatch.store import Peer
+
+__all__ = ["PeerClient", "PeerError", "fetch_well_known"]
+
+TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+class PeerError(FiumatchError):
+    """A peer refused a request (``status`` and its error ``code``, ``clause``, ``retry_after``)
+    or could not be reached (``status`` 0, code ``unreachable``)."""
+
+    code = "peer_error"
+    http_status = 502
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        status: int,
+        peer_code: str,
+        clause: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(reason, status=status, peer_code=peer_code)
+        self.status = status
+        self.code = peer_code  # type: ignore[misc]
+        self.clause = clause
+        self.retry_after = retry_after
+
+
+def fetch_well_known(url: str, *, timeout: float = 10.0) -> dict[str, Any]:
+    """The peer's self-description (node id, Ed25519 public key, fingerprint). Unsigned: the
+    caller must compare the fingerprint out of band before pinning it."""
+    try:
+        r = httpx.get(url.rstrip("/") + "/.well-known/fiumatch", verify=False, timeout=timeout)
+        r.raise_for_status()
+        data: dict[str, Any] = r.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise PeerError("the peer could not be reached", status=0, peer_code="unreachable") from exc
+    return data
+
+
+class PeerClient:
+    """Signed calls to one pinned peer."""
+
+    def __init__(
+        self,
+        *,
+        own_id: str,
+        key: Ed25519PrivateKey,
+        peer: Peer,
+        clock: Callable[[], float],
+        rng: Callable[[int], bytes],
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._own_id = own_id
+        self._key = key
+        self._peer = peer
+        self._peer_key: Ed25519PublicKey = public_key_from_raw(peer.public_key)
+        self._clock = clock
+        self._rng = rng
+        self._base = peer.url.rstrip("/")
+        self._authority = urlsplit(self._base).netloc
+        self._http = httpx.Client(verify=False, timeout=TIMEOUT, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def signed_request(
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        *,
+        content_type: str,
+        session: str | None = None,
+        epoch: int | None = None,
+    ) -> tuple[int, Mapping[str, str], bytes, dict[str, str]]:
+        """Send one signed request; verify the signed response. Returns status, headers, body
+        and the request headers sent (tests use them to replay)."""
+        headers = {"content-type": content_type, "fiumatch-peer": self._peer.node_id}
+        if session is not None:
+            headers["fiumatch-session"] = session
+        if epoch is not None:
+            headers["fiumatch-epoch"] = str(epoch)
+        now = int(self._clock())
+        headers.update(
+            httpsig.sign_request(
+                method=method, target=path, authority=self._authority, headers=headers,
+                body=body, key=self._key, keyid=self._own_id, now=now, rng=self._rng,
+            )
+        )  # fmt: skip
+        try:
+            r = self._http.request(method, self._base + path, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise PeerError(
+                "the peer could not be reached", status=0, peer_code="unreachable"
+            ) from exc
+        request = httpsig.HttpRequest(
+            method=method, target=path, authority=self._authority,
+            headers={k.lower(): v for k, v in headers.items()}, body=body,
+        )  # fmt: skip
+        resp_headers = httpsig.combine_headers(r.headers.multi_items())
+        try:
+            httpsig.verify_response(
+                status=r.status_code, headers=resp_headers, body=r.content, request=request,
+                resolve_key=lambda kid: self._peer_key if kid == self._peer.node_id else None,
+                now=int(self._clock()), expected_peer=self._own_id,
+            )  # fmt: skip
+        except FiumatchError as exc:
+            raise PeerError(
+                f"the peer's response is not authentic ({exc.code})",
+                status=r.status_code or 0,
+                peer_code="unauthentic_response" if r.status_code < 400 else _code(r),
+            ) from None
+        if r.status_code >= 400:
+            data = _json(r.content)
+            details = data.get("details", {}) if isinstance(data.get("details"), dict) else {}
+            raise PeerError(
+                str(data.get("reason", "refused")),
+                status=r.status_code,
+                peer_code=str(data.get("error", "refused")),
+                clause=details.get("clause"),
+                retry_after=details.get("retry_after"),
+            )
+        return r.status_code, resp_headers, r.content, headers
+
+    def _json_call(
+        self, method: str, path: str, payload: Mapping[str, Any] | None, **kw: Any
+    ) -> dict[str, Any]:
+        body = b"" if payload is None else json.dumps(payload, sort_keys=True).encode()
+        _, _, content, _ = self.signed_request(
+            method, path, body, content_type="application/json", **kw
+        )
+        return _json(content)
+
+    def open_session(
+        self, *, session_id: str, mode: str, purpose: str, id_types: list[str], set_size: int
+    ) -> dict[str, Any]:
+        payload = {"session_id": session_id, "mode": mode, "purpose": purpose,
+                   "id_types": id_types, "set_size": set_size}  # fmt: skip
+        return self._json_call("POST", "/peer/v1/sessions", payload, session=session_id)
+
+    def send_frames(self, session_id: str, epoch: int, frames: bytes) -> bytes:
+        _, _, content, _ = self.signed_request(
+            "POST", f"/peer/v1/sessions/{session_id}/frames", frames,
+            content_type="application/octet-stream", session=session_id, epoch=epoch,
+        )  # fmt: skip
+        return content
+
+    def request_disclosure(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        return self._json_call("POST", "/peer/v1/disclosures", payload)
+
+    def disclosure_status(self, disclosure_id: str) -> dict[str, Any]:
+        return self._json_call("GET", f"/peer/v1/disclosures/{disclosure_id}", None)
+
+
+def _json(content: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(content or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _code(r: httpx.Response) -> str:
+    return str(_json(r.content).get("error", "refused"))

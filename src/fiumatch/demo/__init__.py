@@ -1,0 +1,1 @@
+"""fiumatch.demo: three FIU nodes on loopback, end to end (``fiumatch demo``)."""

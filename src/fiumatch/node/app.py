@@ -1,0 +1,102 @@
+"""The FastAPI app factory of a node, and the one place typed errors become HTTP responses.
+
+``create_app(service)`` mounts the peer routes (``/peer/v1``, signed wire frames), the analyst
+and admin routes (``/api/v1``, bearer tokens), the auditor routes (``/audit/v1``) and
+``/.well-known/fiumatch``. Routes are thin; every :class:`FiumatchError` is mapped once here,
+with ``http_status`` and ``to_dict()``; a 429 carries ``Retry-After``. Errors on peer routes are
+signed like any other peer response. ``build_service`` wires config, keys, store, clock and
+rng (injected, so tests can be deterministic).
+
+Never logs request bodies, identifiers or tokens.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from fiumatch.errors import FiumatchError
+from fiumatch.node.keys import NodeKeys
+from fiumatch.node.service import NodeService, load_config
+from fiumatch.store import Store
+
+__all__ = ["build_service", "create_app"]
+
+
+def build_service(
+    node_dir: Path,
+    *,
+    clock: Callable[[], float] = time.time,
+    rng: Callable[[int], bytes] = os.urandom,
+    env: dict[str, str] | None = None,
+) -> NodeService:
+    """Load and validate settings, unseal the keys, open the store: a ready service."""
+    config = load_config(node_dir, env)
+    keys = NodeKeys.load(config.keys_dir, config.passphrase)
+    store = Store.open(config.database)
+    return NodeService(config=config, keys=keys, store=store, clock=clock, rng=rng)
+
+
+def create_app(service: NodeService, *, scheduler: bool = True) -> FastAPI:
+    from fiumatch.node import routes_api, routes_audit, routes_peer
+
+    stop = threading.Event()
+
+    def background() -> None:
+        every = max(1, min(service.config.epoch_rotation_seconds // 4, 60))
+        last_purge = 0.0
+        while not stop.wait(every):
+            try:
+                service.rotate_due()
+                if time.monotonic() - last_purge > service.config.retention_check_seconds:
+                    last_purge = time.monotonic()
+                    service.purge_expired("scheduler")
+            except FiumatchError:
+                continue
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker = threading.Thread(target=background, name="fiumatch-scheduler", daemon=True)
+        if scheduler:
+            worker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            service.close()
+
+    app = FastAPI(title=f"fiumatch node {service.node_id}", lifespan=lifespan, docs_url=None,
+                  redoc_url=None)  # fmt: skip
+    app.state.service = service
+
+    @app.exception_handler(FiumatchError)
+    async def fiumatch_error(request: Request, exc: FiumatchError) -> Response:
+        body = exc.to_dict()
+        headers: dict[str, str] = {}
+        retry = getattr(exc, "retry_after", None)
+        if exc.http_status == 429 and retry is not None:
+            headers["retry-after"] = str(retry)
+        if request.url.path.startswith("/peer/"):
+            return await routes_peer.signed_error(request, service, exc.http_status, body, headers)
+        return JSONResponse(body, status_code=exc.http_status, headers=headers)
+
+    @app.get("/.well-known/fiumatch")
+    def well_known() -> dict[str, Any]:
+        return service.well_known()
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "node_id": service.node_id}
+
+    app.include_router(routes_peer.router(service))
+    app.include_router(routes_api.router(service))
+    app.include_router(routes_audit.router(service))
+    return app

@@ -1,0 +1,186 @@
+"""Analyst, supervisor and admin routes (``/api/v1``), bearer-token authenticated.
+
+Thin: parse the JSON body into a pydantic model, call one service method, return its dict.
+Roles are checked by the service (``NodeService.require_role``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header
+from pydantic import BaseModel, Field
+
+from fiumatch.node.errors import BadTokenError
+from fiumatch.node.service import NodeService
+from fiumatch.store import User
+
+__all__ = ["router", "user_dependency"]
+
+
+def user_dependency(service: NodeService) -> Callable[..., User]:
+    def current(authorization: str = Header(default="")) -> User:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise BadTokenError("a bearer token is required")
+        return service.authenticate(token.strip())
+
+    return current
+
+
+class PeerIn(BaseModel):
+    node_id: str
+    url: str
+    fingerprint: str
+
+
+class AgreementIn(BaseModel):
+    peer: str
+    modes: list[str]
+    purposes: list[str]
+    identifier_types: list[str]
+    budget_per_epoch: int = Field(ge=0)
+    max_set_size: int = Field(ge=0)
+    valid_from: int
+    valid_until: int
+
+
+class UserIn(BaseModel):
+    name: str
+    role: str
+
+
+class RotateIn(BaseModel):
+    peer: str | None = None
+    wait: bool = True
+
+
+class PurgeIn(BaseModel):
+    today: date | None = None
+
+
+class QueryIn(BaseModel):
+    purpose: str
+    legal_basis: str
+    case_ref: str
+    mode: str = "filter"
+    subject_ids: list[str] = []
+    all_subjects: bool = False
+    records: list[dict[str, Any]] = []
+    peers: list[str] = []
+    id_types: list[str] = []
+    wait: bool = False
+
+
+class DisclosureIn(BaseModel):
+    hit_token: str
+    purpose: str
+    case_ref: str
+    legal_basis: str = ""
+    onward_dissemination: bool = False
+
+
+class DecisionIn(BaseModel):
+    approve: bool
+    reason: str
+    fields: list[str] = ["name", "local_ref", "subject_type", "birth_date", "countries"]
+    onward_consent: bool = False
+
+
+def router(service: NodeService) -> APIRouter:
+    r = APIRouter(prefix="/api/v1")
+    current = user_dependency(service)
+
+    @r.get("/me")
+    def me(user: User = Depends(current)) -> Any:
+        return {"name": user.name, "role": user.role, "node_id": service.node_id}
+
+    @r.post("/users")
+    def add_user(body: UserIn, user: User = Depends(current)) -> Any:
+        return {"name": body.name, "role": body.role,
+                "token": service.add_user(user, body.name, body.role)}  # fmt: skip
+
+    @r.post("/peers")
+    def add_peer(body: PeerIn, user: User = Depends(current)) -> Any:
+        p = service.add_peer(user, body.node_id, body.url, body.fingerprint)
+        return {"node_id": p.node_id, "url": p.url, "fingerprint": p.fingerprint}
+
+    @r.get("/peers")
+    def peers(user: User = Depends(current)) -> Any:
+        service.require_role(user, "analyst", "supervisor", "auditor")
+        return [{"node_id": p.node_id, "url": p.url, "fingerprint": p.fingerprint,
+                 "added_at": p.added_at} for p in service.store.peers.list_all()]  # fmt: skip
+
+    @r.post("/agreements")
+    def add_agreement(body: AgreementIn, user: User = Depends(current)) -> Any:
+        a = service.add_agreement(
+            user, peer_id=body.peer, modes=body.modes, purposes=body.purposes,
+            identifier_types=body.identifier_types, budget_per_epoch=body.budget_per_epoch,
+            max_set_size=body.max_set_size, valid_from=body.valid_from,
+            valid_until=body.valid_until,
+        )  # fmt: skip
+        return {"id": a.id, "peer": a.peer_id}
+
+    @r.get("/agreements")
+    def agreements(user: User = Depends(current)) -> Any:
+        service.require_role(user, "analyst", "supervisor", "auditor")
+        out = []
+        for p in service.store.peers.list_all():
+            for a in service.store.agreements.list_for_peer(p.node_id):
+                out.append({"id": a.id, "peer": a.peer_id, "modes": a.modes,
+                            "purposes": a.purposes, "identifier_types": a.identifier_types,
+                            "budget_per_epoch": a.budget_per_epoch,
+                            "max_set_size": a.max_set_size, "valid_from": a.valid_from,
+                            "valid_until": a.valid_until, "revoked_at": a.revoked_at})  # fmt: skip
+        return out
+
+    @r.post("/epochs/rotate")
+    def rotate(body: RotateIn, user: User = Depends(current)) -> Any:
+        service.require_role(user, "admin")
+        return service.rotate(user.name, body.peer, wait=body.wait)
+
+    @r.get("/epochs")
+    def epochs(user: User = Depends(current)) -> Any:
+        service.require_role(user, "admin", "auditor")
+        return service.epochs()
+
+    @r.post("/purge")
+    def purge(body: PurgeIn, user: User = Depends(current)) -> Any:
+        service.require_role(user, "admin")
+        return {"purged": service.purge_expired(user.name, body.today)}
+
+    @r.post("/queries")
+    def create_query(body: QueryIn, user: User = Depends(current)) -> Any:
+        return service.create_query(user, **body.model_dump())
+
+    @r.get("/queries")
+    def queries(user: User = Depends(current)) -> Any:
+        return service.list_queries(user)
+
+    @r.get("/queries/{query_id}")
+    def query(query_id: str, user: User = Depends(current)) -> Any:
+        return service.get_query(user, query_id)
+
+    @r.get("/sessions")
+    def sessions(user: User = Depends(current)) -> Any:
+        return service.sessions(user)
+
+    @r.post("/disclosures")
+    def request_disclosure(body: DisclosureIn, user: User = Depends(current)) -> Any:
+        return service.request_disclosure(user, **body.model_dump())
+
+    @r.get("/disclosures")
+    def disclosures(direction: str | None = None, user: User = Depends(current)) -> Any:
+        return service.list_disclosures(user, direction)
+
+    @r.post("/disclosures/{disclosure_id}/decision")
+    def decide(disclosure_id: str, body: DecisionIn, user: User = Depends(current)) -> Any:
+        return service.decide_disclosure(user, disclosure_id, **body.model_dump())
+
+    @r.post("/disclosures/{disclosure_id}/refresh")
+    def refresh(disclosure_id: str, user: User = Depends(current)) -> Any:
+        return service.refresh_disclosure(user, disclosure_id)
+
+    return r
