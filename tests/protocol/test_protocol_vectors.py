@@ -45,7 +45,7 @@ NEGATIVES = _doc("negative.json")["cases"]
 
 def test_generator_reproduces_the_checked_in_files() -> None:
     generated = GEN.generate()
-    assert sorted(generated) == sorted(p.name for p in VECTORS.glob("*.json"))
+    assert sorted(generated) == ["cardinality.json", "filter.json", "mutual.json", "negative.json"]
     for name, text in generated.items():
         assert (VECTORS / name).read_text() == text, f"{name} is stale: run make vectors"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -681,3 +682,55 @@ def test_the_signed_statement_verifies_with_both_keys() -> None:
     )
     assert statement == expected
     assert run.owner.transcript_hash == run.querier.transcript_hash
+
+
+# ---------------------------------------------------------------------------------------------
+# SPEC.md says what the code does
+
+
+SPEC = (Path(__file__).resolve().parents[2] / "protocol" / "SPEC.md").read_text()
+
+
+def test_spec_state_table_is_the_code_table() -> None:
+    rows = set()
+    for line in SPEC.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[0] in ("filter", "mutual", "cardinality"):
+            rows.add(tuple(cells))
+    code = set()
+    for (mode, role, state, inp), t in TRANSITIONS.items():
+        sends = ", ".join(s.name for s in t.sends) or "—"
+        name = inp if isinstance(inp, str) else inp.name
+        code.add((mode.name.lower(), role.value, state.name, name, t.next.name, sends))
+    assert rows == code
+
+
+def test_spec_lists_every_domain_separation_string_and_error_code() -> None:
+    from fiumatch.protocol import errors, filters
+    from fiumatch.protocol.sessions import (
+        CARDINALITY_H2G_DST,
+        CARDINALITY_TAG_DST,
+        MUTUAL_H2G_DST,
+        MUTUAL_TAG_DST,
+        TRANSCRIPT_DST,
+    )
+
+    for dst in (
+        CARDINALITY_H2G_DST,
+        CARDINALITY_TAG_DST,
+        MUTUAL_H2G_DST,
+        MUTUAL_TAG_DST,
+        TRANSCRIPT_DST,
+        MUTUAL_SIGNATURE_DST,
+        filters.FILTER_ID_DST,
+    ):
+        assert f"`{dst.decode()}`" in SPEC
+    codes = {
+        c.code
+        for c in vars(errors).values()
+        if isinstance(c, type) and issubclass(c, errors.ProtocolError)
+    }
+    codes.add(ResultMismatchError.code)
+    for code in codes:
+        assert f"| `{code}` |" in SPEC, code
+    assert "## 13. Subject normalisation and match keys\n\nSee SPEC-identifiers section" in SPEC

@@ -146,19 +146,29 @@ def _check_output(output: bytes) -> None:
 def bloom_indices(output: bytes, m: int, k: int, seed: int) -> list[int]:
     """The ``k`` bit positions of ``output``.
 
-    For ``j = 0, 1, ...``: ``(a, b) = MurmurHash3_x64_128(output, (seed + j) mod 2^32)`` read
-    as two unsigned 64-bit words (``mmh3.hash64(output, seed_j, x64arch=True,
-    signed=False)``); positions ``2j`` and ``2j+1`` are ``a mod m`` and ``b mod m``. The first
-    ``k`` positions are used. (Repeats are allowed; the bias of ``mod m`` is below ``m/2^64``.)
+    For ``j = 0, 1, ...``: ``(a, b)`` are the two halves of the 16-byte MurmurHash3_x64_128
+    digest of ``output`` with seed ``(seed + j) mod 2^32``, each read as an unsigned 64-bit
+    little-endian integer; positions ``2j`` and ``2j+1`` are ``a mod m`` and ``b mod m``. The
+    first ``k`` positions are used. (Repeats are allowed; the bias of ``mod m`` is below
+    ``m/2^64``.) The digest comes from ``mmh3.hash_bytes``, whose output does not depend on a
+    signedness flag (mmh3 5.3 ignores a positional ``signed`` argument of ``hash64``).
     """
     _check_output(output)
     out: list[int] = []
-    hash64 = mmh3.hash64
     for j in range((k + 1) // 2):
-        a, b = hash64(output, (seed + j) & 0xFFFFFFFF, True, False)
+        a, b = _mmh3_words(output, (seed + j) & 0xFFFFFFFF)
         out.append(a % m)
         out.append(b % m)
     return out[:k]
+
+
+_QQ = struct.Struct("<QQ")
+
+
+def _mmh3_words(data: bytes, seed: int) -> tuple[int, int]:
+    """The MurmurHash3_x64_128 digest of ``data`` as two unsigned little-endian u64s."""
+    a, b = _QQ.unpack(mmh3.hash_bytes(data, seed=seed, x64arch=True))
+    return int(a), int(b)
 
 
 def _false_positive_rate(m: int, k: int, count: int) -> float:
@@ -217,9 +227,9 @@ class BloomFilter:
         if not isinstance(output, bytes) or len(output) != INPUT_LEN:
             return False
         bits, m, k, seed = self.bits, self.m, self.k, self.seed
-        hash64 = mmh3.hash64
+        words = _mmh3_words
         for j in range((k + 1) // 2):  # bloom_indices, stopping at the first clear bit
-            a, b = hash64(output, (seed + j) & 0xFFFFFFFF, True, False)
+            a, b = words(output, (seed + j) & 0xFFFFFFFF)
             a %= m
             if not bits[a >> 3] >> (a & 7) & 1:
                 return False
