@@ -734,3 +734,11 @@ def test_spec_lists_every_domain_separation_string_and_error_code() -> None:
     for code in codes:
         assert f"| `{code}` |" in SPEC, code
     assert "## 13. Subject normalisation and match keys\n\nSee SPEC-identifiers section" in SPEC
+
+
+def test_public_names_exist() -> None:
+    from fiumatch.protocol import psi, sessions
+
+    for module in (sessions, psi):
+        for name in module.__all__:
+            assert hasattr(module, name), (module.__name__, name)

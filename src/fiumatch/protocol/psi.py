@@ -83,7 +83,7 @@ def pump(querier: _Querier, owner: SessionMachine, *, record: bool = False) -> T
     Frames pass as one byte stream per turn through a ``FrameReader``, as over a transport.
     """
     traffic = Traffic()
-    q_reader, o_reader = FrameReader(querier_limits(querier)), FrameReader(owner.limits)
+    q_reader, o_reader = FrameReader(_querier_limits(querier)), FrameReader(owner.limits)
     outgoing = querier.start()
     while outgoing:
         replies: list[bytes] = []
@@ -105,7 +105,7 @@ def pump(querier: _Querier, owner: SessionMachine, *, record: bool = False) -> T
     return traffic
 
 
-def querier_limits(querier: object) -> Limits:
+def _querier_limits(querier: object) -> Limits:
     limits = getattr(querier, "limits", None)
     return limits if isinstance(limits, Limits) else Limits()
 

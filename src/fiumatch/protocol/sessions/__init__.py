@@ -12,6 +12,9 @@ filter             its keys found in the filter    number of evaluations asked f
 mutual             the intersection (signed)       the intersection (signed)
 cardinality        ``|X ∩ Y|`` and ``|Y|``          ``|X|``
 =================  ==============================  =========================================
+
+This package must never do I/O, read clocks, use global randomness or log; a machine is driven
+entirely by the frames and the ``rng`` its caller gives it.
 """
 
 from __future__ import annotations

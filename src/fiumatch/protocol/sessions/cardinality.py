@@ -188,11 +188,11 @@ class CardinalityOwner(_Cardinality):
     def _on_query_end(self, body: StreamEnd) -> list[bytes]:
         assert self._query_stream is not None
         total = self._query_stream.end(body)
-        evaluated, w = bytes(self._evaluated), ELEMENT_WIDTH
-        self._evaluated = bytearray()
+        evaluated, w = memoryview(self._evaluated), ELEMENT_WIDTH
         perm = shuffle_permutation(total, self._rng)
         shuffled = b"".join([evaluated[p * w : (p + 1) * w] for p in perm])
-        del evaluated
+        evaluated.release()
+        self._evaluated = bytearray()
         size = self.limits.chunk_elements
         out = list(
             self._send_stream(MsgType.EVAL_CHUNK, MsgType.EVAL_END, iter_chunks(shuffled, w, size))
