@@ -7,6 +7,7 @@ channel. Errors come back as :class:`ApiError` with the node's error code and de
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ class ApiClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        verify: Any = str(cacert) if cacert else False
+        verify: Any = ssl.create_default_context(cafile=str(cacert)) if cacert else False
         self._http = httpx.Client(
             base_url=url.rstrip("/"), headers=headers, verify=verify, timeout=timeout,
             transport=transport,

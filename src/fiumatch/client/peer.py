@@ -96,6 +96,12 @@ class PeerClient:
     def close(self) -> None:
         self._http.close()
 
+    def __enter__(self) -> PeerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def signed_request(
         self,
         method: str,

@@ -1335,7 +1335,18 @@ class NodeService:
         if not keys:
             self._record_peer(qid, peer.node_id, "ok", "no match keys of the agreed types")
             return
-        client = self._peer_client(peer)
+        with self._peer_client(peer) as client:
+            self._query_peer_with(client, qid, analyst, purpose, case_ref, mode, peer, keys,
+                                  used_types, agreement)  # fmt: skip
+
+    def _query_peer_with(
+        self, client: Any, qid: str, analyst: str, purpose: str, case_ref: str, mode: str,
+        peer: Peer, keys: dict[bytes, list[tuple[str, int, int]]], used_types: list[str],
+        agreement: Agreement,
+    ) -> None:  # fmt: skip
+        from fiumatch.client.peer import PeerError
+
+        progress = self._progress[qid]
         element_list = list(keys)
         for attempt in range(2):
             sid = self.rng(16).hex()
@@ -1522,7 +1533,8 @@ class NodeService:
                        status="pending", created_at=self.now())
         )  # fmt: skip
         try:
-            answer = self._peer_client(peer).request_disclosure(payload)
+            with self._peer_client(peer) as client:
+                answer = client.request_disclosure(payload)
         except PeerError as err:
             self.store.disclosures.decide(did, "withdrawn", reason=f"owner refused: {err.code}",
                                           now=self.now())  # fmt: skip
@@ -1662,7 +1674,8 @@ class NodeService:
         if d is None or d.direction != "out":
             raise NotFoundError("no such outgoing request")
         if d.status in ("pending", "approved"):
-            remote = self._peer_client(self._require_peer(d.peer_id)).disclosure_status(did)
+            with self._peer_client(self._require_peer(d.peer_id)) as client:
+                remote = client.disclosure_status(did)
             status = remote.get("status")
             if status in ("approved", "released", "denied") and d.status == "pending":
                 d = self.store.disclosures.decide(

@@ -1,0 +1,109 @@
+"""The owner enforces its agreement (each clause → 403 naming it), its budget (429 with when it
+refills) and peer authentication (unknown key, forged, replayed → 401), and audits each."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from fiumatch.client.peer import PeerError
+from fiumatch.demo.run import DemoNode
+from fiumatch.node import httpsig
+
+from .conftest import peer_client
+
+pytestmark = pytest.mark.slow
+
+
+def _open(client, **over):  # type: ignore[no-untyped-def]
+    spec = {"mode": "filter", "purpose": "money_laundering", "id_types": ["passport"], "set_size": 1}
+    spec.update(over)
+    return client.open_session(session_id=os.urandom(16).hex(), **spec)
+
+
+@pytest.mark.parametrize(
+    ("over", "clause"),
+    [
+        ({"mode": "mutual"}, "mode"),
+        ({"purpose": "terrorist_financing"}, "purpose"),
+        ({"id_types": ["iban"]}, "id_type"),
+        ({"set_size": 6}, "set_size"),
+    ],
+)
+def test_each_agreement_clause_refuses(strict_pair: tuple[DemoNode, DemoNode], over, clause) -> None:  # type: ignore[no-untyped-def]
+    x, y = strict_pair
+    client, _ = peer_client(x, y)
+    with client, pytest.raises(PeerError) as err:
+        _open(client, **over)
+    assert err.value.status == 403 and err.value.code == "agreement_refused"
+    assert err.value.clause == clause
+
+
+def test_no_agreement_refuses(strict_pair: tuple[DemoNode, DemoNode]) -> None:
+    x, y = strict_pair
+    client, _ = peer_client(y, x)  # X has no agreement with Y
+    with client, pytest.raises(PeerError) as err:
+        _open(client)
+    assert err.value.status == 403 and err.value.clause == "no_agreement"
+
+
+def test_budget_exhaustion_says_when_it_refills(strict_pair: tuple[DemoNode, DemoNode]) -> None:
+    x, y = strict_pair
+    client, _ = peer_client(x, y)
+    with y.client() as c:
+        c.rotate("FIU-X")  # a fresh epoch, a fresh budget
+    with client:
+        _open(client, set_size=5)
+        _open(client, set_size=5)
+        with pytest.raises(PeerError) as err:
+            _open(client, set_size=1)
+    assert err.value.status == 429 and err.value.code == "budget_exhausted"
+    assert err.value.retry_after is not None and 0 < err.value.retry_after <= 86400
+    with y.client("auditor") as c:
+        entries = c.audit_entries()["entries"]
+    clauses = {e.get("clause") for e in entries if str(e["event"]).upper() == "REFUSAL"}
+    assert {"budget", "mode", "purpose"} <= clauses
+
+
+def _signed(x: DemoNode, y: DemoNode, key: Ed25519PrivateKey, keyid: str) -> tuple[str, dict[str, str], bytes]:
+    sid = os.urandom(16).hex()
+    body = json.dumps({"session_id": sid, "mode": "filter", "purpose": "money_laundering",
+                       "id_types": ["passport"], "set_size": 1}).encode()  # fmt: skip
+    authority = y.url.split("://", 1)[1]
+    headers = {"content-type": "application/json", "fiumatch-peer": y.node_id,
+               "fiumatch-session": sid}  # fmt: skip
+    headers |= httpsig.sign_request(method="POST", target="/peer/v1/sessions", authority=authority,
+                                    headers=headers, body=body, key=key, keyid=keyid,
+                                    now=int(time.time()), rng=os.urandom)  # fmt: skip
+    return y.url + "/peer/v1/sessions", headers, body
+
+
+def test_replayed_forged_and_unknown_requests_get_401(strict_pair: tuple[DemoNode, DemoNode]) -> None:
+    x, y = strict_pair
+    client, keys = peer_client(x, y)
+    client.close()
+    with y.client() as c:
+        c.rotate("FIU-X")
+    url, headers, body = _signed(x, y, keys.identity, x.node_id)
+    first = httpx.post(url, content=body, headers=headers, verify=False)
+    assert first.status_code == 200
+    replay = httpx.post(url, content=body, headers=headers, verify=False)
+    assert replay.status_code == 401 and replay.json()["error"] == "replayed_nonce"
+    url, headers, body = _signed(x, y, Ed25519PrivateKey.generate(), x.node_id)
+    forged = httpx.post(url, content=body, headers=headers, verify=False)
+    assert forged.status_code == 401 and forged.json()["error"] == "bad_signature"
+    url, headers, body = _signed(x, y, Ed25519PrivateKey.generate(), "FIU-NOBODY")
+    unknown = httpx.post(url, content=body, headers=headers, verify=False)
+    assert unknown.status_code == 401 and unknown.json()["error"] == "unknown_key"
+    url, headers, body = _signed(x, y, keys.identity, x.node_id)
+    tampered = httpx.post(url, content=body.replace(b'"set_size": 1', b'"set_size": 2'),
+                          headers=headers, verify=False)  # fmt: skip
+    assert tampered.status_code == 401
+    with y.client("auditor") as c:
+        entries = c.audit_entries()["entries"]
+    assert sum(1 for e in entries if e.get("clause") == "auth") >= 4
