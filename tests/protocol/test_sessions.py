@@ -123,6 +123,8 @@ def test_filter_finds_every_true_hit(
     assert truth <= set(run.querier.hits)
     assert set(run.querier.hits) <= set(x)
     assert [x[i] for i in run.querier.hit_indices] == list(run.querier.hits)
+    # Each hit's token is the owner's own OPRF output for that key (what a disclosure names).
+    assert len(run.querier.hit_outputs) == len(run.querier.hits)
     assert run.owner.evaluated == len(x)  # all the owner learns
 
 
@@ -185,6 +187,8 @@ def test_filter_deltas_across_sessions() -> None:
     assert replica.generation == 2 and replica.count == 55
     assert isinstance(second.querier, FilterQuerier) and second.querier.result is not None
     assert second.querier.result.hit_indices == (0, 1, 3)
+    hits = second.querier.result.hits
+    assert list(second.querier.result.hit_outputs) == evaluate_outputs(kp, list(hits), suite)
 
 
 def test_capacity_error_leaves_the_ledger_unchanged() -> None:

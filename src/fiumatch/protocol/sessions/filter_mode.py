@@ -67,6 +67,9 @@ class FilterResult:
 
     hits: tuple[bytes, ...] = field(repr=False)
     hit_indices: tuple[int, ...]
+    hit_outputs: tuple[bytes, ...] = field(repr=False)
+    """The OPRF output ``F(k, x)`` of each hit (same order): a token the owner can map back to
+    its own key for that output, e.g. to answer a disclosure request about exactly that hit."""
     queried: int
     owner_count: int
     filter_id: bytes
@@ -210,6 +213,7 @@ class FilterQuerier(SessionMachine):
         )
         self._pos = 0
         self._hits: list[int] = []
+        self._hit_outputs: list[bytes] = []
         self.result: FilterResult | None = None
 
     def start(self) -> list[bytes]:
@@ -284,7 +288,10 @@ class FilterQuerier(SessionMachine):
             self._keys[lo:hi], self._blinds[lo:hi], body.elements, self._oprf_mode
         )
         replica = self._replica
-        self._hits += [lo + i for i, o in enumerate(outputs) if o in replica]
+        for i, o in enumerate(outputs):
+            if o in replica:
+                self._hits.append(lo + i)
+                self._hit_outputs.append(o)
         self._pos = hi
         return []
 
@@ -295,6 +302,7 @@ class FilterQuerier(SessionMachine):
         self.result = FilterResult(
             hits=tuple(self._keys[i] for i in self._hits),
             hit_indices=tuple(self._hits),
+            hit_outputs=tuple(self._hit_outputs),
             queried=len(self._keys),
             owner_count=ack.element_count,
             filter_id=self._replica.filter_id,
