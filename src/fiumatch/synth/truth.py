@@ -93,6 +93,18 @@ class World:
         self.rng = random.Random(seed)
         self.seed = seed
         self._fakers: dict[str, Any] = {}
+        self._issued: set[str] = set()
+
+    def unique(self, make: Any) -> str:
+        """Draw from ``make()`` until the value was never issued: distinct true subjects never
+        share an identifier, so every shared key in the benchmarks is a real link or a
+        false match of the key type itself."""
+        for _ in range(1000):
+            value: str = make()
+            if value not in self._issued:
+                self._issued.add(value)
+                return value
+        raise RuntimeError("identifier space exhausted")
 
     def faker(self, locale: str) -> Any:
         if locale not in self._fakers:
@@ -282,20 +294,23 @@ class World:
             s.middle_latin = [self._passport_spelling(home, n) for n in s.middle]
             s.family_latin = [self._passport_spelling(home, n) for n in s.family]
         s.birth_date = self.birth_date()
+        born = s.birth_date
         if rng.random() < 0.7:
-            s.passport = self.passport_number(home)
+            s.passport = self.unique(lambda: self.passport_number(home))
         if rng.random() < 0.4:
-            s.national_id = self.national_id(home, s.birth_date)
+            s.national_id = self.unique(lambda: self.national_id(home, born))
         if rng.random() < 0.3:
-            s.tax_id = self.tax_id(home)
+            s.tax_id = self.unique(lambda: self.tax_id(home))
         if rng.random() < 0.5:
-            s.phone = self.phone(home)
+            s.phone = self.unique(lambda: self.phone(home))
         if rng.random() < 0.4:
             from rigour.text.translit import ascii_text
 
             local = ".".join(ascii_text(n).lower().replace(" ", "") for n in
                              (s.given_latin[0], s.family_latin[0]))  # fmt: skip
-            s.email = f"{local}{rng.randrange(10, 99)}@{home.email_domain}"
+            s.email = self.unique(
+                lambda: f"{local}{rng.randrange(10, 9999)}@{home.email_domain}"
+            )
         return s
 
     def _passport_spelling(self, home: Profile, name: str) -> str:
@@ -325,7 +340,7 @@ class World:
             base = fk.last_name()
             if home.script in ("han", "japanese", "hangul"):
                 base = base + fk.last_name()
-            elif rng.random() < 0.5:
+            else:
                 base = f"{base} {fk.last_name()}"
             if home.script == "japanese":
                 from faker.providers.person.ja_JP import Provider as JaProvider
@@ -337,31 +352,32 @@ class World:
                 s.org_name = base
                 s.org_name_latin = self._passport_spelling(home, base)
         s.legal_form = rng.randrange(len(home.legal_forms))
-        s.registration = self._digits(rng.choice((8, 10, 13)))
+        s.registration = self.unique(lambda: self._digits(rng.choice((8, 10, 13))))
         if rng.random() < 0.3:
-            s.lei = self.lei()
+            s.lei = self.unique(self.lei)
         if rng.random() < 0.4:
-            s.tax_id = self.tax_id(home, org=True)
+            s.tax_id = self.unique(lambda: self.tax_id(home, org=True))
         if rng.random() < 0.4:
-            s.phone = self.phone(home)
+            s.phone = self.unique(lambda: self.phone(home))
         if rng.random() < 0.3:
-            s.email = f"info{rng.randrange(100, 999)}@{home.email_domain}"
+            s.email = self.unique(lambda: f"info{rng.randrange(100, 99999)}@{home.email_domain}")
         return s
 
     def account(self, truth_id: str, home: Profile) -> TrueSubject:
         s = TrueSubject(truth_id, "bank_account", home)
         if home.iban:
-            s.iban = self.iban(home.code)
+            s.iban = self.unique(lambda: self.iban(home.code))
         else:
             s.bic = self.bic(home.code)
-            s.account_number = self._digits(self.rng.choice((10, 12, 16)))
+            s.account_number = self.unique(lambda: self._digits(self.rng.choice((10, 12, 16))))
         holder = self.person("-", home)
         s.holder = " ".join(holder.given_latin + holder.family_latin)
         return s
 
     def crypto_wallet(self, truth_id: str, home: Profile) -> TrueSubject:
         s = TrueSubject(truth_id, "crypto_wallet", home)
-        s.chain, s.address = self.wallet()
+        chain_address = self.unique(lambda: "|".join(self.wallet()))
+        s.chain, s.address = chain_address.split("|")
         return s
 
     def subject(self, truth_id: str, home_code: str) -> TrueSubject:
