@@ -169,6 +169,24 @@ def test_deltas_equal_a_rebuild_and_download_only_what_is_new(exact: bool, base_
     assert len(ledger.objects_since(b"\x01" * 16, 2)) == 3
 
 
+@pytest.mark.parametrize("exact", [False, True])
+def test_ledger_restores_from_its_objects(exact: bool) -> None:
+    make = FilterLedger.exact if exact else FilterLedger.bloom
+    ledger = make(outputs("r", 100), suite=1, epoch=3, fp_rate=0.01, capacity=300)
+    ledger.add(outputs("r2", 20))
+    restored = FilterLedger.from_objects(ledger.objects())
+    assert (restored.filter_id, restored.generation, restored.count) == (
+        ledger.filter_id,
+        ledger.generation,
+        ledger.count,
+    )
+    d_original = ledger.add(outputs("r3", 10))
+    d_restored = restored.add(outputs("r3", 10))
+    assert d_original == d_restored  # the restored ledger continues identically
+    with pytest.raises(FilterError):
+        FilterLedger.from_objects(ledger.objects()[1:])  # a delta without its base
+
+
 def test_capacity_is_enforced_by_the_owner() -> None:
     ledger = FilterLedger.bloom(outputs("cap", 10), suite=1, epoch=1, fp_rate=0.01, capacity=12)
     with pytest.raises(LocalProtocolError):

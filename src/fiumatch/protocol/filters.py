@@ -29,7 +29,7 @@ import hashlib
 import heapq
 import math
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
@@ -615,6 +615,31 @@ class FilterLedger:
             payload=data,
         )
         return cls(_replace_id(base, _derive_filter_id(base)), ef)
+
+    @classmethod
+    def from_objects(cls, objects: Sequence[bytes]) -> FilterLedger:
+        """Restore a ledger from its encoded objects (base first), e.g. after a restart.
+
+        Every object is checked as a querier would check it (``FilterError`` and framing
+        errors); the restored ledger has the same ``filter_id``, generation and count.
+        """
+        if not objects:
+            raise LocalProtocolError("a ledger needs at least its base object")
+        first = decode_filter_object(objects[0])
+        replica = FilterReplica(suite=first.suite, epoch=first.epoch)
+        for obj in objects:
+            replica.apply(obj)
+        assert replica._base is not None and replica._live is not None
+        ledger = cls(replica._base, replica._live)
+        ledger._objects = [bytes(o) for o in objects]
+        ledger.count = replica.count
+        if isinstance(replica._live, BloomFilter):
+            replica._live.count = replica.count
+        return ledger
+
+    def objects(self) -> list[bytes]:
+        """Every encoded object, base first (what to persist)."""
+        return list(self._objects)
 
     def add(self, outputs: Iterable[bytes]) -> bytes:
         """Add outputs as the next generation; return its encoded delta object.
