@@ -23,8 +23,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[DemoNode]
     root = tmp_path_factory.mktemp("cluster")
     ds = synth.generate([j for _, j in JURISDICTIONS], subjects=30, overlap=0.3, seed=11)
     synth.write(ds, root / "data", formats=("csv",))
-    nodes = [make_node(root, nid, root / "data" / f"{j}.csv", "csv", scrypt_log2_n=10)
-             for nid, j in JURISDICTIONS]  # fmt: skip
+    nodes = [
+        make_node(root, nid, root / "data" / f"{j}.csv", "csv", scrypt_log2_n=10)
+        for nid, j in JURISDICTIONS
+    ]
     try:
         for n in nodes:
             n.process.start()
@@ -49,9 +51,16 @@ def strict_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Demo
             c.add_peer(y.node_id, y.url, y.fingerprint)
         with y.client() as c:
             c.add_peer(x.node_id, x.url, x.fingerprint)
-            c.add_agreement(peer=x.node_id, modes=["filter"], purposes=["money_laundering"],
-                            identifier_types=["passport", "email"], budget_per_epoch=10,
-                            max_set_size=5, valid_from=now - 60, valid_until=now + 3600)  # fmt: skip
+            c.add_agreement(
+                peer=x.node_id,
+                modes=["filter"],
+                purposes=["money_laundering"],
+                identifier_types=["passport", "email"],
+                budget_per_epoch=10,
+                max_set_size=5,
+                valid_from=now - 60,
+                valid_until=now + 3600,
+            )
         yield x, y
     finally:
         x.process.stop()
@@ -69,10 +78,16 @@ def peer_client(frm: DemoNode, to: DemoNode):  # type: ignore[no-untyped-def]
     keys = NodeKeys.load(frm.config.keys_dir, frm.config.passphrase)
     with to.client() as c:
         info = c.well_known()
-    peer = Peer(node_id=to.node_id, url=to.url, public_key=bytes.fromhex(info["public_key"]),
-                fingerprint=info["fingerprint"], added_at=0)  # fmt: skip
-    return PeerClient(own_id=frm.node_id, key=keys.identity, peer=peer, clock=time.time,
-                      rng=os.urandom), keys  # fmt: skip
+    peer = Peer(
+        node_id=to.node_id,
+        url=to.url,
+        public_key=bytes.fromhex(info["public_key"]),
+        fingerprint=info["fingerprint"],
+        added_at=0,
+    )
+    return PeerClient(
+        own_id=frm.node_id, key=keys.identity, peer=peer, clock=time.time, rng=os.urandom
+    ), keys
 
 
 def data_dir(node: DemoNode) -> Path:

@@ -4,6 +4,7 @@ lost, disclosure approve/refuse, epoch rotation during a query."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -18,12 +19,20 @@ pytestmark = pytest.mark.slow
 
 def _run(node: DemoNode, mode: str, peers: list[str] | None = None) -> dict:  # type: ignore[type-arg]
     with node.client("analyst") as c:
-        q = c.create_query(purpose="money_laundering", legal_basis="AMLD art. 53",
-                           case_ref="CASE-1", mode=mode, all_subjects=True, peers=peers or [])  # fmt: skip
+        q = c.create_query(
+            purpose="money_laundering",
+            legal_basis="AMLD art. 53",
+            case_ref="CASE-1",
+            mode=mode,
+            all_subjects=True,
+            peers=peers or [],
+        )
         return wait_query(c, q, timeout=30)
 
 
-def test_filter_fans_out_to_both_peers_and_finds_the_shared_subjects(cluster: list[DemoNode]) -> None:
+def test_filter_fans_out_to_both_peers_and_finds_the_shared_subjects(
+    cluster: list[DemoNode],
+) -> None:
     de = cluster[0]
     q = _run(de, "filter")
     assert q["status"] == "done" and not q["partial"]
@@ -69,8 +78,14 @@ def test_disclosure_approve_and_refuse(cluster: list[DemoNode]) -> None:
     ids = []
     with de.client("analyst") as c:
         for h in q["hits"][:2]:
-            ids.append(c.request_disclosure(hit_token=h["hit_token"], purpose="money_laundering",
-                                            case_ref="CASE-1", legal_basis="AMLD")["id"])  # fmt: skip
+            ids.append(
+                c.request_disclosure(
+                    hit_token=h["hit_token"],
+                    purpose="money_laundering",
+                    case_ref="CASE-1",
+                    legal_basis="AMLD",
+                )["id"]
+            )
     with fr.client("analyst") as c, pytest.raises(ApiError) as denied:
         c.decide_disclosure(ids[0], approve=True, reason="analysts may not decide")
     assert denied.value.status == 403
@@ -84,7 +99,9 @@ def test_disclosure_approve_and_refuse(cluster: list[DemoNode]) -> None:
     with de.client("analyst") as c:
         got = c.refresh_disclosure(ids[0])
         refused = c.refresh_disclosure(ids[1])
-    assert got["status"] == "released" and got["released"]["local_ref"] == ok["released"]["local_ref"]
+    assert (
+        got["status"] == "released" and got["released"]["local_ref"] == ok["released"]["local_ref"]
+    )
     assert refused["status"] == "denied" and refused["reason"] == "case closed"
     assert "prior consent" in got["onward_dissemination"]
     # audited on both nodes
@@ -98,8 +115,13 @@ def test_epoch_rotation_during_a_query(cluster: list[DemoNode]) -> None:
     de, fr = cluster[0], cluster[1]
     client, _ = peer_client(de, fr)
     sid = os.urandom(16).hex()
-    opened = client.open_session(session_id=sid, mode="cardinality", purpose="money_laundering",
-                                 id_types=["passport"], set_size=1)  # fmt: skip
+    opened = client.open_session(
+        session_id=sid,
+        mode="cardinality",
+        purpose="money_laundering",
+        id_types=["passport"],
+        set_size=1,
+    )
     with fr.client() as c:
         rotated = c.rotate("FIU-DE")
     assert rotated[0]["new_epoch"] == opened["epoch"] + 1
@@ -133,5 +155,8 @@ def test_peer_down_gives_partial_result_and_restart_loses_nothing(cluster: list[
         assert len(c.queries()) == lv_queries
         assert {p["node_id"] for p in c.peers()} == {"FIU-DE", "FIU-FR"}
     after = _run(de, "filter")
-    hits = lambda q: {(h["peer"], h["subject_id"]) for h in q["hits"]}  # noqa: E731
-    assert hits(after) == hits(before)
+    assert _hit_set(after) == _hit_set(before)
+
+
+def _hit_set(q: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(h["peer"], h["subject_id"]) for h in q["hits"]}

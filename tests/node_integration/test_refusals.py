@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -20,8 +21,13 @@ from .conftest import peer_client
 pytestmark = pytest.mark.slow
 
 
-def _open(client, **over):  # type: ignore[no-untyped-def]
-    spec = {"mode": "filter", "purpose": "money_laundering", "id_types": ["passport"], "set_size": 1}
+def _open(client: Any, **over: Any) -> Any:
+    spec = {
+        "mode": "filter",
+        "purpose": "money_laundering",
+        "id_types": ["passport"],
+        "set_size": 1,
+    }
     spec.update(over)
     return client.open_session(session_id=os.urandom(16).hex(), **spec)
 
@@ -35,7 +41,9 @@ def _open(client, **over):  # type: ignore[no-untyped-def]
         ({"set_size": 6}, "set_size"),
     ],
 )
-def test_each_agreement_clause_refuses(strict_pair: tuple[DemoNode, DemoNode], over, clause) -> None:  # type: ignore[no-untyped-def]
+def test_each_agreement_clause_refuses(
+    strict_pair: tuple[DemoNode, DemoNode], over: dict[str, Any], clause: str
+) -> None:
     x, y = strict_pair
     client, _ = peer_client(x, y)
     with client, pytest.raises(PeerError) as err:
@@ -70,20 +78,42 @@ def test_budget_exhaustion_says_when_it_refills(strict_pair: tuple[DemoNode, Dem
     assert {"budget", "mode", "purpose"} <= clauses
 
 
-def _signed(x: DemoNode, y: DemoNode, key: Ed25519PrivateKey, keyid: str) -> tuple[str, dict[str, str], bytes]:
+def _signed(
+    x: DemoNode, y: DemoNode, key: Ed25519PrivateKey, keyid: str
+) -> tuple[str, dict[str, str], bytes]:
     sid = os.urandom(16).hex()
-    body = json.dumps({"session_id": sid, "mode": "filter", "purpose": "money_laundering",
-                       "id_types": ["passport"], "set_size": 1}).encode()  # fmt: skip
+    body = json.dumps(
+        {
+            "session_id": sid,
+            "mode": "filter",
+            "purpose": "money_laundering",
+            "id_types": ["passport"],
+            "set_size": 1,
+        }
+    ).encode()
     authority = y.url.split("://", 1)[1]
-    headers = {"content-type": "application/json", "fiumatch-peer": y.node_id,
-               "fiumatch-session": sid}  # fmt: skip
-    headers |= httpsig.sign_request(method="POST", target="/peer/v1/sessions", authority=authority,
-                                    headers=headers, body=body, key=key, keyid=keyid,
-                                    now=int(time.time()), rng=os.urandom)  # fmt: skip
+    headers = {
+        "content-type": "application/json",
+        "fiumatch-peer": y.node_id,
+        "fiumatch-session": sid,
+    }
+    headers |= httpsig.sign_request(
+        method="POST",
+        target="/peer/v1/sessions",
+        authority=authority,
+        headers=headers,
+        body=body,
+        key=key,
+        keyid=keyid,
+        now=int(time.time()),
+        rng=os.urandom,
+    )
     return y.url + "/peer/v1/sessions", headers, body
 
 
-def test_replayed_forged_and_unknown_requests_get_401(strict_pair: tuple[DemoNode, DemoNode]) -> None:
+def test_replayed_forged_and_unknown_requests_get_401(
+    strict_pair: tuple[DemoNode, DemoNode],
+) -> None:
     x, y = strict_pair
     client, keys = peer_client(x, y)
     client.close()
@@ -101,8 +131,9 @@ def test_replayed_forged_and_unknown_requests_get_401(strict_pair: tuple[DemoNod
     unknown = httpx.post(url, content=body, headers=headers, verify=False)
     assert unknown.status_code == 401 and unknown.json()["error"] == "unknown_key"
     url, headers, body = _signed(x, y, keys.identity, x.node_id)
-    tampered = httpx.post(url, content=body.replace(b'"set_size": 1', b'"set_size": 2'),
-                          headers=headers, verify=False)  # fmt: skip
+    tampered = httpx.post(
+        url, content=body.replace(b'"set_size": 1', b'"set_size": 2'), headers=headers, verify=False
+    )
     assert tampered.status_code == 401
     with y.client("auditor") as c:
         entries = c.audit_entries()["entries"]

@@ -11,14 +11,17 @@ from fiumatch.client._cli import EXIT_OK, EXIT_USAGE, add_connection, run_api
 
 __all__ = ["register"]
 
-ALL_TYPES = ("iban,account_bic,lei,passport,national_id,tax_id,wallet,email,phone,person_name_dob,"
-             "person_tokens_dob,person_surname_initial_dob,org_name_country,"
-             "org_registration_country")  # fmt: skip
+ALL_TYPES = (
+    "iban,account_bic,lei,passport,national_id,tax_id,wallet,email,phone,person_name_dob,"
+    "person_tokens_dob,person_surname_initial_dob,org_name_country,"
+    "org_registration_country"
+)
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("agreements", help="record and list MoU agreements",
-                                   description=__doc__)  # fmt: skip
+    parser = subparsers.add_parser(
+        "agreements", help="record and list MoU agreements", description=__doc__
+    )
     sub = parser.add_subparsers(dest="agreements_command", metavar="ACTION")
     p = sub.add_parser("add", help="add an agreement with a peer")
     p.add_argument("peer")
@@ -43,11 +46,15 @@ def _split(value: str) -> list[str]:
 def _add(args: argparse.Namespace, client: Any) -> int:
     now = int(time.time())
     a = client.add_agreement(
-        peer=args.peer, modes=_split(args.modes), purposes=_split(args.purposes),
-        identifier_types=_split(args.id_types), budget_per_epoch=args.budget,
-        max_set_size=args.max_set, valid_from=now - 60,
+        peer=args.peer,
+        modes=_split(args.modes),
+        purposes=_split(args.purposes),
+        identifier_types=_split(args.id_types),
+        budget_per_epoch=args.budget,
+        max_set_size=args.max_set,
+        valid_from=now - 60,
         valid_until=now + int(args.valid_days * 86400),
-    )  # fmt: skip
+    )
     print(a["id"])
     return EXIT_OK
 
@@ -58,8 +65,14 @@ def _list(args: argparse.Namespace, client: Any) -> int:
 
     t = Table("id", "peer", "modes", "purposes", "budget", "max set", "valid until")
     for a in client.agreements():
-        t.add_row(a["id"], a["peer"], ",".join(a["modes"]), ",".join(a["purposes"]),
-                  str(a["budget_per_epoch"]), str(a["max_set_size"]),
-                  time.strftime("%Y-%m-%d", time.gmtime(a["valid_until"])))  # fmt: skip
+        t.add_row(
+            a["id"],
+            a["peer"],
+            ",".join(a["modes"]),
+            ",".join(a["purposes"]),
+            str(a["budget_per_epoch"]),
+            str(a["max_set_size"]),
+            time.strftime("%Y-%m-%d", time.gmtime(a["valid_until"])),
+        )
     Console().print(t)
     return EXIT_OK

@@ -5,7 +5,6 @@ Onward dissemination always needs the owner's prior consent; every request recor
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from fiumatch.client._cli import EXIT_OK, EXIT_USAGE, add_connection, print_json, run_api
@@ -14,8 +13,9 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("disclosure", help="request, decide and follow disclosures",
-                                   description=__doc__)  # fmt: skip
+    parser = subparsers.add_parser(
+        "disclosure", help="request, decide and follow disclosures", description=__doc__
+    )
     sub = parser.add_subparsers(dest="disclosure_command", metavar="ACTION")
     p = sub.add_parser("request", help="ask the owner of a hit for the record behind it")
     p.add_argument("hit_token")
@@ -23,9 +23,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--case-ref", required=True)
     p.add_argument("--legal-basis", default="")
     add_connection(p)
-    p.set_defaults(func=run_api(lambda a, c: _out(c.request_disclosure(
-        hit_token=a.hit_token, purpose=a.purpose, case_ref=a.case_ref,
-        legal_basis=a.legal_basis))))  # fmt: skip
+    p.set_defaults(
+        func=run_api(
+            lambda a, c: _out(
+                c.request_disclosure(
+                    hit_token=a.hit_token,
+                    purpose=a.purpose,
+                    case_ref=a.case_ref,
+                    legal_basis=a.legal_basis,
+                )
+            )
+        )
+    )
     p = sub.add_parser("list", help="list requests (--direction in|out)")
     p.add_argument("--direction", choices=("in", "out"))
     add_connection(p)
@@ -37,8 +46,13 @@ def register(subparsers: Any) -> None:
     g.add_argument("--refuse", action="store_true")
     p.add_argument("--reason", required=True)
     add_connection(p)
-    p.set_defaults(func=run_api(lambda a, c: _out(c.decide_disclosure(
-        a.disclosure_id, approve=a.approve, reason=a.reason))))  # fmt: skip
+    p.set_defaults(
+        func=run_api(
+            lambda a, c: _out(
+                c.decide_disclosure(a.disclosure_id, approve=a.approve, reason=a.reason)
+            )
+        )
+    )
     p = sub.add_parser("status", help="fetch the owner's decision on an outgoing request")
     p.add_argument("disclosure_id")
     add_connection(p)

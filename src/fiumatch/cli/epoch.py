@@ -4,7 +4,6 @@ deleted), list epochs, and purge subjects past retention (they leave the next ep
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 from fiumatch.client._cli import EXIT_OK, EXIT_USAGE, add_connection, print_json, run_api
@@ -13,8 +12,9 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("epoch", help="rotate key epochs, list them, purge",
-                                   description=__doc__)  # fmt: skip
+    parser = subparsers.add_parser(
+        "epoch", help="rotate key epochs, list them, purge", description=__doc__
+    )
     sub = parser.add_subparsers(dest="epoch_command", metavar="ACTION")
     p = sub.add_parser("rotate", help="rotate now (one peer or all)")
     p.add_argument("--peer")

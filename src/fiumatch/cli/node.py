@@ -18,8 +18,9 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("node", help="create, serve and manage an FIU node",
-                                   description=__doc__)  # fmt: skip
+    parser = subparsers.add_parser(
+        "node", help="create, serve and manage an FIU node", description=__doc__
+    )
     sub = parser.add_subparsers(dest="node_command", metavar="ACTION")
 
     p = sub.add_parser("init", help="create a node directory: config, keys, TLS cert, database")
@@ -71,10 +72,15 @@ def _init(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         config, _ = init_node_dir(
-            args.dir, args.node_id, host=args.host, port=args.port or free_port(args.host),
-            public_url=args.public_url, tls_cert=args.cert, tls_key=args.key,
+            args.dir,
+            args.node_id,
+            host=args.host,
+            port=args.port or free_port(args.host),
+            public_url=args.public_url,
+            tls_cert=args.cert,
+            tls_key=args.key,
             scrypt_log2_n=args.scrypt_log2n,
-        )  # fmt: skip
+        )
         keys = NodeKeys.load(config.keys_dir, config.passphrase)
     except FiumatchError as exc:
         Console(stderr=True).print(f"[red]{exc.code}:[/red] {exc.reason}")
@@ -96,8 +102,9 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         serve(args.dir, log_level=args.log_level)
     except FiumatchError as exc:
-        Console(stderr=True).print(f"[red]refusing to start: {exc.code}[/red]: {exc.reason} "
-                                   f"{exc.details or ''}")  # fmt: skip
+        Console(stderr=True).print(
+            f"[red]refusing to start: {exc.code}[/red]: {exc.reason} {exc.details or ''}"
+        )
         return EXIT_PROBLEM
     return EXIT_OK
 
@@ -130,8 +137,13 @@ def _load(args: argparse.Namespace) -> int:
                 task = progress.add_task(f"loading {path.name}", total=None)
                 now = int(time.time())
                 with store.transaction():
-                    for item in read(path, args.format, default_retention=date.today() + timedelta(days=1826),
-                                     source=args.source, stats=stats):  # fmt: skip
+                    for item in read(
+                        path,
+                        args.format,
+                        default_retention=date.today() + timedelta(days=1826),
+                        source=args.source,
+                        stats=stats,
+                    ):
                         if isinstance(item, Reject):
                             rejected += 1
                             continue
@@ -155,8 +167,15 @@ def _user_add(args: argparse.Namespace) -> int:
     store = _open_store(args.dir)
     try:
         token = issue_token(os.urandom)
-        store.users.add(User(name=args.name, role=args.role, token_id=token.token_id,
-                             token_hash=token.token_hash, created_at=int(time.time())))  # fmt: skip
+        store.users.add(
+            User(
+                name=args.name,
+                role=args.role,
+                token_id=token.token_id,
+                token_hash=token.token_hash,
+                created_at=int(time.time()),
+            )
+        )
     except RecordConflictError:
         Console(stderr=True).print("[red]a user with that name exists[/red]")
         return EXIT_PROBLEM

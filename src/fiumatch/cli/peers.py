@@ -17,8 +17,11 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("add", help="pin a peer: its fingerprint must match --fingerprint")
     p.add_argument("node_id")
     p.add_argument("peer_url")
-    p.add_argument("--fingerprint", required=True,
-                   help="the peer's key fingerprint, obtained out of band (SHA256:...)")  # fmt: skip
+    p.add_argument(
+        "--fingerprint",
+        required=True,
+        help="the peer's key fingerprint, obtained out of band (SHA256:...)",
+    )
     add_connection(p)
     p.set_defaults(func=run_api(_add))
     p = sub.add_parser("list", help="list pinned peers")

@@ -19,17 +19,22 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("query", help="run an analyst query across peers",
-                              description=__doc__)  # fmt: skip
-    p.add_argument("--purpose", required=True,
-                   choices=("money_laundering", "terrorist_financing", "predicate_offence"))  # fmt: skip
+    p = subparsers.add_parser(
+        "query", help="run an analyst query across peers", description=__doc__
+    )
+    p.add_argument(
+        "--purpose",
+        required=True,
+        choices=("money_laundering", "terrorist_financing", "predicate_offence"),
+    )
     p.add_argument("--legal-basis", required=True)
     p.add_argument("--case-ref", required=True)
     p.add_argument("--mode", default="filter", choices=("filter", "mutual", "cardinality"))
     p.add_argument("--subject", action="append", default=[], help="stored subject id (repeat)")
     p.add_argument("--all", action="store_true", help="all stored subjects (bulk)")
-    p.add_argument("--records", type=Path,
-                   help="JSON Lines of pasted identifier records (CSV column names)")  # fmt: skip
+    p.add_argument(
+        "--records", type=Path, help="JSON Lines of pasted identifier records (CSV column names)"
+    )
     p.add_argument("--peer", action="append", default=[], help="limit to these peers")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_connection(p)
@@ -52,10 +57,15 @@ def _query(args: argparse.Namespace, client: Any) -> int:
             json.loads(line) for line in args.records.read_text().splitlines() if line.strip()
         ]
     q = client.create_query(
-        purpose=args.purpose, legal_basis=args.legal_basis, case_ref=args.case_ref,
-        mode=args.mode, subject_ids=args.subject, all_subjects=args.all, records=records,
+        purpose=args.purpose,
+        legal_basis=args.legal_basis,
+        case_ref=args.case_ref,
+        mode=args.mode,
+        subject_ids=args.subject,
+        all_subjects=args.all,
+        records=records,
         peers=args.peer,
-    )  # fmt: skip
+    )
     console = Console(stderr=True)
     with Progress(console=console, transient=True, disable=args.json) as progress:
         tasks = {p["peer"]: progress.add_task(p["peer"], total=1) for p in q["peers"]}
@@ -66,8 +76,9 @@ def _query(args: argparse.Namespace, client: Any) -> int:
             for p in q["peers"]:
                 tid = tasks.get(p["peer"]) or progress.add_task(p["peer"], total=1)
                 tasks[p["peer"]] = tid
-                progress.update(tid, description=f"{p['peer']}: {p['status']}",
-                                completed=1 if p["done"] else 0)  # fmt: skip
+                progress.update(
+                    tid, description=f"{p['peer']}: {p['status']}", completed=1 if p["done"] else 0
+                )
     return _show(q, args.json)
 
 
@@ -86,8 +97,14 @@ def _show(q: dict[str, Any], as_json: bool) -> int:
         if q["hits"]:
             h = Table("peer", "subject", "name", "key types", "strength", "hit token")
             for hit in q["hits"]:
-                h.add_row(hit["peer"], hit["local_ref"], hit["name"], ", ".join(hit["key_types"]),
-                          str(hit["strength"]), hit["hit_token"][:16] + "…")  # fmt: skip
+                h.add_row(
+                    hit["peer"],
+                    hit["local_ref"],
+                    hit["name"],
+                    ", ".join(hit["key_types"]),
+                    str(hit["strength"]),
+                    hit["hit_token"][:16] + "…",
+                )
             c.print(h)
         if q["partial"]:
             c.print("[yellow]partial result: some peers refused or were unreachable[/yellow]")

@@ -24,8 +24,11 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dir", type=Path, help="node directory (URL, certificate, admin token)")
     g.add_argument("--url", default=os.environ.get("FIUMATCH_URL"), help="node URL")
     g.add_argument("--token", default=os.environ.get("FIUMATCH_TOKEN"), help="bearer token")
-    g.add_argument("--cacert", default=os.environ.get("FIUMATCH_CACERT"),
-                   help="the node's TLS certificate (PEM) to verify against")  # fmt: skip
+    g.add_argument(
+        "--cacert",
+        default=os.environ.get("FIUMATCH_CACERT"),
+        help="the node's TLS certificate (PEM) to verify against",
+    )
 
 
 def client_from(args: argparse.Namespace) -> ApiClient:

@@ -44,9 +44,12 @@ class ApiClient:
         headers = {"authorization": f"Bearer {token}"} if token else {}
         verify: Any = ssl.create_default_context(cafile=str(cacert)) if cacert else False
         self._http = httpx.Client(
-            base_url=url.rstrip("/"), headers=headers, verify=verify, timeout=timeout,
+            base_url=url.rstrip("/"),
+            headers=headers,
+            verify=verify,
+            timeout=timeout,
             transport=transport,
-        )  # fmt: skip
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -61,8 +64,11 @@ class ApiClient:
         try:
             r = self._http.request(method, path, json=json, params=params)
         except httpx.HTTPError as exc:
-            raise ApiError(f"the node could not be reached ({type(exc).__name__})", status=0,
-                           error_code="unreachable") from exc  # fmt: skip
+            raise ApiError(
+                f"the node could not be reached ({type(exc).__name__})",
+                status=0,
+                error_code="unreachable",
+            ) from exc
         data: Any
         try:
             data = r.json()
@@ -70,8 +76,12 @@ class ApiClient:
             data = {}
         if r.status_code >= 400:
             d = data if isinstance(data, dict) else {}
-            raise ApiError(str(d.get("reason", r.reason_phrase)), status=r.status_code,
-                           error_code=str(d.get("error", "error")), details=d.get("details"))  # fmt: skip
+            raise ApiError(
+                str(d.get("reason", r.reason_phrase)),
+                status=r.status_code,
+                error_code=str(d.get("error", "error")),
+                details=d.get("details"),
+            )
         return data
 
     # identity
@@ -80,8 +90,9 @@ class ApiClient:
 
     # admin
     def add_peer(self, node_id: str, url: str, fingerprint: str) -> Any:
-        return self.call("POST", "/api/v1/peers",
-                         {"node_id": node_id, "url": url, "fingerprint": fingerprint})  # fmt: skip
+        return self.call(
+            "POST", "/api/v1/peers", {"node_id": node_id, "url": url, "fingerprint": fingerprint}
+        )
 
     def peers(self) -> Any:
         return self.call("GET", "/api/v1/peers")

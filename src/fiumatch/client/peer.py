@@ -53,7 +53,7 @@ class PeerError(FiumatchError):
     ) -> None:
         super().__init__(reason, status=status, peer_code=peer_code)
         self.status = status
-        self.code = peer_code  # type: ignore[misc]
+        self.code = peer_code
         self.clause = clause
         self.retry_after = retry_after
 
@@ -122,10 +122,17 @@ class PeerClient:
         now = int(self._clock())
         headers.update(
             httpsig.sign_request(
-                method=method, target=path, authority=self._authority, headers=headers,
-                body=body, key=self._key, keyid=self._own_id, now=now, rng=self._rng,
+                method=method,
+                target=path,
+                authority=self._authority,
+                headers=headers,
+                body=body,
+                key=self._key,
+                keyid=self._own_id,
+                now=now,
+                rng=self._rng,
             )
-        )  # fmt: skip
+        )
         try:
             r = self._http.request(method, self._base + path, content=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -133,16 +140,23 @@ class PeerClient:
                 "the peer could not be reached", status=0, peer_code="unreachable"
             ) from exc
         request = httpsig.HttpRequest(
-            method=method, target=path, authority=self._authority,
-            headers={k.lower(): v for k, v in headers.items()}, body=body,
-        )  # fmt: skip
+            method=method,
+            target=path,
+            authority=self._authority,
+            headers={k.lower(): v for k, v in headers.items()},
+            body=body,
+        )
         resp_headers = httpsig.combine_headers(r.headers.multi_items())
         try:
             httpsig.verify_response(
-                status=r.status_code, headers=resp_headers, body=r.content, request=request,
+                status=r.status_code,
+                headers=resp_headers,
+                body=r.content,
+                request=request,
                 resolve_key=lambda kid: self._peer_key if kid == self._peer.node_id else None,
-                now=int(self._clock()), expected_peer=self._own_id,
-            )  # fmt: skip
+                now=int(self._clock()),
+                expected_peer=self._own_id,
+            )
         except FiumatchError as exc:
             raise PeerError(
                 f"the peer's response is not authentic ({exc.code})",
@@ -173,15 +187,24 @@ class PeerClient:
     def open_session(
         self, *, session_id: str, mode: str, purpose: str, id_types: list[str], set_size: int
     ) -> dict[str, Any]:
-        payload = {"session_id": session_id, "mode": mode, "purpose": purpose,
-                   "id_types": id_types, "set_size": set_size}  # fmt: skip
+        payload = {
+            "session_id": session_id,
+            "mode": mode,
+            "purpose": purpose,
+            "id_types": id_types,
+            "set_size": set_size,
+        }
         return self._json_call("POST", "/peer/v1/sessions", payload, session=session_id)
 
     def send_frames(self, session_id: str, epoch: int, frames: bytes) -> bytes:
         _, _, content, _ = self.signed_request(
-            "POST", f"/peer/v1/sessions/{session_id}/frames", frames,
-            content_type="application/octet-stream", session=session_id, epoch=epoch,
-        )  # fmt: skip
+            "POST",
+            f"/peer/v1/sessions/{session_id}/frames",
+            frames,
+            content_type="application/octet-stream",
+            session=session_id,
+            epoch=epoch,
+        )
         return content
 
     def request_disclosure(self, payload: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ group kill) and by ``atexit``.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,12 +24,15 @@ from fiumatch.client.api import ApiClient
 from fiumatch.node.keys import NodeKeys
 from fiumatch.node.runner import NodeProcess, free_port
 from fiumatch.node.service import NodeConfig, _to_stored, init_node_dir
-from fiumatch.store import Store, User, issue_token
+from fiumatch.store import Role, Store, User, issue_token
 
 __all__ = ["DemoNode", "make_node", "run_demo"]
 
-NODES = (("FIU-DE", "DE", "goaml", "DE.goaml.xml"), ("FIU-FR", "FR", "ftm", "FR.ftm.json"),
-         ("FIU-LV", "RU", "csv", "RU.csv"))  # fmt: skip
+NODES = (
+    ("FIU-DE", "DE", "goaml", "DE.goaml.xml"),
+    ("FIU-FR", "FR", "ftm", "FR.ftm.json"),
+    ("FIU-LV", "RU", "csv", "RU.csv"),
+)
 
 
 @dataclass
@@ -50,8 +54,13 @@ class DemoNode:
         return ApiClient(self.url, getattr(self, role), cacert=self.config.tls_cert)
 
 
-def make_node(root: Path, node_id: str, data: Path | None = None, fmt: str | None = None,
-              scrypt_log2_n: int = 12) -> DemoNode:  # fmt: skip
+def make_node(
+    root: Path,
+    node_id: str,
+    data: Path | None = None,
+    fmt: str | None = None,
+    scrypt_log2_n: int = 12,
+) -> DemoNode:
     """Init a node directory, load ``data`` into it, add one user per role (not started)."""
     port = free_port()
     config, admin = init_node_dir(root / node_id, node_id, port=port, scrypt_log2_n=scrypt_log2_n)
@@ -59,15 +68,29 @@ def make_node(root: Path, node_id: str, data: Path | None = None, fmt: str | Non
     tokens: dict[str, str] = {}
     with Store.open(config.database) as store:
         now = int(time.time())
-        for role in ("analyst", "supervisor", "auditor"):
-            t = issue_token(__import__("os").urandom)
-            store.users.add(User(name=f"{role}-{node_id.lower()}", role=role,  # type: ignore[arg-type]
-                                 token_id=t.token_id, token_hash=t.token_hash, created_at=now))  # fmt: skip
+        roles: tuple[Role, ...] = ("analyst", "supervisor", "auditor")
+        for role in roles:
+            t = issue_token(os.urandom)
+            store.users.add(
+                User(
+                    name=f"{role}-{node_id.lower()}",
+                    role=role,
+                    token_id=t.token_id,
+                    token_hash=t.token_hash,
+                    created_at=now,
+                )
+            )
             tokens[role] = t.token
         if data is not None:
             load_file(store, data, fmt)
-    return DemoNode(node_id=node_id, config=config, fingerprint=keys.fingerprint, admin=admin,
-                    process=NodeProcess(config.node_dir, config.public_url), **tokens)  # fmt: skip
+    return DemoNode(
+        node_id=node_id,
+        config=config,
+        fingerprint=keys.fingerprint,
+        admin=admin,
+        process=NodeProcess(config.node_dir, config.public_url),
+        **tokens,
+    )
 
 
 def load_file(store: Store, path: Path, fmt: str | None) -> int:
@@ -92,20 +115,41 @@ def connect(nodes: list[DemoNode], *, budget: int = 100_000, max_set: int = 10_0
                     continue
                 c.add_peer(b.node_id, b.url, b.fingerprint)
                 c.add_agreement(
-                    peer=b.node_id, modes=["filter", "mutual", "cardinality"],
+                    peer=b.node_id,
+                    modes=["filter", "mutual", "cardinality"],
                     purposes=["money_laundering", "terrorist_financing", "predicate_offence"],
-                    identifier_types=ALL_TYPES, budget_per_epoch=budget, max_set_size=max_set,
-                    valid_from=now - 60, valid_until=now + 365 * 86400,
-                )  # fmt: skip
+                    identifier_types=ALL_TYPES,
+                    budget_per_epoch=budget,
+                    max_set_size=max_set,
+                    valid_from=now - 60,
+                    valid_until=now + 365 * 86400,
+                )
 
 
-ALL_TYPES = ["iban", "account_bic", "lei", "passport", "national_id", "tax_id", "wallet", "email",
-             "phone", "person_name_dob", "person_tokens_dob", "person_surname_initial_dob",
-             "org_name_country", "org_registration_country"]  # fmt: skip
+ALL_TYPES = [
+    "iban",
+    "account_bic",
+    "lei",
+    "passport",
+    "national_id",
+    "tax_id",
+    "wallet",
+    "email",
+    "phone",
+    "person_name_dob",
+    "person_tokens_dob",
+    "person_surname_initial_dob",
+    "org_name_country",
+    "org_registration_country",
+]
 
 
-def wait_query(client: ApiClient, query: dict[str, Any], timeout: float = 60.0,
-               on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:  # fmt: skip
+def wait_query(
+    client: ApiClient,
+    query: dict[str, Any],
+    timeout: float = 60.0,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while query["status"] == "running" and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -128,8 +172,9 @@ def run_demo(workdir: Path | None = None, subjects: int = 60, seed: int = 7) -> 
     nodes: list[DemoNode] = []
     try:
         with console.status("generating synthetic data and creating three nodes"):
-            ds = synth.generate([j for _, j, _, _ in NODES], subjects=subjects, overlap=0.3,
-                                seed=seed)  # fmt: skip
+            ds = synth.generate(
+                [j for _, j, _, _ in NODES], subjects=subjects, overlap=0.3, seed=seed
+            )
             synth.write(ds, root / "data", formats=("csv", "ftm", "goaml"))
             for node_id, _, fmt, fname in NODES:
                 nodes.append(make_node(root, node_id, root / "data" / fname, fmt))
@@ -139,23 +184,40 @@ def run_demo(workdir: Path | None = None, subjects: int = 60, seed: int = 7) -> 
         de, fr, lv = nodes
         with console.status("pinning peers and recording agreements"):
             connect(nodes)
-        console.print(f"[green]3 nodes up[/green] in {root}: "
-                      + ", ".join(f"{n.node_id} {n.url} {n.fingerprint[:20]}…" for n in nodes))  # fmt: skip
+        console.print(
+            f"[green]3 nodes up[/green] in {root}: "
+            + ", ".join(f"{n.node_id} {n.url} {n.fingerprint[:20]}…" for n in nodes)
+        )
 
         with de.client("analyst") as c:
-            q = c.create_query(purpose="money_laundering", legal_basis="AMLD art. 53",
-                               case_ref="DE-2024-17", mode="filter", all_subjects=True)  # fmt: skip
+            q = c.create_query(
+                purpose="money_laundering",
+                legal_basis="AMLD art. 53",
+                case_ref="DE-2024-17",
+                mode="filter",
+                all_subjects=True,
+            )
             with console.status("FIU-DE fan-out filter query"):
                 q = wait_query(c, q)
         with fr.client("analyst") as c:
-            m = c.create_query(purpose="terrorist_financing", legal_basis="AMLD art. 53",
-                               case_ref="FR-BULK-1", mode="mutual", all_subjects=True,
-                               peers=["FIU-DE"])  # fmt: skip
+            m = c.create_query(
+                purpose="terrorist_financing",
+                legal_basis="AMLD art. 53",
+                case_ref="FR-BULK-1",
+                mode="mutual",
+                all_subjects=True,
+                peers=["FIU-DE"],
+            )
             with console.status("FIU-FR mutual bulk match with FIU-DE"):
                 m = wait_query(c, m)
         with lv.client("analyst") as c:
-            k = c.create_query(purpose="predicate_offence", legal_basis="AML law s. 56",
-                               case_ref="LV-CARD-3", mode="cardinality", all_subjects=True)  # fmt: skip
+            k = c.create_query(
+                purpose="predicate_offence",
+                legal_basis="AML law s. 56",
+                case_ref="LV-CARD-3",
+                mode="cardinality",
+                all_subjects=True,
+            )
             with console.status("FIU-LV cardinality query"):
                 k = wait_query(c, k)
 
@@ -165,11 +227,18 @@ def run_demo(workdir: Path | None = None, subjects: int = 60, seed: int = 7) -> 
             hit = fr_hits[0]
             owner = next(n for n in nodes if n.node_id == hit["peer"])
             with de.client("analyst") as c:
-                req = c.request_disclosure(hit_token=hit["hit_token"], purpose="money_laundering",
-                                           case_ref="DE-2024-17", legal_basis="AMLD art. 53")  # fmt: skip
+                req = c.request_disclosure(
+                    hit_token=hit["hit_token"],
+                    purpose="money_laundering",
+                    case_ref="DE-2024-17",
+                    legal_basis="AMLD art. 53",
+                )
             with owner.client("supervisor") as c:
-                c.decide_disclosure(req["id"], approve=True,
-                                    reason="consistent with the MoU; no onward dissemination")  # fmt: skip
+                c.decide_disclosure(
+                    req["id"],
+                    approve=True,
+                    reason="consistent with the MoU; no onward dissemination",
+                )
             with de.client("analyst") as c:
                 disclosure = c.refresh_disclosure(req["id"])
 
@@ -179,28 +248,41 @@ def run_demo(workdir: Path | None = None, subjects: int = 60, seed: int = 7) -> 
         t.add_column("querier learned")
         t.add_column("owner learned")
         for p in q["peers"]:
-            t.add_row(f"filter  FIU-DE → {p['peer']}",
-                      f"{p['hit_count']} subjects hit ({p['reason']})",
-                      "how many evaluations were asked for; nothing about which")  # fmt: skip
+            t.add_row(
+                f"filter  FIU-DE → {p['peer']}",
+                f"{p['hit_count']} subjects hit ({p['reason']})",
+                "how many evaluations were asked for; nothing about which",
+            )
         for p in m["peers"]:
-            t.add_row(f"mutual  FIU-FR ↔ {p['peer']}", f"{p['hit_count']} subjects in common",
-                      f"the same intersection, signed by both ({p['reason']})")  # fmt: skip
+            t.add_row(
+                f"mutual  FIU-FR ↔ {p['peer']}",
+                f"{p['hit_count']} subjects in common",
+                f"the same intersection, signed by both ({p['reason']})",
+            )
         for p in k["peers"]:
-            t.add_row(f"cardinality  FIU-LV → {p['peer']}", p["reason"],
-                      "the size of FIU-LV's set only")  # fmt: skip
+            t.add_row(
+                f"cardinality  FIU-LV → {p['peer']}", p["reason"], "the size of FIU-LV's set only"
+            )
         if disclosure:
             released = disclosure.get("released") or {}
-            t.add_row(f"disclosure  FIU-DE → {disclosure['peer']}",
-                      f"{disclosure['status']}: " + ", ".join(f"{k}={v}" for k, v in released.items()
-                                                              if k in ("name", "local_ref")),
-                      "which of its own records the hit token names; purpose and case ref")  # fmt: skip
+            t.add_row(
+                f"disclosure  FIU-DE → {disclosure['peer']}",
+                f"{disclosure['status']}: "
+                + ", ".join(f"{k}={v}" for k, v in released.items() if k in ("name", "local_ref")),
+                "which of its own records the hit token names; purpose and case ref",
+            )
         console.print(t)
         hits = Table(title="FIU-DE hits (filter mode)")
         for col in ("peer", "subject", "name", "key types", "strength"):
             hits.add_column(col)
         for h in q["hits"][:12]:
-            hits.add_row(h["peer"], h["local_ref"][-28:], h["name"], ", ".join(h["key_types"]),
-                         str(h["strength"]))  # fmt: skip
+            hits.add_row(
+                h["peer"],
+                h["local_ref"][-28:],
+                h["name"],
+                ", ".join(h["key_types"]),
+                str(h["strength"]),
+            )
         console.print(hits)
         console.print(f"demo finished in {time.monotonic() - started:.1f} s")
         return 0

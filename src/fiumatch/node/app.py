@@ -73,8 +73,9 @@ def create_app(service: NodeService, *, scheduler: bool = True) -> FastAPI:
             stop.set()
             service.close()
 
-    app = FastAPI(title=f"fiumatch node {service.node_id}", lifespan=lifespan, docs_url=None,
-                  redoc_url=None)  # fmt: skip
+    app = FastAPI(
+        title=f"fiumatch node {service.node_id}", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.service = service
 
     @app.exception_handler(FiumatchError)

@@ -4,11 +4,12 @@ Thin: parse the JSON body into a pydantic model, call one service method, return
 Roles are checked by the service (``NodeService.require_role``).
 """
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: FastAPI must evaluate the route signatures,
+# whose ``Annotated[..., Depends(current)]`` refer to a closure variable.
 
 from collections.abc import Callable
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, Field
@@ -21,7 +22,7 @@ __all__ = ["router", "user_dependency"]
 
 
 def user_dependency(service: NodeService) -> Callable[..., User]:
-    def current(authorization: str = Header(default="")) -> User:
+    def current(authorization: Annotated[str, Header()] = "") -> User:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise BadTokenError("a bearer token is required")
@@ -94,93 +95,119 @@ def router(service: NodeService) -> APIRouter:
     current = user_dependency(service)
 
     @r.get("/me")
-    def me(user: User = Depends(current)) -> Any:
+    def me(user: Annotated[User, Depends(current)]) -> Any:
         return {"name": user.name, "role": user.role, "node_id": service.node_id}
 
     @r.post("/users")
-    def add_user(body: UserIn, user: User = Depends(current)) -> Any:
-        return {"name": body.name, "role": body.role,
-                "token": service.add_user(user, body.name, body.role)}  # fmt: skip
+    def add_user(body: UserIn, user: Annotated[User, Depends(current)]) -> Any:
+        return {
+            "name": body.name,
+            "role": body.role,
+            "token": service.add_user(user, body.name, body.role),
+        }
 
     @r.post("/peers")
-    def add_peer(body: PeerIn, user: User = Depends(current)) -> Any:
+    def add_peer(body: PeerIn, user: Annotated[User, Depends(current)]) -> Any:
         p = service.add_peer(user, body.node_id, body.url, body.fingerprint)
         return {"node_id": p.node_id, "url": p.url, "fingerprint": p.fingerprint}
 
     @r.get("/peers")
-    def peers(user: User = Depends(current)) -> Any:
+    def peers(user: Annotated[User, Depends(current)]) -> Any:
         service.require_role(user, "analyst", "supervisor", "auditor")
-        return [{"node_id": p.node_id, "url": p.url, "fingerprint": p.fingerprint,
-                 "added_at": p.added_at} for p in service.store.peers.list_all()]  # fmt: skip
+        return [
+            {
+                "node_id": p.node_id,
+                "url": p.url,
+                "fingerprint": p.fingerprint,
+                "added_at": p.added_at,
+            }
+            for p in service.store.peers.list_all()
+        ]
 
     @r.post("/agreements")
-    def add_agreement(body: AgreementIn, user: User = Depends(current)) -> Any:
+    def add_agreement(body: AgreementIn, user: Annotated[User, Depends(current)]) -> Any:
         a = service.add_agreement(
-            user, peer_id=body.peer, modes=body.modes, purposes=body.purposes,
-            identifier_types=body.identifier_types, budget_per_epoch=body.budget_per_epoch,
-            max_set_size=body.max_set_size, valid_from=body.valid_from,
+            user,
+            peer_id=body.peer,
+            modes=body.modes,
+            purposes=body.purposes,
+            identifier_types=body.identifier_types,
+            budget_per_epoch=body.budget_per_epoch,
+            max_set_size=body.max_set_size,
+            valid_from=body.valid_from,
             valid_until=body.valid_until,
-        )  # fmt: skip
+        )
         return {"id": a.id, "peer": a.peer_id}
 
     @r.get("/agreements")
-    def agreements(user: User = Depends(current)) -> Any:
+    def agreements(user: Annotated[User, Depends(current)]) -> Any:
         service.require_role(user, "analyst", "supervisor", "auditor")
         out = []
         for p in service.store.peers.list_all():
             for a in service.store.agreements.list_for_peer(p.node_id):
-                out.append({"id": a.id, "peer": a.peer_id, "modes": a.modes,
-                            "purposes": a.purposes, "identifier_types": a.identifier_types,
-                            "budget_per_epoch": a.budget_per_epoch,
-                            "max_set_size": a.max_set_size, "valid_from": a.valid_from,
-                            "valid_until": a.valid_until, "revoked_at": a.revoked_at})  # fmt: skip
+                out.append(
+                    {
+                        "id": a.id,
+                        "peer": a.peer_id,
+                        "modes": a.modes,
+                        "purposes": a.purposes,
+                        "identifier_types": a.identifier_types,
+                        "budget_per_epoch": a.budget_per_epoch,
+                        "max_set_size": a.max_set_size,
+                        "valid_from": a.valid_from,
+                        "valid_until": a.valid_until,
+                        "revoked_at": a.revoked_at,
+                    }
+                )
         return out
 
     @r.post("/epochs/rotate")
-    def rotate(body: RotateIn, user: User = Depends(current)) -> Any:
+    def rotate(body: RotateIn, user: Annotated[User, Depends(current)]) -> Any:
         service.require_role(user, "admin")
         return service.rotate(user.name, body.peer, wait=body.wait)
 
     @r.get("/epochs")
-    def epochs(user: User = Depends(current)) -> Any:
+    def epochs(user: Annotated[User, Depends(current)]) -> Any:
         service.require_role(user, "admin", "auditor")
         return service.epochs()
 
     @r.post("/purge")
-    def purge(body: PurgeIn, user: User = Depends(current)) -> Any:
+    def purge(body: PurgeIn, user: Annotated[User, Depends(current)]) -> Any:
         service.require_role(user, "admin")
         return {"purged": service.purge_expired(user.name, body.today)}
 
     @r.post("/queries")
-    def create_query(body: QueryIn, user: User = Depends(current)) -> Any:
+    def create_query(body: QueryIn, user: Annotated[User, Depends(current)]) -> Any:
         return service.create_query(user, **body.model_dump())
 
     @r.get("/queries")
-    def queries(user: User = Depends(current)) -> Any:
+    def queries(user: Annotated[User, Depends(current)]) -> Any:
         return service.list_queries(user)
 
     @r.get("/queries/{query_id}")
-    def query(query_id: str, user: User = Depends(current)) -> Any:
+    def query(query_id: str, user: Annotated[User, Depends(current)]) -> Any:
         return service.get_query(user, query_id)
 
     @r.get("/sessions")
-    def sessions(user: User = Depends(current)) -> Any:
+    def sessions(user: Annotated[User, Depends(current)]) -> Any:
         return service.sessions(user)
 
     @r.post("/disclosures")
-    def request_disclosure(body: DisclosureIn, user: User = Depends(current)) -> Any:
+    def request_disclosure(body: DisclosureIn, user: Annotated[User, Depends(current)]) -> Any:
         return service.request_disclosure(user, **body.model_dump())
 
     @r.get("/disclosures")
-    def disclosures(direction: str | None = None, user: User = Depends(current)) -> Any:
+    def disclosures(user: Annotated[User, Depends(current)], direction: str | None = None) -> Any:
         return service.list_disclosures(user, direction)
 
     @r.post("/disclosures/{disclosure_id}/decision")
-    def decide(disclosure_id: str, body: DecisionIn, user: User = Depends(current)) -> Any:
+    def decide(
+        disclosure_id: str, body: DecisionIn, user: Annotated[User, Depends(current)]
+    ) -> Any:
         return service.decide_disclosure(user, disclosure_id, **body.model_dump())
 
     @r.post("/disclosures/{disclosure_id}/refresh")
-    def refresh(disclosure_id: str, user: User = Depends(current)) -> Any:
+    def refresh(disclosure_id: str, user: Annotated[User, Depends(current)]) -> Any:
         return service.refresh_disclosure(user, disclosure_id)
 
     return r

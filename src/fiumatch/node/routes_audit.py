@@ -1,9 +1,10 @@
 """Auditor routes (``/audit/v1``): read the Merkle audit log (entries and root). Bearer token,
 role auditor (or admin). Entries hold no identifiers by construction."""
 
-from __future__ import annotations
+# No ``from __future__ import annotations`` here: FastAPI must evaluate the route signatures,
+# whose ``Annotated[..., Depends(current)]`` refer to a closure variable.
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
@@ -19,7 +20,9 @@ def router(service: NodeService) -> APIRouter:
     current = user_dependency(service)
 
     @r.get("/entries")
-    def entries(start: int = 0, end: int | None = None, user: User = Depends(current)) -> Any:
+    def entries(
+        user: Annotated[User, Depends(current)], start: int = 0, end: int | None = None
+    ) -> Any:
         return service.audit_entries(user, start, end)
 
     return r

@@ -39,11 +39,16 @@ async def _verify(request: Request, service: NodeService) -> tuple[str, bytes]:
     def check() -> str:
         try:
             verified = httpsig.verify_request(
-                method=request.method, target=_target(request),
-                authority=headers.get("host", ""), headers=headers, body=body,
-                resolve_key=resolve, nonces=service.store.nonces, now=service.now(),
+                method=request.method,
+                target=_target(request),
+                authority=headers.get("host", ""),
+                headers=headers,
+                body=body,
+                resolve_key=resolve,
+                nonces=service.store.nonces,
+                now=service.now(),
                 expected_peer=service.node_id,
-            )  # fmt: skip
+            )
         except FiumatchError as exc:
             sig_input = headers.get("signature-input", "")
             claimed = (
@@ -52,11 +57,15 @@ async def _verify(request: Request, service: NodeService) -> tuple[str, bytes]:
                 else "unknown"
             )
             service.audit.record(
-                "refusal", actor=service.node_id, peer=claimed or "unknown",
-                session=headers.get("fiumatch-session", "") if len(headers.get("fiumatch-session", "")) == 32 else "00" * 16,
+                "refusal",
+                actor=service.node_id,
+                peer=claimed or "unknown",
+                session=headers.get("fiumatch-session", "")
+                if len(headers.get("fiumatch-session", "")) == 32
+                else "00" * 16,
                 request_digest=_digest(body),
                 extra={"direction": "in", "clause": "auth"},
-            )  # fmt: skip
+            )
             raise exc
         return verified.keyid
 
@@ -65,22 +74,36 @@ async def _verify(request: Request, service: NodeService) -> tuple[str, bytes]:
     return peer_id, body
 
 
-def _sign(request: Request, service: NodeService, status: int, body: bytes, content_type: str,
-          extra: dict[str, str] | None = None) -> Response:  # fmt: skip
+def _sign(
+    request: Request,
+    service: NodeService,
+    status: int,
+    body: bytes,
+    content_type: str,
+    extra: dict[str, str] | None = None,
+) -> Response:
     headers = {"content-type": content_type, "fiumatch-peer": request.state.peer_id}
     for name in ("fiumatch-session", "fiumatch-epoch"):
         if name in request.headers:
             headers[name] = request.headers[name]
     req = httpsig.HttpRequest(
-        method=request.method, target=_target(request), authority=request.headers.get("host", ""),
+        method=request.method,
+        target=_target(request),
+        authority=request.headers.get("host", ""),
         headers=httpsig.combine_headers(request.headers.items()),
-    )  # fmt: skip
+    )
     headers.update(
         httpsig.sign_response(
-            status=status, headers=headers, body=body, request=req, key=service.keys.identity,
-            keyid=service.node_id, now=service.now(), rng=service.rng,
+            status=status,
+            headers=headers,
+            body=body,
+            request=req,
+            key=service.keys.identity,
+            keyid=service.node_id,
+            now=service.now(),
+            rng=service.rng,
         )
-    )  # fmt: skip
+    )
     headers.update(extra or {})
     return Response(content=body, status_code=status, headers=headers, media_type=content_type)
 
@@ -109,8 +132,9 @@ def router(service: NodeService) -> APIRouter:
 
             raise MissingComponentError("the signed session header does not match the body")
         result = await run_in_threadpool(service.open_session, peer_id, body, meta)
-        return _sign(request, service, 200, json.dumps(result, sort_keys=True).encode(),
-                     "application/json")  # fmt: skip
+        return _sign(
+            request, service, 200, json.dumps(result, sort_keys=True).encode(), "application/json"
+        )
 
     @r.post("/sessions/{session_id}/frames")
     async def frames(session_id: str, request: Request) -> Response:

@@ -9,6 +9,7 @@ node answers (bounded), and on ``stop()`` kills the whole group (SIGTERM, then S
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import socket
@@ -40,9 +41,14 @@ def serve(node_dir: Path, *, log_level: str = "warning") -> None:
     config = service.config
     app = create_app(service)
     uvicorn.run(
-        app, host=config.host, port=config.port, ssl_certfile=str(config.tls_cert),
-        ssl_keyfile=str(config.tls_key), log_level=log_level, access_log=False,
-    )  # fmt: skip
+        app,
+        host=config.host,
+        port=config.port,
+        ssl_certfile=str(config.tls_cert),
+        ssl_keyfile=str(config.tls_key),
+        log_level=log_level,
+        access_log=False,
+    )
 
 
 class NodeProcess:
@@ -58,9 +64,20 @@ class NodeProcess:
         out = self.log.open("ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fiumatch.cli.main", "node", "serve", "--dir", str(self.node_dir)],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "fiumatch.cli.main",
+                "node",
+                "serve",
+                "--dir",
+                str(self.node_dir),
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
         out.close()
         _RUNNING.add(self)
         deadline = time.monotonic() + timeout
@@ -83,17 +100,13 @@ class NodeProcess:
         if proc is None:
             return
         if proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 proc.wait(5)
             except subprocess.TimeoutExpired:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
                 proc.wait(5)
         self.proc = None
         _RUNNING.discard(self)

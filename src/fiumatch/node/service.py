@@ -16,6 +16,7 @@ method here and let typed errors travel to the single handler in ``app.py``.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import hashlib
 import json
 import os
@@ -25,7 +26,7 @@ import threading
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -245,7 +246,7 @@ def init_node_dir(
             tls_key,
             sorted({host, "127.0.0.1", "localhost"}),
             node_id,
-            datetime.fromtimestamp(now, tz=timezone.utc),
+            datetime.fromtimestamp(now, tz=UTC),
         )
     url = public_url or f"https://{host}:{port}"
     text = (
@@ -290,7 +291,7 @@ def load_config(node_dir: Path, env: Mapping[str, str] | None = None) -> NodeCon
         raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError:
         raise SettingsError("node.toml is not valid TOML", setting="node.toml") from None
-    for key in list(raw) + ["passphrase"]:
+    for key in [*list(raw), "passphrase"]:
         value = env.get("FIUMATCH_" + key.upper())
         if value is not None:
             raw[key] = int(value) if isinstance(raw.get(key), int) else value
@@ -708,17 +709,22 @@ class NodeService:
         if info.get("node_id") != node_id:
             raise ConflictError("the peer announces another node id", announced=info.get("node_id"))
         peer = Peer(
-            node_id=node_id, url=url.rstrip("/"), public_key=raw, fingerprint=actual,
+            node_id=node_id,
+            url=url.rstrip("/"),
+            public_key=raw,
+            fingerprint=actual,
             added_at=self.now(),
-        )  # fmt: skip
+        )
         try:
             self.store.peers.add(peer)
         except RecordConflictError:
             raise ConflictError("that peer id or key is already pinned") from None
         self.audit.record(
-            "peer_changed", actor=actor.name, peer=node_id,
+            "peer_changed",
+            actor=actor.name,
+            peer=node_id,
             extra={"change": "created", "object_sha256": _digest(raw)},
-        )  # fmt: skip
+        )
         self.ensure_epoch(node_id)
         return peer
 
@@ -742,10 +748,15 @@ class NodeService:
         if bad or not modes or not purposes or not identifier_types:
             raise ConflictError("unknown or empty mode, purpose or identifier type", bad=bad)
         document = {
-            "peer": peer_id, "modes": sorted(modes), "purposes": sorted(purposes),
-            "identifier_types": sorted(identifier_types), "budget_per_epoch": budget_per_epoch,
-            "max_set_size": max_set_size, "valid_from": valid_from, "valid_until": valid_until,
-        }  # fmt: skip
+            "peer": peer_id,
+            "modes": sorted(modes),
+            "purposes": sorted(purposes),
+            "identifier_types": sorted(identifier_types),
+            "budget_per_epoch": budget_per_epoch,
+            "max_set_size": max_set_size,
+            "valid_from": valid_from,
+            "valid_until": valid_until,
+        }
         signed = json.dumps(document, sort_keys=True, separators=(",", ":"))
         agreement = Agreement(
             id="agr-" + self.rng(6).hex(),
@@ -762,9 +773,12 @@ class NodeService:
         )
         self.store.agreements.add(agreement)
         self.audit.record(
-            "agreement_changed", actor=actor.name, peer=peer_id, agreement_id=agreement.id,
+            "agreement_changed",
+            actor=actor.name,
+            peer=peer_id,
+            agreement_id=agreement.id,
             extra={"change": "created", "object_sha256": _digest(signed.encode())},
-        )  # fmt: skip
+        )
         # The served set depends on the allowed identifier types: rebuild this epoch's index.
         self._refresh_precompute(peer_id)
         return agreement
@@ -832,9 +846,15 @@ class NodeService:
         kp = self._epoch_key(peer_id, epoch)
         if self.store.epochs.get(peer_id, "local", epoch) is None:
             self.store.epochs.create(
-                Epoch(peer_id=peer_id, side="local", epoch=epoch, public_key=kp.pk,
-                      state="preparing", created_at=self.now())
-            )  # fmt: skip
+                Epoch(
+                    peer_id=peer_id,
+                    side="local",
+                    epoch=epoch,
+                    public_key=kp.pk,
+                    state="preparing",
+                    created_at=self.now(),
+                )
+            )
         keys = self._served_keys(self._allowed_type_codes(peer_id))
         outputs = evaluate_outputs(kp, [k.key for k in keys], Suite.VOPRF_RISTRETTO255_SHA512)
         rows = bytearray()
@@ -842,9 +862,15 @@ class NodeService:
             rows += out + bytes.fromhex(k.subject_id)[:16].ljust(16, b"\0")
             rows += bytes((k.key_type & 0xFF, k.strength & 0xFF))
         self.store.epochs.put_blob(
-            EpochBlob(peer_id=peer_id, side="local", epoch=epoch, kind=PRECOMPUTE_KIND,
-                      data=bytes(rows), created_at=self.now())
-        )  # fmt: skip
+            EpochBlob(
+                peer_id=peer_id,
+                side="local",
+                epoch=epoch,
+                kind=PRECOMPUTE_KIND,
+                data=bytes(rows),
+                created_at=self.now(),
+            )
+        )
         self._ledgers.pop((peer_id, epoch), None)
 
     def _refresh_precompute(self, peer_id: str) -> None:
@@ -869,9 +895,12 @@ class NodeService:
             row = data[i : i + _INDEX_ROW]
             index[row[:64]] = _KeyRef(row[64:80].hex(), row[80], row[81])
         ledger = FilterLedger.bloom(
-            list(index), suite=Suite.VOPRF_RISTRETTO255_SHA512, epoch=epoch, fp_rate=FP_RATE,
+            list(index),
+            suite=Suite.VOPRF_RISTRETTO255_SHA512,
+            epoch=epoch,
+            fp_rate=FP_RATE,
             capacity=max(1, len(index)),
-        )  # fmt: skip
+        )
         self._ledgers[(peer_id, epoch)] = (ledger, index)
         return ledger, index
 
@@ -889,9 +918,15 @@ class NodeService:
                 new = (self.store.epochs.latest_number(peer.node_id, "local") or 0) + 1
                 kp = self._epoch_key(peer.node_id, new)
                 self.store.epochs.create(
-                    Epoch(peer_id=peer.node_id, side="local", epoch=new, public_key=kp.pk,
-                          state="preparing", created_at=self.now())
-                )  # fmt: skip
+                    Epoch(
+                        peer_id=peer.node_id,
+                        side="local",
+                        epoch=new,
+                        public_key=kp.pk,
+                        state="preparing",
+                        created_at=self.now(),
+                    )
+                )
             futures.append(
                 self._executor.submit(self._finish_rotation, actor, peer.node_id, old.epoch, new)
             )
@@ -913,9 +948,13 @@ class NodeService:
             self.store.budget.prune_before(new)
         kp = self._epoch_key(peer_id, new)
         self.audit.record(
-            "epoch_rotated", actor=actor, peer=peer_id, agreement_id=f"epoch:{peer_id}",
-            epoch=new, extra={"epoch_public_key": kp.pk},
-        )  # fmt: skip
+            "epoch_rotated",
+            actor=actor,
+            peer=peer_id,
+            agreement_id=f"epoch:{peer_id}",
+            epoch=new,
+            extra={"epoch_public_key": kp.pk},
+        )
 
     def rotate_due(self) -> None:
         """Rotate every peer whose active epoch is older than the rotation interval."""
@@ -931,7 +970,7 @@ class NodeService:
     def purge_expired(self, actor: str, today: date | None = None) -> int:
         """Delete subjects past retention; they leave the next epoch (the encoded sets of the
         active epochs are recomputed without them). Audited."""
-        today = today or datetime.fromtimestamp(self.now(), tz=timezone.utc).date()
+        today = today or datetime.fromtimestamp(self.now(), tz=UTC).date()
         n = self.store.subjects.purge_expired(today)
         self.store.db.checkpoint()
         self.audit.record("purge", actor=actor, extra={"scope": "retention", "records": n})
@@ -944,8 +983,15 @@ class NodeService:
         out = []
         for peer in self.store.peers.list_all():
             for e in self.store.epochs.list_all(peer.node_id, "local"):
-                out.append({"peer": e.peer_id, "epoch": e.epoch, "state": e.state,
-                            "activated_at": e.activated_at, "retired_at": e.retired_at})  # fmt: skip
+                out.append(
+                    {
+                        "peer": e.peer_id,
+                        "epoch": e.epoch,
+                        "state": e.state,
+                        "activated_at": e.activated_at,
+                        "retired_at": e.retired_at,
+                    }
+                )
         return out
 
     # -- owner side of a session --------------------------------------------------------------
@@ -961,10 +1007,13 @@ class NodeService:
             else "protocol"
         )
         self.audit.record(
-            "refusal", actor=self.node_id, peer=peer_id, session=session or "00" * 16,
+            "refusal",
+            actor=self.node_id,
+            peer=peer_id,
+            session=session or "00" * 16,
             request_digest=digest,
             extra={"direction": "in", "clause": clause, **extra},
-        )  # fmt: skip
+        )
 
     def open_session(self, peer_id: str, body: bytes, meta: Mapping[str, Any]) -> dict[str, Any]:
         """A peer asks to open a session: check our agreement and budget, bind an epoch."""
@@ -981,9 +1030,13 @@ class NodeService:
                 raise ConflictError("set_size must be given")
             peer = self._require_peer(peer_id)
             agreement = check_agreement(
-                self.store.agreements.list_for_peer(peer_id), now=self.now(), mode=mode,
-                purpose=purpose, id_types=id_types, set_size=set_size,
-            )  # fmt: skip
+                self.store.agreements.list_for_peer(peer_id),
+                now=self.now(),
+                mode=mode,
+                purpose=purpose,
+                id_types=id_types,
+                set_size=set_size,
+            )
             epoch = self.ensure_epoch(peer_id)
             charge = self.store.budget.try_consume(
                 peer_id, epoch.epoch, set_size, limit=agreement.budget_per_epoch, now=self.now()
@@ -992,9 +1045,10 @@ class NodeService:
                 refill = self._refill_at(epoch)
                 raise BudgetExhaustedError(
                     "the OPRF evaluation budget of this epoch is used up",
-                    retry_after=refill - self.now(), refill_at=refill,
+                    retry_after=refill - self.now(),
+                    refill_at=refill,
                     remaining=charge.remaining,
-                )  # fmt: skip
+                )
         except (AgreementRefusedError, BudgetExhaustedError, NotFoundError, ConflictError) as err:
             self._refuse(
                 peer_id,
@@ -1006,10 +1060,16 @@ class NodeService:
             raise
         machine = self._owner_machine(peer, mode, sid, epoch.epoch, id_types, set_size)
         live = _LiveSession(
-            machine=machine[0], peer_id=peer_id, mode=mode, epoch=epoch.epoch,
-            agreement_id=agreement.id, purpose=purpose, id_types=id_types, set_size=set_size,
+            machine=machine[0],
+            peer_id=peer_id,
+            mode=mode,
+            epoch=epoch.epoch,
+            agreement_id=agreement.id,
+            purpose=purpose,
+            id_types=id_types,
+            set_size=set_size,
             owner_index=machine[1],
-        )  # fmt: skip
+        )
         with self._live_lock:
             if sid in self._live or self.store.sessions.get(sid) is not None:
                 raise ConflictError("that session id is taken")
@@ -1017,21 +1077,38 @@ class NodeService:
         from fiumatch.store import SessionRecord
 
         self.store.sessions.create(
-            SessionRecord(id=sid, peer_id=peer_id, role="responder", mode=mode, state="start",
-                          epoch=epoch.epoch, created_at=self.now(), updated_at=self.now())
-        )  # fmt: skip
+            SessionRecord(
+                id=sid,
+                peer_id=peer_id,
+                role="responder",
+                mode=mode,
+                state="start",
+                epoch=epoch.epoch,
+                created_at=self.now(),
+                updated_at=self.now(),
+            )
+        )
         kp_pk = self._epoch_key(peer_id, epoch.epoch).pk if mode == "filter" else b""
         response = {
-            "session_id": sid, "epoch": epoch.epoch, "mode": mode, "agreement": agreement.id,
-            "public_key": kp_pk.hex(), "budget_remaining": charge.remaining,
-        }  # fmt: skip
+            "session_id": sid,
+            "epoch": epoch.epoch,
+            "mode": mode,
+            "agreement": agreement.id,
+            "public_key": kp_pk.hex(),
+            "budget_remaining": charge.remaining,
+        }
         self.audit.record(
-            "session_opened", actor=self.node_id, peer=peer_id, session=sid,
-            agreement_id=agreement.id, epoch=epoch.epoch, counts_in=set_size,
+            "session_opened",
+            actor=self.node_id,
+            peer=peer_id,
+            session=sid,
+            agreement_id=agreement.id,
+            epoch=epoch.epoch,
+            counts_in=set_size,
             request_digest=digest,
             response_digest=_digest(json.dumps(response, sort_keys=True).encode()),
             extra={"direction": "in", "mode": mode},
-        )  # fmt: skip
+        )
         return response
 
     def _owner_machine(
@@ -1043,10 +1120,14 @@ class NodeService:
             ledger, _ = self._ledger(peer.node_id, epoch)
             limits = Limits(max_elements=max(set_size, 1))
             return FilterOwner(
-                session_id=session_id, epoch=epoch, suite=Suite.VOPRF_RISTRETTO255_SHA512,
-                key_pair=self._epoch_key(peer.node_id, epoch), ledger=ledger, rng=self.rng,
+                session_id=session_id,
+                epoch=epoch,
+                suite=Suite.VOPRF_RISTRETTO255_SHA512,
+                key_pair=self._epoch_key(peer.node_id, epoch),
+                ledger=ledger,
+                rng=self.rng,
                 limits=limits,
-            ), {}  # fmt: skip
+            ), {}
         keys = self._served_keys(allowed & self._allowed_type_codes(peer.node_id))
         index: dict[bytes, list[tuple[str, int, int]]] = {}
         for k in keys:
@@ -1054,15 +1135,22 @@ class NodeService:
         limits = Limits(max_elements=max(set_size, len(index), 1))
         if mode == "mutual":
             return MutualOwner(
-                session_id=session_id, epoch=epoch, elements=list(index),
-                signing_key=self.keys.identity, peer_key=public_key_from_raw(peer.public_key),
-                rng=self.rng, limits=limits,
-            ), index  # fmt: skip
+                session_id=session_id,
+                epoch=epoch,
+                elements=list(index),
+                signing_key=self.keys.identity,
+                peer_key=public_key_from_raw(peer.public_key),
+                rng=self.rng,
+                limits=limits,
+            ), index
         if mode == "cardinality":
             return CardinalityOwner(
-                session_id=session_id, epoch=epoch, elements=list(index), rng=self.rng,
+                session_id=session_id,
+                epoch=epoch,
+                elements=list(index),
+                rng=self.rng,
                 limits=limits,
-            ), {}  # fmt: skip
+            ), {}
         raise ConflictError("unknown mode")
 
     def session_frames(self, peer_id: str, sid: str, epoch: int, body: bytes) -> bytes:
@@ -1114,10 +1202,14 @@ class NodeService:
                 sid, from_state=rec.state, to_state=outcome, now=self.now(), close=True
             )
         self.audit.record(
-            "session_closed", actor=self.node_id, peer=live.peer_id, session=sid,
-            agreement_id=live.agreement_id, epoch=live.epoch,
+            "session_closed",
+            actor=self.node_id,
+            peer=live.peer_id,
+            session=sid,
+            agreement_id=live.agreement_id,
+            epoch=live.epoch,
             extra={"direction": "in", "mode": live.mode, "outcome": outcome},
-        )  # fmt: skip
+        )
 
     def _finish_owner(self, sid: str, live: _LiveSession, digest: bytes) -> None:
         machine = live.machine
@@ -1133,41 +1225,74 @@ class NodeService:
             matches = res.count
             self._record_mutual_owner(sid, live, res.intersection)
         self.store.sessions.transition(
-            sid, from_state="start", to_state="done", now=self.now(), close=True,
-            add_received=learned, add_matches=matches,
-        )  # fmt: skip
+            sid,
+            from_state="start",
+            to_state="done",
+            now=self.now(),
+            close=True,
+            add_received=learned,
+            add_matches=matches,
+        )
         with self._live_lock:
             self._live.pop(sid, None)
         self.audit.record(
-            "evaluation", actor=self.node_id, peer=live.peer_id, session=sid,
-            agreement_id=live.agreement_id, epoch=live.epoch, counts_in=learned,
-            counts_out=learned, request_digest=digest,
+            "evaluation",
+            actor=self.node_id,
+            peer=live.peer_id,
+            session=sid,
+            agreement_id=live.agreement_id,
+            epoch=live.epoch,
+            counts_in=learned,
+            counts_out=learned,
+            request_digest=digest,
             extra={"direction": "in", "mode": live.mode},
-        )  # fmt: skip
+        )
         self.audit.record(
-            "session_closed", actor=self.node_id, peer=live.peer_id, session=sid,
-            agreement_id=live.agreement_id, epoch=live.epoch,
+            "session_closed",
+            actor=self.node_id,
+            peer=live.peer_id,
+            session=sid,
+            agreement_id=live.agreement_id,
+            epoch=live.epoch,
             extra={"direction": "in", "mode": live.mode, "outcome": "ok"},
-        )  # fmt: skip
+        )
 
     def _record_mutual_owner(self, sid: str, live: _LiveSession, keys: Sequence[bytes]) -> None:
         """Mutual mode: the owner learns the intersection too; keep it as a query of its own."""
         qid = "q-" + sid[:16]
         self.store.queries.create(
-            Query(id=qid, analyst=f"peer:{live.peer_id}", purpose=live.purpose,
-                  legal_basis="agreement " + live.agreement_id, case_ref="mutual:" + sid[:12],
-                  status="running", created_at=self.now())
-        )  # fmt: skip
+            Query(
+                id=qid,
+                analyst=f"peer:{live.peer_id}",
+                purpose=live.purpose,
+                legal_basis="agreement " + live.agreement_id,
+                case_ref="mutual:" + sid[:12],
+                status="running",
+                created_at=self.now(),
+            )
+        )
         hits = self._group_hits(
-            qid, live.peer_id, live.epoch,
-            [(k, refs, _mutual_token(bytes.fromhex(sid), k)) for k in keys
-             for refs in [live.owner_index.get(k, [])]],
-        )  # fmt: skip
+            qid,
+            live.peer_id,
+            live.epoch,
+            [
+                (k, refs, _mutual_token(bytes.fromhex(sid), k))
+                for k in keys
+                for refs in [live.owner_index.get(k, [])]
+            ],
+        )
         self.store.queries.record_result(
-            QueryResult(query_id=qid, peer_id=live.peer_id, status="ok",
-                        reason="mutual match (as owner)", hit_count=len(hits),
-                        recorded_at=self.now(), session_id=sid), hits,
-        )  # fmt: skip
+            QueryResult(
+                query_id=qid,
+                peer_id=live.peer_id,
+                status="ok",
+                reason="mutual match (as owner)",
+                hit_count=len(hits),
+                recorded_at=self.now(),
+                session_id=sid,
+            ),
+            hits,
+        )
         self.store.queries.set_status(qid, "done", now=self.now())
 
     def _group_hits(
@@ -1188,11 +1313,17 @@ class NodeService:
                     best, tok = strength, token
                 by_subject[subject_id] = (types, best, tok)
         return [
-            Hit(hit_token=_stored_token(tok, epoch, query_id), query_id=query_id,
-                peer_id=peer_id, subject_id=sid, key_types=tuple(sorted(types)),
-                strength=best, created_at=self.now())
+            Hit(
+                hit_token=_stored_token(tok, epoch, query_id),
+                query_id=query_id,
+                peer_id=peer_id,
+                subject_id=sid,
+                key_types=tuple(sorted(types)),
+                strength=best,
+                created_at=self.now(),
+            )
             for sid, (types, best, tok) in sorted(by_subject.items())
-        ]  # fmt: skip
+        ]
 
     # -- querier side: analyst queries ---------------------------------------------------------
 
@@ -1225,29 +1356,50 @@ class NodeService:
             subjects += self._store_pasted(qid, records)
         if all_subjects:
             subjects += [
-                r[0] for r in self.store.db.connection().execute(
+                r[0]
+                for r in self.store.db.connection().execute(
                     "SELECT id FROM subjects WHERE source != ? ORDER BY id", (PASTED_SOURCE,)
                 )
-            ]  # fmt: skip
+            ]
         for s in subjects:
             if self.store.subjects.get(s) is None:
                 raise NotFoundError("no such subject")
         self.store.queries.create(
-            Query(id=qid, analyst=user.name, purpose=purpose, legal_basis=legal_basis,
-                  case_ref=case_ref, status="running", created_at=self.now())
-        )  # fmt: skip
+            Query(
+                id=qid,
+                analyst=user.name,
+                purpose=purpose,
+                legal_basis=legal_basis,
+                case_ref=case_ref,
+                status="running",
+                created_at=self.now(),
+            )
+        )
         self.audit.record(
-            "query", actor=user.name, counts_in=len(subjects),
-            extra={"purpose": purpose, "legal_basis": legal_basis[:256],
-                   "case_ref": case_ref[:256], "mode": mode},
-        )  # fmt: skip
+            "query",
+            actor=user.name,
+            counts_in=len(subjects),
+            extra={
+                "purpose": purpose,
+                "legal_basis": legal_basis[:256],
+                "case_ref": case_ref[:256],
+                "mode": mode,
+            },
+        )
         targets = [p for p in self.store.peers.list_all() if not peers or p.node_id in peers]
         progress = _Progress({p.node_id: "queued" for p in targets})
         self._progress[qid] = progress
         future = self._executor.submit(
-            self._run_query, qid, user.name, purpose, case_ref, mode, sorted(set(subjects)),
-            targets, tuple(id_types),
-        )  # fmt: skip
+            self._run_query,
+            qid,
+            user.name,
+            purpose,
+            case_ref,
+            mode,
+            sorted(set(subjects)),
+            targets,
+            tuple(id_types),
+        )
         if wait:
             future.result()
         return self.get_query(user, qid)
@@ -1256,14 +1408,18 @@ class NodeService:
         from fiumatch.ingest import Reject, build_subject
 
         out = []
-        retention = datetime.fromtimestamp(self.now(), tz=timezone.utc).date() + timedelta(days=30)
+        retention = datetime.fromtimestamp(self.now(), tz=UTC).date() + timedelta(days=30)
         for i, rec in enumerate(records):
             fields = {k: v for k, v in rec.items() if isinstance(v, (str, list))}
             fields.setdefault("local_ref", f"{qid}-{i}")
             built = build_subject(
-                fields, source=PASTED_SOURCE, file="api", record=str(i), line=None,
+                fields,
+                source=PASTED_SOURCE,
+                file="api",
+                record=str(i),
+                line=None,
                 default_retention=retention,
-            )  # fmt: skip
+            )
             if isinstance(built, list):
                 reasons = sorted({r.reason for r in built if isinstance(r, Reject)})
                 raise ConflictError("a pasted record was rejected", record=i, reasons=reasons)
@@ -1272,9 +1428,16 @@ class NodeService:
         return out
 
     def _run_query(
-        self, qid: str, analyst: str, purpose: str, case_ref: str, mode: str,
-        subjects: list[str], targets: list[Peer], id_types: tuple[str, ...],
-    ) -> None:  # fmt: skip
+        self,
+        qid: str,
+        analyst: str,
+        purpose: str,
+        case_ref: str,
+        mode: str,
+        subjects: list[str],
+        targets: list[Peer],
+        id_types: tuple[str, ...],
+    ) -> None:
         futures = {
             self._executor.submit(
                 self._query_peer, qid, analyst, purpose, case_ref, mode, subjects, peer, id_types
@@ -1291,28 +1454,42 @@ class NodeService:
         self.store.queries.set_status(qid, "done", now=self.now())
 
     def _record_peer(
-        self, qid: str, peer_id: str, status: str, reason: str, hits: Sequence[Hit] = (),
+        self,
+        qid: str,
+        peer_id: str,
+        status: str,
+        reason: str,
+        hits: Sequence[Hit] = (),
         session: str | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         progress = self._progress.get(qid)
         if progress is not None:
             progress.peers[peer_id] = status
-        try:
+        with contextlib.suppress(RecordConflictError):  # a peer's result is recorded once
             self.store.queries.record_result(
-                QueryResult(query_id=qid, peer_id=peer_id, status=status,  # type: ignore[arg-type]
-                            reason=reason[:500], hit_count=len(hits), recorded_at=self.now(),
-                            session_id=session), hits,
-            )  # fmt: skip
-        except RecordConflictError:
-            pass
+                QueryResult(
+                    query_id=qid,
+                    peer_id=peer_id,
+                    status=status,  # type: ignore[arg-type]
+                    reason=reason[:500],
+                    hit_count=len(hits),
+                    recorded_at=self.now(),
+                    session_id=session,
+                ),
+                hits,
+            )
 
     def _query_peer(
-        self, qid: str, analyst: str, purpose: str, case_ref: str, mode: str,
-        subjects: list[str], peer: Peer, wanted_types: tuple[str, ...],
-    ) -> None:  # fmt: skip
-        from fiumatch.client.peer import PeerError
-
-        progress = self._progress[qid]
+        self,
+        qid: str,
+        analyst: str,
+        purpose: str,
+        case_ref: str,
+        mode: str,
+        subjects: list[str],
+        peer: Peer,
+        wanted_types: tuple[str, ...],
+    ) -> None:
         # Our own agreement must permit it too.
         ours = self.store.agreements.in_force(peer.node_id, self.now())
         allowed = set().union(*(set(a.identifier_types) for a in ours)) if ours else set()
@@ -1325,10 +1502,13 @@ class NodeService:
         used_types = sorted({_key_type_name(t) for refs in keys.values() for _, t, _ in refs})
         try:
             agreement = check_agreement(
-                self.store.agreements.list_for_peer(peer.node_id), now=self.now(), mode=mode,
-                purpose=purpose, id_types=used_types or sorted(types) or ["none"],
+                self.store.agreements.list_for_peer(peer.node_id),
+                now=self.now(),
+                mode=mode,
+                purpose=purpose,
+                id_types=used_types or sorted(types) or ["none"],
                 set_size=len(keys),
-            )  # fmt: skip
+            )
         except AgreementRefusedError as err:
             self._record_peer(qid, peer.node_id, "refused", f"our agreement: {err.clause}")
             return
@@ -1336,14 +1516,23 @@ class NodeService:
             self._record_peer(qid, peer.node_id, "ok", "no match keys of the agreed types")
             return
         with self._peer_client(peer) as client:
-            self._query_peer_with(client, qid, analyst, purpose, case_ref, mode, peer, keys,
-                                  used_types, agreement)  # fmt: skip
+            self._query_peer_with(
+                client, qid, analyst, purpose, case_ref, mode, peer, keys, used_types, agreement
+            )
 
     def _query_peer_with(
-        self, client: Any, qid: str, analyst: str, purpose: str, case_ref: str, mode: str,
-        peer: Peer, keys: dict[bytes, list[tuple[str, int, int]]], used_types: list[str],
+        self,
+        client: Any,
+        qid: str,
+        analyst: str,
+        purpose: str,
+        case_ref: str,
+        mode: str,
+        peer: Peer,
+        keys: dict[bytes, list[tuple[str, int, int]]],
+        used_types: list[str],
         agreement: Agreement,
-    ) -> None:  # fmt: skip
+    ) -> None:
         from fiumatch.client.peer import PeerError
 
         progress = self._progress[qid]
@@ -1353,9 +1542,12 @@ class NodeService:
             progress.peers[peer.node_id] = "opening"
             try:
                 opened = client.open_session(
-                    session_id=sid, mode=mode, purpose=purpose, id_types=used_types,
+                    session_id=sid,
+                    mode=mode,
+                    purpose=purpose,
+                    id_types=used_types,
                     set_size=len(element_list),
-                )  # fmt: skip
+                )
                 epoch = int(opened["epoch"])
                 machine = self._querier_machine(mode, sid, epoch, element_list, peer, opened)
                 progress.peers[peer.node_id] = "exchanging"
@@ -1369,73 +1561,107 @@ class NodeService:
                 if err.retry_after is not None:
                     detail += f"; budget refills in {err.retry_after}s"
                 self.audit.record(
-                    "session_closed", actor=analyst, peer=peer.node_id, session=sid,
+                    "session_closed",
+                    actor=analyst,
+                    peer=peer.node_id,
+                    session=sid,
                     agreement_id=agreement.id,
                     extra={"direction": "out", "mode": mode, "outcome": "refused"},
-                )  # fmt: skip
+                )
                 self._record_peer(qid, peer.node_id, status, detail)
                 return
         self.audit.record(
-            "session_opened", actor=analyst, peer=peer.node_id, session=sid,
-            agreement_id=agreement.id, epoch=epoch, counts_out=len(element_list),
+            "session_opened",
+            actor=analyst,
+            peer=peer.node_id,
+            session=sid,
+            agreement_id=agreement.id,
+            epoch=epoch,
+            counts_out=len(element_list),
             request_digest=_digest(sid.encode()),
             extra={"direction": "out", "mode": mode},
-        )  # fmt: skip
+        )
         hits: list[Hit] = []
         reason = "ok"
         if isinstance(machine, _TokenFilterQuerier) and machine.result:
             r = machine.result
             hits = self._group_hits(
-                qid, peer.node_id, epoch,
-                [(element_list[i], keys[element_list[i]], machine.hit_outputs[i])
-                 for i in r.hit_indices],
-            )  # fmt: skip
+                qid,
+                peer.node_id,
+                epoch,
+                [
+                    (element_list[i], keys[element_list[i]], machine.hit_outputs[i])
+                    for i in r.hit_indices
+                ],
+            )
             reason = (
                 f"filter: {len(r.hit_indices)} keys hit of {r.queried}; owner holds {r.owner_count}"
             )
         elif isinstance(machine, MutualQuerier) and machine.result:
             r2 = machine.result
             hits = self._group_hits(
-                qid, peer.node_id, epoch,
+                qid,
+                peer.node_id,
+                epoch,
                 [(k, keys[k], _mutual_token(bytes.fromhex(sid), k)) for k in r2.intersection],
-            )  # fmt: skip
+            )
             reason = f"mutual: {r2.count} keys in common (signed); owner holds {r2.peer_count}"
         elif isinstance(machine, CardinalityQuerier) and machine.result:
             r3 = machine.result
-            reason = f"cardinality: {r3.count} keys in common of {r3.own_count}; owner holds {r3.peer_count}"
+            reason = (
+                f"cardinality: {r3.count} keys in common of {r3.own_count}; "
+                f"owner holds {r3.peer_count}"
+            )
         self._record_peer(qid, peer.node_id, "ok", reason, hits, session=sid)
         self.audit.record(
-            "hit_count", actor=analyst, peer=peer.node_id, session=sid,
-            agreement_id=agreement.id, epoch=epoch,
+            "hit_count",
+            actor=analyst,
+            peer=peer.node_id,
+            session=sid,
+            agreement_id=agreement.id,
+            epoch=epoch,
             extra={"hits": len(hits), "mode": mode, "case_ref": case_ref[:256]},
-        )  # fmt: skip
+        )
 
     def _querier_machine(
-        self, mode: str, sid: str, epoch: int, elements: list[bytes], peer: Peer,
+        self,
+        mode: str,
+        sid: str,
+        epoch: int,
+        elements: list[bytes],
+        peer: Peer,
         opened: Mapping[str, Any],
-    ) -> SessionMachine:  # fmt: skip
+    ) -> SessionMachine:
         session_id = bytes.fromhex(sid)
         limits = Limits(max_elements=max(len(elements), 1 << 20))
         if mode == "filter":
             return _TokenFilterQuerier(
-                session_id=session_id, epoch=epoch, suite=Suite.VOPRF_RISTRETTO255_SHA512,
+                session_id=session_id,
+                epoch=epoch,
+                suite=Suite.VOPRF_RISTRETTO255_SHA512,
                 match_keys=elements,
                 replica=FilterReplica(suite=Suite.VOPRF_RISTRETTO255_SHA512, epoch=epoch),
-                rng=self.rng, limits=limits,
+                rng=self.rng,
+                limits=limits,
                 owner_public_key=bytes.fromhex(str(opened["public_key"])),
-            )  # fmt: skip
+            )
         if mode == "mutual":
             return MutualQuerier(
-                session_id=session_id, epoch=epoch, elements=elements,
-                signing_key=self.keys.identity, peer_key=public_key_from_raw(peer.public_key),
-                rng=self.rng, limits=limits,
-            )  # fmt: skip
+                session_id=session_id,
+                epoch=epoch,
+                elements=elements,
+                signing_key=self.keys.identity,
+                peer_key=public_key_from_raw(peer.public_key),
+                rng=self.rng,
+                limits=limits,
+            )
         return CardinalityQuerier(
             session_id=session_id, epoch=epoch, elements=elements, rng=self.rng, limits=limits
         )
 
-    def _pump(self, client: Any, sid: str, epoch: int, machine: Any, progress: _Progress,
-              peer_id: str) -> None:  # fmt: skip
+    def _pump(
+        self, client: Any, sid: str, epoch: int, machine: Any, progress: _Progress, peer_id: str
+    ) -> None:
         outgoing: list[bytes] = machine.start()
         rounds = 0
         while outgoing:
@@ -1461,35 +1687,59 @@ class NodeService:
         names = set(results) | set(progress.peers if progress else ())
         for name in sorted(names):
             r = results.get(name)
-            peers.append({
-                "peer": name,
-                "status": r.status if r else (progress.peers.get(name, "?") if progress else "?"),
-                "done": r is not None,
-                "reason": r.reason if r else "",
-                "hit_count": r.hit_count if r else 0,
-                "session_id": r.session_id if r else None,
-            })  # fmt: skip
+            peers.append(
+                {
+                    "peer": name,
+                    "status": r.status
+                    if r
+                    else (progress.peers.get(name, "?") if progress else "?"),
+                    "done": r is not None,
+                    "reason": r.reason if r else "",
+                    "hit_count": r.hit_count if r else 0,
+                    "session_id": r.session_id if r else None,
+                }
+            )
         hits = []
         for h in self.store.queries.hits(qid):
             s = self.store.subjects.get(h.subject_id)
-            hits.append({
-                "peer": h.peer_id, "subject_id": h.subject_id,
-                "local_ref": s.local_ref if s else "", "name": (s.display.get("name", "") if s else ""),
-                "key_types": [_key_type_name(t) for t in h.key_types],
-                "strength": h.strength, "hit_token": h.hit_token.hex(),
-            })  # fmt: skip
+            hits.append(
+                {
+                    "peer": h.peer_id,
+                    "subject_id": h.subject_id,
+                    "local_ref": s.local_ref if s else "",
+                    "name": (s.display.get("name", "") if s else ""),
+                    "key_types": [_key_type_name(t) for t in h.key_types],
+                    "strength": h.strength,
+                    "hit_token": h.hit_token.hex(),
+                }
+            )
         partial = any(p["status"] in ("refused", "unreachable") for p in peers)
         return {
-            "id": q.id, "analyst": q.analyst, "purpose": q.purpose, "legal_basis": q.legal_basis,
-            "case_ref": q.case_ref, "status": q.status, "partial": partial,
-            "peers": peers, "hits": hits, "created_at": q.created_at,
-        }  # fmt: skip
+            "id": q.id,
+            "analyst": q.analyst,
+            "purpose": q.purpose,
+            "legal_basis": q.legal_basis,
+            "case_ref": q.case_ref,
+            "status": q.status,
+            "partial": partial,
+            "peers": peers,
+            "hits": hits,
+            "created_at": q.created_at,
+        }
 
     def list_queries(self, user: User) -> list[dict[str, Any]]:
         self.require_role(user, "analyst", "supervisor", "auditor")
-        return [{"id": q.id, "analyst": q.analyst, "status": q.status, "case_ref": q.case_ref,
-                 "purpose": q.purpose, "created_at": q.created_at}
-                for q in self.store.queries.list_recent()]  # fmt: skip
+        return [
+            {
+                "id": q.id,
+                "analyst": q.analyst,
+                "status": q.status,
+                "case_ref": q.case_ref,
+                "purpose": q.purpose,
+                "created_at": q.created_at,
+            }
+            for q in self.store.queries.list_recent()
+        ]
 
     def sessions(self, user: User) -> list[dict[str, Any]]:
         self.require_role(user, "analyst", "supervisor", "auditor")
@@ -1498,14 +1748,20 @@ class NodeService:
             .execute("SELECT * FROM sessions ORDER BY created_at, id")
             .fetchall()
         )
-        return [{k: r[k] for k in r.keys()} for r in rows]
+        return [dict(r) for r in rows]
 
     # -- disclosure ------------------------------------------------------------------------------
 
     def request_disclosure(
-        self, user: User, *, hit_token: str, purpose: str, case_ref: str, legal_basis: str,
+        self,
+        user: User,
+        *,
+        hit_token: str,
+        purpose: str,
+        case_ref: str,
+        legal_basis: str,
         onward_dissemination: bool = False,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """Ask the owner of a hit for the record behind it; carries only the hit token."""
         from fiumatch.client.peer import PeerError
 
@@ -1523,32 +1779,55 @@ class NodeService:
         core, epoch = _wire_token(stored)
         did = "d-" + self.rng(8).hex()
         payload = {
-            "request_id": did, "hit_token": core.hex(), "epoch": epoch, "purpose": purpose,
-            "case_ref": case_ref, "legal_basis": legal_basis,
+            "request_id": did,
+            "hit_token": core.hex(),
+            "epoch": epoch,
+            "purpose": purpose,
+            "case_ref": case_ref,
+            "legal_basis": legal_basis,
             "onward_dissemination_requested": onward_dissemination,
-        }  # fmt: skip
+        }
         self.store.disclosures.create(
-            Disclosure(id=did, direction="out", peer_id=peer.node_id, hit_token=stored,
-                       purpose=purpose, case_ref=case_ref, onward_consent=False,
-                       status="pending", created_at=self.now())
-        )  # fmt: skip
+            Disclosure(
+                id=did,
+                direction="out",
+                peer_id=peer.node_id,
+                hit_token=stored,
+                purpose=purpose,
+                case_ref=case_ref,
+                onward_consent=False,
+                status="pending",
+                created_at=self.now(),
+            )
+        )
         try:
             with self._peer_client(peer) as client:
                 answer = client.request_disclosure(payload)
         except PeerError as err:
-            self.store.disclosures.decide(did, "withdrawn", reason=f"owner refused: {err.code}",
-                                          now=self.now())  # fmt: skip
+            self.store.disclosures.decide(
+                did, "withdrawn", reason=f"owner refused: {err.code}", now=self.now()
+            )
             self.audit.record(
-                "disclosure_requested", actor=user.name, peer=peer.node_id, session=did,
+                "disclosure_requested",
+                actor=user.name,
+                peer=peer.node_id,
+                session=did,
                 extra={"direction": "out", "case_ref": case_ref[:256], "purpose": purpose},
-            )  # fmt: skip
+            )
             raise PeerRefusedError("the owner refused the request", peer_code=err.code) from None
         self.audit.record(
-            "disclosure_requested", actor=user.name, peer=peer.node_id, session=did,
+            "disclosure_requested",
+            actor=user.name,
+            peer=peer.node_id,
+            session=did,
             request_digest=_digest(json.dumps(payload, sort_keys=True).encode()),
-            extra={"direction": "out", "case_ref": case_ref[:256], "purpose": purpose,
-                   "legal_basis": legal_basis[:256] or None},
-        )  # fmt: skip
+            extra={
+                "direction": "out",
+                "case_ref": case_ref[:256],
+                "purpose": purpose,
+                "legal_basis": legal_basis[:256] or None,
+            },
+        )
         return {"id": did, "peer": peer.node_id, "status": answer.get("status", "pending")}
 
     def receive_disclosure(
@@ -1570,21 +1849,34 @@ class NodeService:
                 raise AgreementRefusedError("no agreement in force", clause="no_agreement")
             if not any(purpose in a.purposes for a in agreements):
                 raise AgreementRefusedError("purpose not agreed", clause="purpose")
-        except (NodeError,) as err:
+        except NodeError as err:
             self._refuse(peer_id, did, err, digest)
             raise
         self.store.disclosures.create(
-            Disclosure(id=did, direction="in", peer_id=peer_id,
-                       hit_token=core + epoch.to_bytes(8, "big"), purpose=purpose,
-                       case_ref=str(payload.get("case_ref", ""))[:256],
-                       onward_consent=False, status="pending", created_at=self.now())
-        )  # fmt: skip
+            Disclosure(
+                id=did,
+                direction="in",
+                peer_id=peer_id,
+                hit_token=core + epoch.to_bytes(8, "big"),
+                purpose=purpose,
+                case_ref=str(payload.get("case_ref", ""))[:256],
+                onward_consent=False,
+                status="pending",
+                created_at=self.now(),
+            )
+        )
         self.audit.record(
-            "disclosure_requested", actor=self.node_id, peer=peer_id, session=did,
+            "disclosure_requested",
+            actor=self.node_id,
+            peer=peer_id,
+            session=did,
             request_digest=digest,
-            extra={"direction": "in", "case_ref": str(payload.get("case_ref", "-"))[:256] or "-",
-                   "purpose": purpose},
-        )  # fmt: skip
+            extra={
+                "direction": "in",
+                "case_ref": str(payload.get("case_ref", "-"))[:256] or "-",
+                "purpose": purpose,
+            },
+        )
         return {
             "id": did,
             "status": "pending",
@@ -1618,14 +1910,24 @@ class NodeService:
 
     def list_disclosures(self, user: User, direction: str | None = None) -> list[dict[str, Any]]:
         self.require_role(user, "analyst", "supervisor", "auditor")
-        return [_disclosure_dict(d) for d in self.store.disclosures.list_requests(
-            direction=direction, limit=1000)]  # type: ignore[arg-type]  # fmt: skip
+        return [
+            _disclosure_dict(d)
+            for d in self.store.disclosures.list_requests(
+                direction="in" if direction == "in" else "out" if direction == "out" else None,
+                limit=1000,
+            )
+        ]
 
     def decide_disclosure(
-        self, user: User, did: str, *, approve: bool, reason: str,
+        self,
+        user: User,
+        did: str,
+        *,
+        approve: bool,
+        reason: str,
         fields: Sequence[str] = ("name", "local_ref", "subject_type"),
         onward_consent: bool = False,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> dict[str, Any]:
         """A supervisor at the owner approves (releasing the chosen fields) or refuses."""
         self.require_role(user, "supervisor")
         d = self.store.disclosures.get(did)
@@ -1642,19 +1944,30 @@ class NodeService:
         if approve:
             core, epoch = d.hit_token[:-8], int.from_bytes(d.hit_token[-8:], "big")
             subject = self.store.subjects.require(self._resolve_token(d.peer_id, core, epoch))
-            shown = {"name": subject.display.get("name", ""), "local_ref": subject.local_ref,
-                     "subject_type": subject.subject_type, **dict(subject.display)}  # fmt: skip
-            released = {k: shown[k] for k in fields if k in shown}
+            shown = {
+                "name": subject.display.get("name", ""),
+                "local_ref": subject.local_ref,
+                "subject_type": subject.subject_type,
+                **dict(subject.display),
+            }
+            released: dict[str, Any] = {k: shown[k] for k in fields if k in shown}
             released["onward_dissemination"] = (
                 "consented" if onward_consent else "requires the owner's prior consent"
             )
             released["decision_reason"] = reason
             decided = self.store.disclosures.mark_released(did, released, now=self.now())
         self.audit.record(
-            "disclosure_decided", actor=user.name, peer=d.peer_id, session=did,
-            extra={"direction": "in", "decision": "approved" if approve else "denied",
-                   "count_out": 1 if approve else 0, "case_ref": d.case_ref or None},
-        )  # fmt: skip
+            "disclosure_decided",
+            actor=user.name,
+            peer=d.peer_id,
+            session=did,
+            extra={
+                "direction": "in",
+                "decision": "approved" if approve else "denied",
+                "count_out": 1 if approve else 0,
+                "case_ref": d.case_ref or None,
+            },
+        )
         return _disclosure_dict(decided)
 
     def disclosure_for_peer(self, peer_id: str, did: str) -> dict[str, Any]:
@@ -1662,7 +1975,7 @@ class NodeService:
         d = self.store.disclosures.get(did)
         if d is None or d.direction != "in" or d.peer_id != peer_id:
             raise NotFoundError("no such request")
-        out = {"id": d.id, "status": d.status, "reason": d.decision_reason}
+        out: dict[str, Any] = {"id": d.id, "status": d.status, "reason": d.decision_reason}
         if d.status == "released":
             out["released"] = dict(d.released or {})
         return out
@@ -1679,20 +1992,27 @@ class NodeService:
             status = remote.get("status")
             if status in ("approved", "released", "denied") and d.status == "pending":
                 d = self.store.disclosures.decide(
-                    did, "denied" if status == "denied" else "approved",
-                    reason=str(remote.get("reason", "")), now=self.now(),
-                )  # fmt: skip
+                    did,
+                    "denied" if status == "denied" else "approved",
+                    reason=str(remote.get("reason", "")),
+                    now=self.now(),
+                )
             if status == "released" and d.status == "approved":
                 d = self.store.disclosures.mark_released(
                     did, remote.get("released", {}), now=self.now()
                 )
             if d.status != "pending":
                 self.audit.record(
-                    "disclosure_decided", actor=user.name, peer=d.peer_id, session=did,
-                    extra={"direction": "out",
-                           "decision": "denied" if d.status == "denied" else "approved",
-                           "case_ref": d.case_ref or None},
-                )  # fmt: skip
+                    "disclosure_decided",
+                    actor=user.name,
+                    peer=d.peer_id,
+                    session=did,
+                    extra={
+                        "direction": "out",
+                        "decision": "denied" if d.status == "denied" else "approved",
+                        "case_ref": d.case_ref or None,
+                    },
+                )
         return _disclosure_dict(d)
 
     # -- audit -------------------------------------------------------------------------------
@@ -1714,12 +2034,18 @@ class NodeService:
 
 def _disclosure_dict(d: Disclosure) -> dict[str, Any]:
     return {
-        "id": d.id, "direction": d.direction, "peer": d.peer_id, "purpose": d.purpose,
-        "case_ref": d.case_ref, "status": d.status, "reason": d.decision_reason,
+        "id": d.id,
+        "direction": d.direction,
+        "peer": d.peer_id,
+        "purpose": d.purpose,
+        "case_ref": d.case_ref,
+        "status": d.status,
+        "reason": d.decision_reason,
         "released": dict(d.released) if d.released is not None else None,
         "onward_dissemination": "requires the owner's prior consent",
-        "created_at": d.created_at, "decided_at": d.decided_at,
-    }  # fmt: skip
+        "created_at": d.created_at,
+        "decided_at": d.decided_at,
+    }
 
 
 def _to_stored(subject: Any) -> tuple[StoredSubject, list[StoredKey]]:
@@ -1739,9 +2065,15 @@ def _to_stored(subject: Any) -> tuple[StoredSubject, list[StoredKey]]:
         source=subject.provenance.source,
         source_record=subject.provenance.record,
     )
-    keys = list({
-        (k.type.code, k.encode()): StoredKey(subject_id=subject.subject_id, key_type=k.type.code,
-                                             key=k.encode(), strength=int(k.strength))
-        for k in subject.keys
-    }.values())  # fmt: skip
+    keys = list(
+        {
+            (k.type.code, k.encode()): StoredKey(
+                subject_id=subject.subject_id,
+                key_type=k.type.code,
+                key=k.encode(),
+                strength=int(k.strength),
+            )
+            for k in subject.keys
+        }.values()
+    )
     return stored, keys
