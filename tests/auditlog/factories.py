@@ -18,6 +18,7 @@ from fiumatch.auditlog.entry import (
     EventType,
     Outcome,
     RefusalClause,
+    identifier_like,
 )
 
 _SAMPLE: dict[str, Any] = {
@@ -67,8 +68,13 @@ def minimal_entry(event: EventType, seq: int = 0, time_ms: int = 1_700_000_000_0
     return Entry(seq=seq, time_ms=time_ms, event=event, **values)
 
 
-TOKENS = st.from_regex(r"[a-z][a-z0-9._:/-]{0,20}", fullmatch=True)
-TEXTS = st.from_regex(r"[A-Za-z][A-Za-z .,()éß-]{0,40}[A-Za-z.]", fullmatch=True)
+# Valid values only: the identifier screen may (rarely) flag random strings, by design.
+TOKENS = st.from_regex(r"[a-z][a-z0-9._:/-]{0,20}", fullmatch=True).filter(
+    lambda t: identifier_like(t, free_text=False) is None
+)
+TEXTS = st.from_regex(r"[A-Za-z][A-Za-z .,()éß-]{0,40}[A-Za-z.]", fullmatch=True).filter(
+    lambda t: identifier_like(t) is None
+)
 
 
 @st.composite

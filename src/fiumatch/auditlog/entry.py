@@ -138,12 +138,27 @@ class RefusalClause(StrEnum):
 _TOKEN_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
 _EMAIL_RE = re.compile(r"[^\s@]+@[^\s@]+\.[^\s@]+")
 _DIGITS_RE = re.compile(r"[0-9]{10,}")
-_IBAN_START_RE = re.compile(r"(?=([A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}))")
+_IBAN_START_RE = re.compile(r"(?=([A-Z]{2})[0-9]{2})")
 _TEXT_MAX: Final = 256
-_IBAN_MIN: Final = 15
+# ISO 13616 IBAN lengths by country (the SWIFT registry): a candidate must have its country's
+# exact length and a valid mod-97 check sum, so random references rarely look like one.
+_IBAN_LENGTHS: Final = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22,
+    "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28,
+    "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
+    "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
+    "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20,
+    "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MR": 27, "MT": 31, "MU": 30,
+    "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22,
+    "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28, "TL": 23,
+    "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}
+_IBAN_MIN: Final = min(_IBAN_LENGTHS.values())
 
 
 def _iban_valid(candidate: str) -> bool:
+    if not candidate.isalnum() or not candidate.isascii():
+        return False
     moved = candidate[4:] + candidate[:4]
     return int("".join(str(int(c, 36)) for c in moved)) % 97 == 1
 
@@ -152,18 +167,21 @@ def identifier_like(value: str, *, free_text: bool = True) -> str | None:
     """Why ``value`` looks like a subject identifier (``"email"``, ``"iban"``, ``"number"``),
     or ``None``. A heuristic guard: it can miss identifiers and flag harmless text.
 
-    Free text is screened for e-mail addresses, runs of 10 or more digits and IBANs (with a
-    valid ISO 13616 check sum, spaces and dashes ignored); tokens for IBANs only.
+    Free text is screened for e-mail addresses, IBANs (a known country code, that country's
+    exact length and a valid ISO 13616 check sum; spaces and dashes ignored) and runs of 10
+    or more digits; tokens for IBANs only.
     """
     if free_text and _EMAIL_RE.search(value):
         return "email"
     if len(value) >= _IBAN_MIN:
         compact = re.sub(r"[\s-]", "", value).upper()
         for match in _IBAN_START_RE.finditer(compact):
-            run = match.group(1)
-            for length in range(_IBAN_MIN, min(len(run), 34) + 1):
-                if _iban_valid(run[:length]):
-                    return "iban"
+            length = _IBAN_LENGTHS.get(match.group(1))
+            begin = match.start()
+            if length and begin + length <= len(compact) and _iban_valid(
+                compact[begin : begin + length]
+            ):
+                return "iban"
     if free_text and _DIGITS_RE.search(value):
         return "number"
     return None
@@ -233,6 +251,7 @@ for _f in _FIELDS:
     _BY_TAG[_f.tag] = _f
 _BY_NAME: Final = {f.name: f for f in _FIELDS}
 _KEY_MIN, _KEY_MAX = 16, 256
+_DIRECTION_TAG: Final = 7
 
 #: Field name -> stable tag.
 FIELD_TAGS: Final[Mapping[str, int]] = {f.name: f.tag for f in _FIELDS}
@@ -366,7 +385,7 @@ class Entry:
             raise EntryError("entry does not fit the encoding")
         data = _HEADER.pack(ENTRY_VERSION, self.event, self.seq, self.time_ms, len(parts))
         data += b"".join(parts)
-        event, _, _, _, values = _scan(data, want_values=True)
+        event, _, _, _, values, _ = _scan(data, want_values=True)
         assert values is not None
         object.__setattr__(self, "event", event)
         for name, value in values.items():
@@ -405,8 +424,9 @@ def _raw_value(f: _Field, value: object) -> bytes:
 
 def _scan(
     data: bytes, want_values: bool
-) -> tuple[EventType, int, int, int, dict[str, object] | None]:
-    """Check canonical entry bytes completely; return event, seq, time, tag mask, values.
+) -> tuple[EventType, int, int, int, dict[str, object] | None, object]:
+    """Check canonical entry bytes completely; return event, seq, time, tag mask, values
+    (if wanted) and the direction (or None).
 
     The single validator of the module: every rule of the schema is enforced here.
     """
@@ -423,6 +443,7 @@ def _scan(
     end = len(data)
     mask = 0
     last_tag = 0
+    direction: object = None
     unpack_field = _FIELD.unpack_from
     token_match = _TOKEN_RE.fullmatch
     for _ in range(count):
@@ -477,6 +498,8 @@ def _scan(
                 if member is None:
                     raise EntryError(f"field must be one of {sorted(f.members)}", field=f.name)
                 value = member
+                if tag == _DIRECTION_TAG:
+                    direction = member
             else:
                 problem = _text_problem(text)
                 if problem:
@@ -502,7 +525,7 @@ def _scan(
         low = _BY_TAG[(missing & -missing).bit_length() - 1]
         assert low is not None
         raise EntryError("missing a required field", field=low.name, event=event.name.lower())
-    return event, seq, time_ms, mask, values
+    return event, seq, time_ms, mask, values, direction
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,6 +536,7 @@ class EntrySummary:
     seq: int
     time_ms: int
     exchange: bool
+    outgoing: bool
 
 
 def is_exchange(entry: Entry) -> bool:
@@ -538,7 +562,7 @@ def encode_entry(entry: Entry) -> bytes:
 def decode_entry(data: bytes | memoryview) -> Entry:
     """Parse canonical entry bytes; :class:`EntryError` on anything non-canonical."""
     raw = bytes(data)
-    event, seq, time_ms, _, values = _scan(raw, want_values=True)
+    event, seq, time_ms, _, values, _ = _scan(raw, want_values=True)
     assert values is not None
     # The bytes passed the validator: build the entry without encoding and scanning again.
     entry = object.__new__(Entry)
@@ -555,8 +579,9 @@ def decode_entry(data: bytes | memoryview) -> Entry:
 def check_entry(data: bytes) -> EntrySummary:
     """Check canonical entry bytes exactly as :func:`decode_entry` does, without building an
     :class:`Entry` (the bundle verifier's fast path)."""
-    event, seq, time_ms, mask, _ = _scan(data, want_values=False)
-    return EntrySummary(event, seq, time_ms, mask & _EXCHANGE_MASK == _EXCHANGE_MASK)
+    event, seq, time_ms, mask, _, direction = _scan(data, want_values=False)
+    exchange = mask & _EXCHANGE_MASK == _EXCHANGE_MASK
+    return EntrySummary(event, seq, time_ms, exchange, exchange and direction is Direction.OUT)
 
 
 def entry_to_dict(entry: Entry) -> dict[str, object]:
