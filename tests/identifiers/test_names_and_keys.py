@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fiumatch.identifiers import (
@@ -153,6 +153,8 @@ _name_part = st.text(
 ).filter(lambda s: s.strip() == s)
 
 
+# No deadline: the first transliteration of a script loads ICU rules, which is slow once.
+@settings(deadline=None)
 @given(st.lists(_name_part, min_size=1, max_size=4), st.randoms(use_true_random=False))
 def test_token_key_ignores_name_order(parts: list[str], rnd: object) -> None:
     shuffled = list(parts)
@@ -165,6 +167,7 @@ def test_token_key_ignores_name_order(parts: list[str], rnd: object) -> None:
     assert {v.core for v in a} == {v.core for v in b}
 
 
+@settings(deadline=None)
 @given(st.text(max_size=30))
 def test_normalisation_is_idempotent(text: str) -> None:
     try:
