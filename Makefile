@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.fiumatch-installed
 .PHONY: demo test lint bench bench-long vectors clean
 
 $(STAMP): pyproject.toml
+	bash scripts/sysdeps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -21,6 +22,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
+	bash scripts/sysdeps.sh --browser
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
