@@ -277,10 +277,9 @@ class EventSchema:
 
 
 def _schema(required: str, optional: str = "") -> EventSchema:
-    return EventSchema(
-        frozenset(("actor", *required.split())),
-        frozenset(("request_sha256", "response_sha256", *optional.split())),
-    )
+    must = frozenset(("actor", *required.split()))
+    may = frozenset(("request_sha256", "response_sha256", *optional.split())) - must
+    return EventSchema(must, may)
 
 
 _EXCHANGE: Final = "peer session direction "
