@@ -197,7 +197,18 @@ def test_dropped_duplicated_and_swapped_entries(node: Node, data: st.DataObject)
     entry_pos = [i for i, (k, _) in enumerate(records) if k == E]
     k = data.draw(st.integers(0, len(entry_pos) - 1))
     i = entry_pos[k]
-    op = data.draw(st.sampled_from(["drop", "duplicate", "swap"]))
+    op = data.draw(st.sampled_from(["drop", "duplicate", "swap", "insert"]))
+    if op == "insert":
+        # A forged entry at k, later entries renumbered: the checkpoints stay where they were
+        # signed, so the first one after k is misplaced (or, if it is at k, has the old root).
+        forged = replace(decode_entry(records[i][1]), actor="forger")
+        shifted = [(E, encode_entry(replace(decode_entry(p), seq=decode_entry(p).seq + 1)))
+                   if kind == E else (kind, p) for kind, p in records[i:]]
+        mutated = [*records[:i], (E, encode_entry(forged)), *shifted]
+        err = caught(VerificationError, join_records(recount(mutated)), node.signer.verifier)
+        assert isinstance(err, CheckpointError | RootMismatchError)
+        assert err.location == covering_checkpoint(records, k)
+        return
     if op == "drop":
         mutated = records[:i] + records[i + 1 :]
         nxt = records[i + 1][0]
