@@ -1,7 +1,7 @@
 """A deliberately naive, recursive transcription of RFC 9162 section 2.1 (MTH, PATH, PROOF).
 
 Used only as an independent oracle for the iterative code under test; never imported by
-``src``. It recurses over lists and is exponential-free but slow: keep inputs small.
+``src``. It recurses over lists and recomputes subtrees (slow by design): keep inputs small.
 """
 
 from __future__ import annotations
