@@ -4,6 +4,8 @@
 from one to the other through a :class:`~fiumatch.protocol.wire.FrameReader` (as a transport
 would), and return both sides' results with the traffic in each direction. ``pump`` does the
 pumping for machines built by the caller, and can record every frame (for the vectors).
+Each ``run_*`` takes an optional ``executor`` (a ``ChunkExecutor``) that both machines, and the
+filter ledger build, run their per-chunk cryptography through.
 
 This module must never do I/O or draw randomness of its own: the caller passes ``rng``.
 It is a convenience over ``fiumatch.protocol.sessions``; nodes drive the machines themselves.
@@ -25,6 +27,7 @@ from fiumatch.protocol.sessions import (
     CardinalityOwnerResult,
     CardinalityQuerier,
     CardinalityResult,
+    ChunkExecutor,
     FilterOwner,
     FilterOwnerResult,
     FilterQuerier,
@@ -130,6 +133,7 @@ def run_filter(
     session_id: bytes | None = None,
     limits: Limits | None = None,
     record: bool = False,
+    executor: ChunkExecutor | None = None,
 ) -> Run[FilterResult, FilterOwnerResult]:
     """Filter mode end to end. Without ``key_pair`` a fresh one is derived from ``rng``; without
     ``ledger`` one is built from ``owner_keys``; pass ``replica`` to reuse (and update) a
@@ -138,7 +142,13 @@ def run_filter(
         key_pair = oprf.derive_key_pair(rng(32), b"fiumatch-psi-run", oprf.MODE_VOPRF)
     if ledger is None:
         ledger = build_ledger(
-            key_pair, owner_keys, suite=suite, epoch=epoch, fp_rate=fp_rate, exact=exact
+            key_pair,
+            owner_keys,
+            suite=suite,
+            epoch=epoch,
+            fp_rate=fp_rate,
+            exact=exact,
+            executor=executor,
         )
     if replica is None:
         replica = FilterReplica(suite=suite, epoch=epoch)
@@ -151,6 +161,7 @@ def run_filter(
         ledger=ledger,
         rng=rng,
         limits=limits,
+        executor=executor,
     )
     querier = FilterQuerier(
         session_id=sid,
@@ -161,6 +172,7 @@ def run_filter(
         rng=rng,
         limits=limits,
         owner_public_key=key_pair.pk,
+        executor=executor,
     )
     traffic = pump(querier, owner, record=record)
     _done(owner)
@@ -180,6 +192,7 @@ def run_mutual(
     session_id: bytes | None = None,
     limits: Limits | None = None,
     record: bool = False,
+    executor: ChunkExecutor | None = None,
 ) -> Run[MutualResult, MutualResult]:
     """Mutual mode end to end; signing keys default to fresh ones drawn from ``rng``."""
     okey = owner_signing_key or Ed25519PrivateKey.from_private_bytes(rng(32))
@@ -193,6 +206,7 @@ def run_mutual(
         peer_key=qkey.public_key(),
         rng=rng,
         limits=limits,
+        executor=executor,
     )
     querier = MutualQuerier(
         session_id=sid,
@@ -202,6 +216,7 @@ def run_mutual(
         peer_key=okey.public_key(),
         rng=rng,
         limits=limits,
+        executor=executor,
     )
     traffic = pump(querier, owner, record=record)
     _done(owner)
@@ -219,14 +234,25 @@ def run_cardinality(
     session_id: bytes | None = None,
     limits: Limits | None = None,
     record: bool = False,
+    executor: ChunkExecutor | None = None,
 ) -> Run[CardinalityResult, CardinalityOwnerResult]:
     """Cardinality mode end to end."""
     sid = session_id if session_id is not None else rng(16)
     owner = CardinalityOwner(
-        session_id=sid, epoch=epoch, elements=owner_elements, rng=rng, limits=limits
+        session_id=sid,
+        epoch=epoch,
+        elements=owner_elements,
+        rng=rng,
+        limits=limits,
+        executor=executor,
     )
     querier = CardinalityQuerier(
-        session_id=sid, epoch=epoch, elements=querier_elements, rng=rng, limits=limits
+        session_id=sid,
+        epoch=epoch,
+        elements=querier_elements,
+        rng=rng,
+        limits=limits,
+        executor=executor,
     )
     traffic = pump(querier, owner, record=record)
     _done(owner)

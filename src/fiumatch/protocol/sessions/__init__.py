@@ -13,13 +13,24 @@ mutual             the intersection (signed)       the intersection (signed)
 cardinality        ``|X ∩ Y|`` and ``|Y|``          ``|X|``
 =================  ==============================  =========================================
 
+Per-chunk cryptography runs through an optional ``executor`` (keyword-only on every machine,
+:class:`ChunkExecutor`; default :data:`SERIAL`), an abstract ordered ``map`` that a shell may
+back with a process pool or a cluster (``fiumatch.engine``); the frames do not depend on it.
+
 This package must never do I/O, read clocks, use global randomness or log; a machine is driven
 entirely by the frames and the ``rng`` its caller gives it.
 """
 
 from __future__ import annotations
 
-from fiumatch.protocol.sessions._base import ResultMismatchError, Rng, SessionMachine
+from fiumatch.protocol.sessions._base import (
+    SERIAL,
+    ChunkExecutor,
+    ResultMismatchError,
+    Rng,
+    SerialExecutor,
+    SessionMachine,
+)
 from fiumatch.protocol.sessions._ops import (
     CARDINALITY_H2G_DST,
     CARDINALITY_TAG_DST,
@@ -72,6 +83,7 @@ __all__ = [
     "MUTUAL_H2G_DST",
     "MUTUAL_SIGNATURE_DST",
     "MUTUAL_TAG_DST",
+    "SERIAL",
     "START",
     "TRANSCRIPT_DST",
     "TRANSITIONS",
@@ -79,6 +91,7 @@ __all__ = [
     "CardinalityOwnerResult",
     "CardinalityQuerier",
     "CardinalityResult",
+    "ChunkExecutor",
     "FilterOwner",
     "FilterOwnerResult",
     "FilterQuerier",
@@ -89,6 +102,7 @@ __all__ = [
     "ResultMismatchError",
     "Rng",
     "Role",
+    "SerialExecutor",
     "SessionMachine",
     "State",
     "Transition",

@@ -6,14 +6,21 @@ frame's body is looked at, its header must name this session, mode, suite and ep
 the current state. Any ``ProtocolError`` is fatal: the machine moves to ``FAILED`` and refuses
 every further input with ``LocalProtocolError``.
 
-This module must never do I/O, read clocks or draw randomness except through the caller's rng.
+Per-chunk cryptography goes through an optional :class:`ChunkExecutor` (default
+:data:`SERIAL`, in the caller's thread): an abstract ordered ``map`` that a shell may back with
+a process pool or a cluster (``fiumatch.engine``). The machines pass it only top-level
+functions of ``_ops`` and bytes, never themselves or their rng; they draw every random scalar
+before the work is mapped, so the frames are the same whatever executor runs them.
+
+This module must never do I/O, read clocks or draw randomness except through the caller's rng,
+and never import an executor implementation.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from typing import ClassVar
+from typing import Any, ClassVar, Final, Protocol, TypeVar, runtime_checkable
 
 from fiumatch.protocol.errors import (
     LocalProtocolError,
@@ -46,6 +53,65 @@ from fiumatch.protocol.wire import (
 )
 
 Rng = Callable[[int], bytes]
+T = TypeVar("T")
+
+
+@runtime_checkable
+class ChunkExecutor(Protocol):
+    """Runs per-chunk work: ``map(fn, args)`` is ``[fn(*a) for a in args]``, in order.
+
+    ``fn`` is a top-level function of ``fiumatch.protocol.sessions._ops`` (or
+    ``fiumatch.protocol.oprf``) and every argument is bytes, ints or lists of bytes, so an
+    implementation may run the calls in other processes or on other machines. An exception
+    raised by a call is raised by ``map`` (the first one in argument order), with its class
+    and reason. ``workers`` is how many calls it runs at once: machines cut a chunk into that
+    many parts.
+    """
+
+    @property
+    def workers(self) -> int: ...
+
+    def map(self, fn: Callable[..., T], args: Iterable[tuple[Any, ...]]) -> list[T]: ...
+
+
+class SerialExecutor:
+    """Every call in the caller's thread, one after the other (the default)."""
+
+    workers: Final = 1
+
+    def map(self, fn: Callable[..., T], args: Iterable[tuple[Any, ...]]) -> list[T]:
+        return [fn(*a) for a in args]
+
+
+SERIAL: Final = SerialExecutor()
+MIN_PART: Final = 64
+"""Fewest elements worth sending to a worker on their own: smaller chunks are not cut."""
+
+
+def part_ranges(count: int, parts: int, *, min_part: int | None = None) -> list[tuple[int, int]]:
+    """Cut ``range(count)`` into at most ``parts`` contiguous ``(lo, hi)`` ranges of nearly equal
+    size, none below ``min_part`` (default ``MIN_PART``) elements (one range if ``count`` is
+    small); none if ``count`` is 0."""
+    if count <= 0:
+        return []
+    least = MIN_PART if min_part is None else min_part
+    n = max(1, min(parts, count // max(1, least)))
+    step, extra = divmod(count, n)
+    out, lo = [], 0
+    for i in range(n):
+        hi = lo + step + (1 if i < extra else 0)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def stream_ranges(count: int, workers: int, chunk_elements: int) -> list[tuple[int, int]]:
+    """Ranges for computing a whole stream at once: at most ``chunk_elements`` each, and at
+    least ``workers`` of them when there are enough elements to share."""
+    size = max(1, min(chunk_elements, -(-count // max(1, workers))))
+    if workers > 1:
+        size = max(size, min(MIN_PART, chunk_elements))
+    return [(lo, min(count, lo + size)) for lo in range(0, count, size)]
 
 
 class ResultMismatchError(VerifyError):
@@ -68,6 +134,7 @@ class SessionMachine:
         suite: Suite,
         rng: Rng,
         limits: Limits | None = None,
+        executor: ChunkExecutor | None = None,
     ) -> None:
         if len(session_id) != SESSION_ID_LEN:
             raise LocalProtocolError(f"session id must be {SESSION_ID_LEN} bytes")
@@ -78,6 +145,9 @@ class SessionMachine:
         self.suite = Suite(suite)
         self.limits = limits or Limits()
         self._rng = rng
+        self._executor: ChunkExecutor = executor if executor is not None else SERIAL
+        if self._executor.workers < 1:
+            raise LocalProtocolError("an executor must run at least one call at once")
         self.state = State.START
         self._send_seq = 0
         self._recv_seq = 0
@@ -160,6 +230,14 @@ class SessionMachine:
         width = element_width(chunk_type, self.mode)
         chunks = iter_chunks(data, width, self.limits.chunk_elements)
         return list(self._send_stream(chunk_type, end_type, chunks))
+
+    def _parts(self, count: int) -> list[tuple[int, int]]:
+        """How to cut a received chunk of ``count`` elements across the executor's workers."""
+        return part_ranges(count, self._executor.workers)
+
+    def _stream_ranges(self, count: int) -> list[tuple[int, int]]:
+        """How to cut a whole outgoing stream of ``count`` elements into mapped calls."""
+        return stream_ranges(count, self._executor.workers, self.limits.chunk_elements)
 
     # -- internals ----------------------------------------------------------------------------
 

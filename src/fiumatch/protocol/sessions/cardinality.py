@@ -23,14 +23,15 @@ from dataclasses import dataclass
 
 from fiumatch.protocol import group
 from fiumatch.protocol.errors import DecodeError, LocalProtocolError
-from fiumatch.protocol.sessions._base import Rng, SessionMachine
+from fiumatch.protocol.sessions._base import ChunkExecutor, Rng, SessionMachine
 from fiumatch.protocol.sessions._ops import (
     CARDINALITY_H2G_DST,
     CARDINALITY_TAG_DST,
     hash_and_mult_chunk,
+    hash_mult_tag_part,
     mult_chunk,
+    mult_tag_part,
     shuffle_permutation,
-    tag_chunk,
 )
 from fiumatch.protocol.sessions._state import Role
 from fiumatch.protocol.wire import (
@@ -79,8 +80,16 @@ class _Cardinality(SessionMachine):
         rng: Rng,
         suite: Suite = Suite.OPRF_RISTRETTO255_SHA512,
         limits: Limits | None = None,
+        executor: ChunkExecutor | None = None,
     ) -> None:
-        super().__init__(session_id=session_id, epoch=epoch, suite=suite, rng=rng, limits=limits)
+        super().__init__(
+            session_id=session_id,
+            epoch=epoch,
+            suite=suite,
+            rng=rng,
+            limits=limits,
+            executor=executor,
+        )
         if self.suite is not Suite.OPRF_RISTRETTO255_SHA512:
             raise LocalProtocolError("cardinality mode uses the OPRF suite")
         self._elements = list(dict.fromkeys(bytes(e) for e in elements))
@@ -121,17 +130,29 @@ class CardinalityQuerier(_Cardinality):
         )
         r = group.random_scalar(self._rng)
         self._unblind = group.scalar_invert(r)
-        size = self.limits.chunk_elements
-        chunks = (
-            hash_and_mult_chunk(r, self._elements[i : i + size], CARDINALITY_H2G_DST)
-            for i in range(0, len(self._elements), size)
+        elements = self._elements
+        query = self._executor.map(
+            hash_and_mult_chunk,
+            [
+                (r, elements[lo:hi], CARDINALITY_H2G_DST)
+                for lo, hi in self._stream_ranges(len(elements))
+            ],
         )
+        chunks = iter_chunks(b"".join(query), ELEMENT_WIDTH, self.limits.chunk_elements)
         return list(self._send_stream(MsgType.QUERY_CHUNK, MsgType.QUERY_END, chunks))
 
     def _on_eval_chunk(self, body: ElementChunk) -> list[bytes]:
         self._eval_stream.accept(body)
-        unblinded = mult_chunk(self._unblind, body.elements)
-        tags = tag_chunk(CARDINALITY_TAG_DST, self.session_id, unblinded)
+        u, sid, data, w = self._unblind, self.session_id, body.elements, ELEMENT_WIDTH
+        tags = b"".join(
+            self._executor.map(
+                mult_tag_part,
+                [
+                    (u, data[a * w : b * w], CARDINALITY_TAG_DST, sid)
+                    for a, b in self._parts(body.count)
+                ],
+            )
+        )
         self._own_tags.update(tags[i : i + TAG_LEN] for i in range(0, len(tags), TAG_LEN))
         return []
 
@@ -182,7 +203,11 @@ class CardinalityOwner(_Cardinality):
     def _on_query_chunk(self, body: ElementChunk) -> list[bytes]:
         assert self._query_stream is not None
         self._query_stream.accept(body)
-        self._evaluated += mult_chunk(self._scalar, body.elements)
+        k, data, w = self._scalar, body.elements, ELEMENT_WIDTH
+        for part in self._executor.map(
+            mult_chunk, [(k, data[a * w : b * w]) for a, b in self._parts(body.count)]
+        ):
+            self._evaluated += part
         return []
 
     def _on_query_end(self, body: StreamEnd) -> list[bytes]:
@@ -199,11 +224,14 @@ class CardinalityOwner(_Cardinality):
         )
         del shuffled
         tags: list[bytes] = []
-        for i in range(0, len(self._elements), size):
-            elems = hash_and_mult_chunk(
-                self._scalar, self._elements[i : i + size], CARDINALITY_H2G_DST
-            )
-            t = tag_chunk(CARDINALITY_TAG_DST, self.session_id, elems)
+        k, sid, elements = self._scalar, self.session_id, self._elements
+        for t in self._executor.map(
+            hash_mult_tag_part,
+            [
+                (k, elements[lo:hi], CARDINALITY_H2G_DST, CARDINALITY_TAG_DST, sid)
+                for lo, hi in self._stream_ranges(len(elements))
+            ],
+        ):
             tags += [t[j : j + TAG_LEN] for j in range(0, len(t), TAG_LEN)]
         # Distinct elements give distinct tags except with probability ~|Y|^2 / 2^129.
         tags = sorted(set(tags))

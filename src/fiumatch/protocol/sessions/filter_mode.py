@@ -24,8 +24,15 @@ from fiumatch.protocol.errors import (
     VerifyError,
 )
 from fiumatch.protocol.filters import FilterLedger, FilterObjectSplitter, FilterReplica
-from fiumatch.protocol.sessions._base import Rng, SessionMachine
-from fiumatch.protocol.sessions._ops import evaluate_chunk, finalize_chunk
+from fiumatch.protocol.sessions._base import SERIAL, ChunkExecutor, Rng, SessionMachine
+from fiumatch.protocol.sessions._ops import (
+    blind_part,
+    check_composite,
+    evaluate_part,
+    finalize_part,
+    proof_scalars,
+    prove_composite,
+)
 from fiumatch.protocol.sessions._state import Role
 from fiumatch.protocol.wire import (
     ELEMENT_WIDTH,
@@ -40,7 +47,7 @@ from fiumatch.protocol.wire import (
     MsgType,
     StreamEnd,
     Suite,
-    split_elements,
+    iter_chunks,
 )
 
 __all__ = [
@@ -119,8 +126,16 @@ class FilterOwner(SessionMachine):
         ledger: FilterLedger,
         rng: Rng,
         limits: Limits | None = None,
+        executor: ChunkExecutor | None = None,
     ) -> None:
-        super().__init__(session_id=session_id, epoch=epoch, suite=suite, rng=rng, limits=limits)
+        super().__init__(
+            session_id=session_id,
+            epoch=epoch,
+            suite=suite,
+            rng=rng,
+            limits=limits,
+            executor=executor,
+        )
         if ledger.suite != self.suite or ledger.epoch != epoch:
             raise LocalProtocolError("the filter ledger is for another suite or epoch")
         self._key = key_pair
@@ -160,10 +175,18 @@ class FilterOwner(SessionMachine):
     def _on_query_chunk(self, body: ElementChunk) -> list[bytes]:
         assert self._stream is not None
         self._stream.accept(body)
-        nonce = group.random_scalar(self._rng) if self._oprf_mode == oprf.MODE_VOPRF else None
-        evaluated, proof = evaluate_chunk(
-            self._key.sk, self._key.pk, body.elements, nonce, self._oprf_mode
+        prove = self._oprf_mode == oprf.MODE_VOPRF
+        nonce = group.random_scalar(self._rng) if prove else b""
+        if prove and body.count > oprf.MAX_BATCH:
+            raise LocalProtocolError(f"proof batch size must be 1..{oprf.MAX_BATCH}")
+        sk, pk, mode = self._key.sk, self._key.pk, self._oprf_mode
+        data, w = body.elements, ELEMENT_WIDTH
+        parts = self._executor.map(
+            evaluate_part,
+            [(sk, pk, data[a * w : b * w], a, mode, prove) for a, b in self._parts(body.count)],
         )
+        evaluated = b"".join(p[0] for p in parts)
+        proof = prove_composite(sk, pk, [p[1] for p in parts], nonce, mode) if prove else b""
         chunk = ElementChunk(count=body.count, elements=evaluated, proof=proof)
         return [self._send(MsgType.EVAL_CHUNK, chunk)]
 
@@ -193,8 +216,16 @@ class FilterQuerier(SessionMachine):
         rng: Rng,
         limits: Limits | None = None,
         owner_public_key: bytes | None = None,
+        executor: ChunkExecutor | None = None,
     ) -> None:
-        super().__init__(session_id=session_id, epoch=epoch, suite=suite, rng=rng, limits=limits)
+        super().__init__(
+            session_id=session_id,
+            epoch=epoch,
+            suite=suite,
+            rng=rng,
+            limits=limits,
+            executor=executor,
+        )
         if replica.suite != self.suite or replica.epoch != epoch:
             raise LocalProtocolError("the filter replica is for another suite or epoch")
         self._keys = list(match_keys)
@@ -207,7 +238,8 @@ class FilterQuerier(SessionMachine):
         self._ack: HelloAck | None = None
         self._splitter = FilterObjectSplitter(max_bytes=self.limits.max_filter_bytes)
         self._blinds: list[bytes] = []
-        self._blinded: list[bytes] = []
+        self._blinded = b""
+        """VOPRF: the QUERY stream as sent (concatenated), to verify the proofs against."""
         self._stream = ElementStreamDecoder(
             max_elements=self.limits.max_elements, expected=len(self._keys)
         )
@@ -258,35 +290,54 @@ class FilterQuerier(SessionMachine):
             ack.element_count,
         ):
             raise FilterError("filter after the update does not match the owner's announcement")
-        # Blind every key; the QUERY stream goes out in chunks.
-        out: list[bytes] = []
-        size = self.limits.chunk_elements
-        chunks = []
-        for start in range(0, len(self._keys), size):
-            blinds, blinded = oprf.blind_many(
-                self._keys[start : start + size], self._rng, self._oprf_mode
+        # Blind every key (one fresh scalar per key, drawn in key order); the QUERY stream goes
+        # out in chunks.
+        keys, rng = self._keys, self._rng
+        self._blinds = blinds = [group.random_scalar(rng) for _ in keys]
+        mode = self._oprf_mode
+        blinded = b"".join(
+            self._executor.map(
+                blind_part,
+                [(keys[lo:hi], blinds[lo:hi], mode) for lo, hi in self._stream_ranges(len(keys))],
             )
-            self._blinds += blinds
-            self._blinded += blinded
-            chunks.append(b"".join(blinded))
-        out += self._send_stream(MsgType.QUERY_CHUNK, MsgType.QUERY_END, chunks)
-        return out
+        )
+        if mode == oprf.MODE_VOPRF:
+            self._blinded = blinded
+        chunks = iter_chunks(blinded, ELEMENT_WIDTH, self.limits.chunk_elements)
+        return list(self._send_stream(MsgType.QUERY_CHUNK, MsgType.QUERY_END, chunks))
 
     def _on_eval_chunk(self, body: ElementChunk) -> list[bytes]:
         self._stream.accept(body)
         lo, hi = self._pos, self._pos + body.count
-        if self._oprf_mode == oprf.MODE_VOPRF:
+        mode, pk, w = self._oprf_mode, b"", ELEMENT_WIDTH
+        if mode == oprf.MODE_VOPRF:
             if not body.proof:
                 raise VerifyError("VOPRF evaluation without a proof")
-            evaluated = split_elements(body.elements, ELEMENT_WIDTH)
-            oprf.verify_proof(
-                self._pk, self._blinded[lo:hi], evaluated, body.proof, self._oprf_mode
-            )
+            if body.count > oprf.MAX_BATCH:
+                raise LocalProtocolError(f"proof batch size must be 1..{oprf.MAX_BATCH}")
+            proof_scalars(body.proof)
+            pk = self._pk
         elif body.proof:
             raise DecodeError("OPRF evaluation must not carry a proof")
-        outputs = finalize_chunk(
-            self._keys[lo:hi], self._blinds[lo:hi], body.elements, self._oprf_mode
+        keys, blinds, blinded, data = self._keys, self._blinds, self._blinded, body.elements
+        parts = self._executor.map(
+            finalize_part,
+            [
+                (
+                    keys[lo + a : lo + b],
+                    blinds[lo + a : lo + b],
+                    data[a * w : b * w],
+                    mode,
+                    pk,
+                    blinded[(lo + a) * w : (lo + b) * w],
+                    a,
+                )
+                for a, b in self._parts(body.count)
+            ],
         )
+        if pk:  # the proof covers the whole chunk: check it before any output is used
+            check_composite(pk, [p[1] for p in parts], [p[2] for p in parts], body.proof, mode)
+        outputs = [o for p in parts for o in p[0]]
         replica = self._replica
         for i, o in enumerate(outputs):
             if o in replica:
@@ -310,19 +361,25 @@ class FilterQuerier(SessionMachine):
             false_positive_rate=self._replica.false_positive_rate(),
         )
         self._blinds = []
-        self._blinded = []
+        self._blinded = b""
         return []
 
 
 def evaluate_outputs(
-    key_pair: oprf.KeyPair, match_keys: Sequence[bytes], suite: Suite, chunk: int = 4096
+    key_pair: oprf.KeyPair,
+    match_keys: Sequence[bytes],
+    suite: Suite,
+    chunk: int = 4096,
+    *,
+    executor: ChunkExecutor | None = None,
 ) -> list[bytes]:
-    """The owner's OPRF outputs ``F(k, y)`` of ``match_keys`` (``oprf.evaluate_many``)."""
+    """The owner's OPRF outputs ``F(k, y)`` of ``match_keys`` (``oprf.evaluate_many``), in
+    ``chunk``-key calls through ``executor``. Only ``sk`` goes to the executor."""
     mode = oprf_mode(suite)
-    out: list[bytes] = []
-    for i in range(0, len(match_keys), chunk):
-        out += oprf.evaluate_many(key_pair.sk, match_keys[i : i + chunk], mode)
-    return out
+    ex = executor if executor is not None else SERIAL
+    sk = key_pair.sk
+    args = [(sk, match_keys[i : i + chunk], mode) for i in range(0, len(match_keys), chunk)]
+    return [o for part in ex.map(oprf.evaluate_many, args) for o in part]
 
 
 def build_ledger(
@@ -335,12 +392,13 @@ def build_ledger(
     capacity: int | None = None,
     exact: bool = False,
     seed: int = 0,
+    executor: ChunkExecutor | None = None,
 ) -> FilterLedger:
     """The owner's filter ledger for one (peer, epoch): OPRF outputs of ``match_keys`` under
     ``key_pair`` in a Bloom filter (or an exact one), sized for ``capacity`` (default: the
-    number of keys, at least 1)."""
+    number of keys, at least 1). The outputs are computed through ``executor``."""
     keys = list(dict.fromkeys(match_keys))
-    outputs = evaluate_outputs(key_pair, keys, suite)
+    outputs = evaluate_outputs(key_pair, keys, suite, executor=executor)
     cap = capacity if capacity is not None else max(1, len(keys))
     if exact:
         return FilterLedger.exact(outputs, suite=suite, epoch=epoch, fp_rate=fp_rate, capacity=cap)
@@ -350,7 +408,12 @@ def build_ledger(
 
 
 def add_to_ledger(
-    ledger: FilterLedger, key_pair: oprf.KeyPair, match_keys: Sequence[bytes]
+    ledger: FilterLedger,
+    key_pair: oprf.KeyPair,
+    match_keys: Sequence[bytes],
+    *,
+    executor: ChunkExecutor | None = None,
 ) -> bytes:
     """Add keys within the epoch: returns the encoded delta object of the new generation."""
-    return ledger.add(evaluate_outputs(key_pair, list(match_keys), Suite(ledger.suite)))
+    outputs = evaluate_outputs(key_pair, list(match_keys), Suite(ledger.suite), executor=executor)
+    return ledger.add(outputs)

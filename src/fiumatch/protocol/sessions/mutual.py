@@ -34,17 +34,25 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from fiumatch.protocol import group, oprf
 from fiumatch.protocol.errors import DecodeError, LocalProtocolError, VerifyError
-from fiumatch.protocol.sessions._base import ResultMismatchError, Rng, SessionMachine
+from fiumatch.protocol.sessions._base import (
+    ChunkExecutor,
+    ResultMismatchError,
+    Rng,
+    SessionMachine,
+)
 from fiumatch.protocol.sessions._ops import (
     MUTUAL_H2G_DST,
     MUTUAL_SIGNATURE_DST,
     MUTUAL_TAG_DST,
-    evaluate_chunk,
+    check_composite,
+    evaluate_part,
     hash_and_mult_chunk,
-    mult_chunk,
+    mult_tag_part,
+    proof_scalars,
+    prove_composite,
     shuffle_permutation,
-    tag_chunk,
     validate_chunk,
+    verify_tag_part,
 )
 from fiumatch.protocol.sessions._state import Role
 from fiumatch.protocol.wire import (
@@ -60,6 +68,7 @@ from fiumatch.protocol.wire import (
     MsgType,
     StreamEnd,
     Suite,
+    iter_chunks,
     split_elements,
 )
 
@@ -128,8 +137,16 @@ class _Mutual(SessionMachine):
         rng: Rng,
         suite: Suite = Suite.OPRF_RISTRETTO255_SHA512,
         limits: Limits | None = None,
+        executor: ChunkExecutor | None = None,
     ) -> None:
-        super().__init__(session_id=session_id, epoch=epoch, suite=suite, rng=rng, limits=limits)
+        super().__init__(
+            session_id=session_id,
+            epoch=epoch,
+            suite=suite,
+            rng=rng,
+            limits=limits,
+            executor=executor,
+        )
         if self.suite is not Suite.OPRF_RISTRETTO255_SHA512:
             raise LocalProtocolError("mutual mode uses the OPRF suite")
         self._elements = _unique(elements)
@@ -192,6 +209,19 @@ class _Mutual(SessionMachine):
     def _elements_in_hit_order(self) -> list[bytes]:
         raise NotImplementedError
 
+    def _hash_and_mult(self, elements: list[bytes]) -> bytes:
+        """``scalar * H_m(e)`` for every element, concatenated, computed through the executor."""
+        scalar = self._scalar
+        return b"".join(
+            self._executor.map(
+                hash_and_mult_chunk,
+                [
+                    (scalar, elements[lo:hi], MUTUAL_H2G_DST)
+                    for lo, hi in self._stream_ranges(len(elements))
+                ],
+            )
+        )
+
 
 class MutualQuerier(_Mutual):
     """The initiator (sends HELLO). ``peer_key``: the owner's Ed25519 key, from the agreement."""
@@ -200,7 +230,7 @@ class MutualQuerier(_Mutual):
 
     def _setup(self) -> None:
         self._own_tags: list[bytes] = []
-        self._query = bytearray()
+        self._query = b""
         self._owner_pub = b""
         self._pos = 0
         self._reveal: list[bytes] = []
@@ -223,46 +253,62 @@ class MutualQuerier(_Mutual):
             max_elements=self.limits.max_elements, expected=body.element_count
         )
         self._scalar = group.random_scalar(self._rng)
-        size = self.limits.chunk_elements
-        chunks = [
-            hash_and_mult_chunk(self._scalar, self._elements[i : i + size], MUTUAL_H2G_DST)
-            for i in range(0, len(self._elements), size)
-        ]
-        for chunk in chunks:
-            self._query += chunk
+        self._query = query = self._hash_and_mult(self._elements)
+        chunks = iter_chunks(query, ELEMENT_WIDTH, self.limits.chunk_elements)
         return list(self._send_stream(MsgType.QUERY_CHUNK, MsgType.QUERY_END, chunks))
 
     def _on_eval_chunk(self, body: ElementChunk) -> list[bytes]:
         assert self._eval_stream is not None
         self._eval_stream.accept(body)
-        validate_chunk(body.elements)
         if not body.proof:
+            validate_chunk(body.elements)
             raise VerifyError("mutual evaluation without a proof")
-        lo, hi = self._pos * ELEMENT_WIDTH, (self._pos + body.count) * ELEMENT_WIDTH
-        oprf.verify_proof(
-            self._owner_pub,
-            split_elements(bytes(self._query[lo:hi]), ELEMENT_WIDTH),
-            split_elements(body.elements, ELEMENT_WIDTH),
-            body.proof,
-            oprf.MODE_VOPRF,
+        if body.count > oprf.MAX_BATCH:
+            validate_chunk(body.elements)
+            raise LocalProtocolError(f"proof batch size must be 1..{oprf.MAX_BATCH}")
+        w, pos, pk, sid = ELEMENT_WIDTH, self._pos, self._owner_pub, self.session_id
+        query, data = self._query, body.elements
+        parts = self._executor.map(
+            verify_tag_part,
+            [
+                (
+                    pk,
+                    query[(pos + a) * w : (pos + b) * w],
+                    data[a * w : b * w],
+                    a,
+                    MUTUAL_TAG_DST,
+                    sid,
+                )
+                for a, b in self._parts(body.count)
+            ],
+        )
+        proof_scalars(body.proof)
+        check_composite(
+            pk, [p[0] for p in parts], [p[1] for p in parts], body.proof, oprf.MODE_VOPRF
         )
         self._pos += body.count
-        self._own_tags += split_elements(
-            tag_chunk(MUTUAL_TAG_DST, self.session_id, body.elements), TAG_LEN
-        )
+        for p in parts:
+            self._own_tags += split_elements(p[2], TAG_LEN)
         return []
 
     def _on_eval_end(self, body: StreamEnd) -> list[bytes]:
         assert self._eval_stream is not None
         self._eval_stream.end(body)
-        self._query = bytearray()
+        self._query = b""
         return []
 
     def _on_set_chunk(self, body: ElementChunk) -> list[bytes]:
         assert self._set_stream is not None
         self._set_stream.accept(body)
-        doubled = mult_chunk(self._scalar, body.elements)
-        self._reveal.append(tag_chunk(MUTUAL_TAG_DST, self.session_id, doubled))
+        scalar, sid, data, w = self._scalar, self.session_id, body.elements, ELEMENT_WIDTH
+        tags = self._executor.map(
+            mult_tag_part,
+            [
+                (scalar, data[a * w : b * w], MUTUAL_TAG_DST, sid)
+                for a, b in self._parts(body.count)
+            ],
+        )
+        self._reveal.append(b"".join(tags))
         return []
 
     def _on_set_end(self, body: StreamEnd) -> list[bytes]:
@@ -324,12 +370,27 @@ class MutualOwner(_Mutual):
         assert self._query_stream is not None
         self._query_stream.accept(body)
         nonce = group.random_scalar(self._rng)
-        evaluated, proof = evaluate_chunk(
-            self._scalar, self._public, body.elements, nonce, oprf.MODE_VOPRF
+        if body.count > oprf.MAX_BATCH:
+            raise LocalProtocolError(f"proof batch size must be 1..{oprf.MAX_BATCH}")
+        b, pk, data, w, sid = (
+            self._scalar,
+            self._public,
+            body.elements,
+            ELEMENT_WIDTH,
+            self.session_id,
         )
-        self._peer_tags.update(
-            split_elements(tag_chunk(MUTUAL_TAG_DST, self.session_id, evaluated), TAG_LEN)
+        mode = oprf.MODE_VOPRF
+        parts = self._executor.map(
+            evaluate_part,
+            [
+                (b, pk, data[lo * w : hi * w], lo, mode, True, MUTUAL_TAG_DST, sid)
+                for lo, hi in self._parts(body.count)
+            ],
         )
+        evaluated = b"".join(p[0] for p in parts)
+        proof = prove_composite(b, pk, [p[1] for p in parts], nonce, mode)
+        for p in parts:
+            self._peer_tags.update(split_elements(p[2], TAG_LEN))
         chunk = ElementChunk(count=body.count, elements=evaluated, proof=proof)
         return [self._send(MsgType.EVAL_CHUNK, chunk)]
 
@@ -337,12 +398,8 @@ class MutualOwner(_Mutual):
         assert self._query_stream is not None
         total = self._query_stream.end(body)
         out = [self._send(MsgType.EVAL_END, StreamEnd(total=total))]
-        size = self.limits.chunk_elements
-        shuffled = [self._elements[i] for i in self._order]
-        chunks = (
-            hash_and_mult_chunk(self._scalar, shuffled[i : i + size], MUTUAL_H2G_DST)
-            for i in range(0, len(shuffled), size)
-        )
+        shuffled = self._hash_and_mult([self._elements[i] for i in self._order])
+        chunks = iter_chunks(shuffled, ELEMENT_WIDTH, self.limits.chunk_elements)
         out += self._send_stream(MsgType.SET_CHUNK, MsgType.SET_END, chunks)
         return out
 
