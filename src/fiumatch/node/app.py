@@ -46,7 +46,7 @@ def build_service(
 
 
 def create_app(service: NodeService, *, scheduler: bool = True) -> FastAPI:
-    from fiumatch.node import routes_api, routes_audit, routes_peer
+    from fiumatch.node import routes_api, routes_audit, routes_peer, web
 
     stop = threading.Event()
 
@@ -100,4 +100,5 @@ def create_app(service: NodeService, *, scheduler: bool = True) -> FastAPI:
     app.include_router(routes_peer.router(service))
     app.include_router(routes_api.router(service))
     app.include_router(routes_audit.router(service))
+    web.install(app, service)  # the /ui pages, their static files and security headers
     return app
