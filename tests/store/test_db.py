@@ -11,9 +11,12 @@ import pytest
 from fiumatch.store import (
     MIGRATIONS,
     Database,
+    Hit,
     Migration,
     MigrationMismatchError,
     NotAFiumatchDatabaseError,
+    Query,
+    QueryResult,
     RecordConflictError,
     SchemaTooNewError,
     Store,
@@ -66,9 +69,13 @@ def _versions(path: Path) -> list[int]:
 def test_open_migrates_an_empty_file_to_the_latest_schema(db_path: Path) -> None:
     with Database.open(db_path, clock=lambda: NOW) as db:
         assert db.schema_version() == latest_version() == len(MIGRATIONS)
-        row = db.connection().execute("SELECT applied_at, checksum FROM schema_version").fetchone()
-        assert row["applied_at"] == NOW
-        assert row["checksum"] == MIGRATIONS[0].checksum
+        rows = (
+            db.connection()
+            .execute("SELECT applied_at, checksum FROM schema_version ORDER BY version")
+            .fetchall()
+        )
+        assert [r["applied_at"] for r in rows] == [NOW] * len(MIGRATIONS)
+        assert [r["checksum"] for r in rows] == [m.checksum for m in MIGRATIONS]
     assert _tables(db_path) == EXPECTED_TABLES
 
 
@@ -112,8 +119,8 @@ def test_a_database_newer_than_the_code_is_refused_and_left_untouched(db_path: P
     assert _versions(db_path) == before
 
 
-_V2 = Migration(
-    version=2,
+_NEXT = Migration(
+    version=len(MIGRATIONS) + 1,
     description="add a note to peers",
     statements=("ALTER TABLE peers ADD COLUMN note TEXT NOT NULL DEFAULT ''",),
 )
@@ -122,8 +129,8 @@ _V2 = Migration(
 def test_upgrading_applies_only_the_new_migration_and_keeps_data(db_path: Path) -> None:
     with Store.open(db_path) as store:
         store.peers.add(make_peer("fiu-b"))
-    with Store.open(db_path, migrations=(*MIGRATIONS, _V2)) as store:
-        assert store.db.schema_version() == 2
+    with Store.open(db_path, migrations=(*MIGRATIONS, _NEXT)) as store:
+        assert store.db.schema_version() == len(MIGRATIONS) + 1
         assert store.peers.get("fiu-b") is not None
         cols = [r[1] for r in store.db.connection().execute("PRAGMA table_info(peers)")]
         assert "note" in cols
@@ -135,7 +142,7 @@ def test_upgrading_applies_only_the_new_migration_and_keeps_data(db_path: Path) 
 def test_a_failing_migration_leaves_the_database_as_it_was(db_path: Path) -> None:
     Database.open(db_path).close()
     broken = Migration(
-        version=2,
+        version=len(MIGRATIONS) + 1,
         description="half good",
         statements=(
             "CREATE TABLE extra (x INTEGER) STRICT",
@@ -144,12 +151,12 @@ def test_a_failing_migration_leaves_the_database_as_it_was(db_path: Path) -> Non
     )
     with pytest.raises(StoreError):
         Database.open(db_path, migrations=(*MIGRATIONS, broken))
-    assert _versions(db_path) == [1]
+    assert _versions(db_path) == [m.version for m in MIGRATIONS]
     assert "extra" not in _tables(db_path)
 
 
 def test_an_edited_migration_is_detected(db_path: Path) -> None:
-    Database.open(db_path).close()
+    Database.open(db_path, migrations=MIGRATIONS[:1]).close()
     edited = Migration(
         version=1,
         description=MIGRATIONS[0].description,
@@ -161,7 +168,7 @@ def test_an_edited_migration_is_detected(db_path: Path) -> None:
 
 
 def test_migrations_must_be_numbered_without_gaps(db_path: Path) -> None:
-    gap = Migration(version=3, description="gap", statements=("SELECT 1",))
+    gap = Migration(version=len(MIGRATIONS) + 2, description="gap", statements=("SELECT 1",))
     with pytest.raises(ValueError, match="without gaps"):
         Database.open(db_path, migrations=(*MIGRATIONS, gap))
 
@@ -331,3 +338,62 @@ def test_a_closed_database_refuses_use(db_path: Path) -> None:
     db.close()
     with pytest.raises(StoreError, match="closed"):
         db.connection()
+
+
+def test_migration_2_gives_old_hits_ids_and_lets_a_token_repeat(db_path: Path) -> None:
+    """A database written by schema 1 (hits keyed by token) upgrades with its hits kept."""
+    with Store.open(db_path, migrations=MIGRATIONS[:1]) as old:
+        old.peers.add(make_peer("fiu-b"))
+        conn = old.db.connection()
+        with old.transaction():
+            conn.execute(
+                "INSERT INTO subjects VALUES ('s1', 'r', 'person', '{}', '2030-01-01', 'csv', "
+                "'1', 0, 0)"
+            )
+            conn.execute(
+                "INSERT INTO queries VALUES ('q1', 'ana', 'ml', 'art', 'c', 'done', 0, NULL)"
+            )
+            conn.execute(
+                "INSERT INTO hits VALUES (?, 'q1', 'fiu-b', 's1', '[1]', 3, 0)", (b"t" * 16,)
+            )
+            conn.execute(
+                "INSERT INTO disclosures (id, direction, peer_id, hit_token, purpose, case_ref, "
+                "onward_consent, status, decision_reason, created_at) "
+                "VALUES ('d1', 'in', 'fiu-b', ?, 'ml', 'c', 0, 'pending', '', 0)",
+                (b"t" * 16,),
+            )
+    with Store.open(db_path) as store:
+        (hit,) = store.queries.hits("q1")
+        assert hit.id.startswith("h-") and hit.hit_token == b"t" * 16
+        d = store.disclosures.require("d1")
+        assert (d.onward_status, d.subject_id, d.hit_id) == ("none", None, None)
+        store.queries.create(
+            Query(
+                id="q2",
+                analyst="ana",
+                purpose="ml",
+                legal_basis="art",
+                case_ref="c",
+                status="running",
+                created_at=1,
+            )
+        )
+        store.queries.record_result(
+            QueryResult(
+                query_id="q2", peer_id="fiu-b", status="ok", reason="", hit_count=1, recorded_at=1
+            ),
+            [
+                Hit(
+                    id="h-new",
+                    hit_token=b"t" * 16,
+                    query_id="q2",
+                    peer_id="fiu-b",
+                    subject_id="s1",
+                    key_types=(1,),
+                    strength=3,
+                    created_at=1,
+                )
+            ],
+        )
+        assert len(store.queries.hits_by_token(b"t" * 16)) == 2
+        assert store.db.integrity_check() == ["ok"]

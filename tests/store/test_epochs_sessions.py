@@ -189,3 +189,12 @@ def test_idle_sessions_expire(peered: Store) -> None:
 def test_a_session_role_is_checked(peered: Store) -> None:
     with pytest.raises(RecordConflictError):
         peered.sessions.create(_session(role="observer"))
+
+
+def test_recent_sessions_are_listed_newest_first(peered: Store) -> None:
+    s = peered
+    s.sessions.create(_session("a", created_at=NOW))
+    s.sessions.create(_session("b", created_at=NOW + 5))
+    s.sessions.create(_session("c", created_at=NOW + 1))
+    assert [x.id for x in s.sessions.list_recent()] == ["b", "c", "a"]
+    assert [x.id for x in s.sessions.list_recent(limit=1)] == ["b"]

@@ -28,10 +28,11 @@ def _query(query_id: str = "q1", analyst: str = "ana", created_at: int = NOW) ->
     )
 
 
-def _hit(token: bytes, subject_id: str = "s1", peer_id: str = "fiu-b") -> Hit:
+def _hit(token: bytes, subject_id: str = "s1", peer_id: str = "fiu-b", query_id: str = "q1") -> Hit:
     return Hit(
+        id=f"h-{query_id}-{token[:1].decode()}-{subject_id}",
         hit_token=token,
-        query_id="q1",
+        query_id=query_id,
         peer_id=peer_id,
         subject_id=subject_id,
         key_types=(3, 1),
@@ -97,8 +98,11 @@ def test_a_result_is_stored_with_its_hits(ready: Store) -> None:
         for h in hits
     ]
     assert s.queries.hits("q1", "fiu-c") == []
-    assert s.queries.hit_by_token(b"a" * 16) == stored[0]
-    assert s.queries.hit_by_token(b"z" * 16) is None
+    assert s.queries.hit(hits[0].id) == stored[0]
+    assert s.queries.hit("h-nope") is None
+    assert s.queries.hits_by_token(b"a" * 16) == [stored[0]]
+    assert s.queries.hits_by_token(b"a" * 16, peer_id="fiu-c") == []
+    assert s.queries.hits_by_token(b"z" * 16) == []
 
 
 def test_a_result_whose_hit_fails_is_not_stored_at_all(ready: Store) -> None:
@@ -123,10 +127,15 @@ def test_result_invariants_are_checked_before_writing(ready: Store) -> None:
         s.queries.record_result(_result("fiu-c", status="maybe"))
 
 
-def test_a_hit_token_is_unique(ready: Store) -> None:
+def test_a_hit_id_is_unique_but_a_token_may_come_back_in_another_query(ready: Store) -> None:
     s = ready
     with pytest.raises(RecordConflictError):
         s.queries.record_result(_result(hits=2), [_hit(b"a" * 16), _hit(b"a" * 16)])
+    s.queries.record_result(_result(hits=1), [_hit(b"a" * 16)])
+    s.queries.create(_query("q2", created_at=NOW + 5))
+    again = Hit(**{**_hit(b"a" * 16, query_id="q2").__dict__, "created_at": NOW + 5})
+    s.queries.record_result(QueryResult(**{**_result(hits=1).__dict__, "query_id": "q2"}), [again])
+    assert [h.query_id for h in s.queries.hits_by_token(b"a" * 16)] == ["q2", "q1"]
 
 
 # --- disclosures ------------------------------------------------------------------------
@@ -187,3 +196,49 @@ def test_disclosure_decisions_are_checked(ready: Store) -> None:
         s.disclosures.decide("zz", "approved", reason="", now=NOW)
     with pytest.raises(RecordConflictError):
         s.disclosures.create(_disclosure("d9", direction="sideways"))
+
+
+def test_onward_dissemination_needs_a_request_then_one_decision(ready: Store) -> None:
+    s = ready
+    s.disclosures.create(_disclosure())
+    d = s.disclosures.require("d1")
+    assert (d.onward_status, d.onward_consent) == ("none", True)  # as created (legacy flag)
+    with pytest.raises(RecordConflictError):
+        s.disclosures.decide_onward("d1", grant=True, reason="nothing asked", now=NOW)
+    asked = s.disclosures.request_onward(
+        "d1", recipient="national police", purpose="criminal investigation", now=NOW + 1
+    )
+    assert (asked.onward_status, asked.onward_consent) == ("requested", False)
+    assert (asked.onward_recipient, asked.onward_purpose) == (
+        "national police",
+        "criminal investigation",
+    )
+    assert asked.onward_requested_at == NOW + 1
+    with pytest.raises(RecordConflictError):
+        s.disclosures.request_onward("d1", recipient="x", purpose="y", now=NOW + 2)
+    refused = s.disclosures.decide_onward("d1", grant=False, reason="not yet", now=NOW + 3)
+    assert (refused.onward_status, refused.onward_reason, refused.onward_consent) == (
+        "refused",
+        "not yet",
+        False,
+    )
+    s.disclosures.request_onward("d1", recipient="prosecutor", purpose="charges", now=NOW + 4)
+    granted = s.disclosures.decide_onward("d1", grant=True, reason="agreed", now=NOW + 5)
+    assert (granted.onward_status, granted.onward_consent, granted.onward_decided_at) == (
+        "granted",
+        True,
+        NOW + 5,
+    )
+    with pytest.raises(RecordConflictError):
+        s.disclosures.decide_onward("d1", grant=False, reason="second click", now=NOW + 6)
+    with pytest.raises(RecordNotFoundError):
+        s.disclosures.request_onward("zz", recipient="x", purpose="y", now=NOW)
+
+
+def test_an_incoming_request_keeps_its_subject_until_the_subject_is_purged(ready: Store) -> None:
+    s = ready
+    d = Disclosure(**{**_disclosure("d2", "in").__dict__, "subject_id": "s1", "hit_id": None})
+    s.disclosures.create(d)
+    assert s.disclosures.require("d2").subject_id == "s1"
+    s.subjects.delete("s1")
+    assert s.disclosures.require("d2").subject_id is None

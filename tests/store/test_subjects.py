@@ -159,6 +159,7 @@ def test_purge_deletes_subjects_past_retention_with_their_keys_and_hits(store: S
         )
     )
     hit = Hit(
+        id="h-1",
         hit_token=b"t" * 16,
         query_id="q1",
         peer_id="fiu-b",
@@ -180,6 +181,7 @@ def test_purge_deletes_subjects_past_retention_with_their_keys_and_hits(store: S
     )
 
     # retain_until is the last day kept: "edge" survives on its own date.
+    assert store.subjects.expired_ids(date(2025, 6, 1)) == ["old"]
     assert store.subjects.purge_expired(date(2025, 6, 1)) == 1
     assert store.subjects.get("old") is None
     assert store.subjects.keys_of("old") == []
@@ -203,3 +205,22 @@ def test_a_malformed_retention_date_is_refused_by_the_schema(store: Store) -> No
         conn.execute(
             "INSERT INTO subjects VALUES ('x', 'r', 'person', '{}', '1/2/2030', 's', 'r', 0, 0)"
         )
+
+
+def test_ids_existing_and_keys_of_types_can_leave_a_source_out(store: Store) -> None:
+    store.subjects.upsert(make_subject("a"), now=NOW)
+    pasted = replace(make_subject("b"), source="analyst-paste")
+    store.subjects.upsert(pasted, now=NOW)
+    store.subjects.replace_keys("a", [_key("a", b"k1", key_type=1), _key("a", b"k2", key_type=2)])
+    store.subjects.replace_keys("b", [_key("b", b"k1", key_type=1)])
+    assert store.subjects.ids() == ["a", "b"]
+    assert store.subjects.ids(exclude_source="analyst-paste") == ["a"]
+    assert store.subjects.existing(["a", "zz", "b"]) == {"a", "b"}
+    assert store.subjects.existing([]) == set()
+    assert [(k.subject_id, k.key) for k in store.subjects.keys_of_types({1})] == [
+        ("a", b"k1"),
+        ("b", b"k1"),
+    ]
+    got = store.subjects.keys_of_types({1, 2}, exclude_source="analyst-paste")
+    assert [(k.subject_id, k.key_type) for k in got] == [("a", 1), ("a", 2)]
+    assert store.subjects.keys_of_types(set()) == []

@@ -32,6 +32,7 @@ from fiumatch.store.disclosures import (
     DisclosureDirection,
     DisclosureRepo,
     DisclosureStatus,
+    OnwardStatus,
 )
 from fiumatch.store.epochs import Epoch, EpochBlob, EpochRepo, EpochSide, EpochState
 from fiumatch.store.errors import (
@@ -93,6 +94,7 @@ __all__ = [
     "Migration",
     "MigrationMismatchError",
     "NotAFiumatchDatabaseError",
+    "OnwardStatus",
     "Peer",
     "PeerRepo",
     "Query",

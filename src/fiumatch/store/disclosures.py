@@ -10,6 +10,15 @@ Owns ``disclosures``. Status moves only forward::
 Each step is compare-and-set, so a request decided twice (two supervisors clicking at once)
 raises :class:`RecordConflictError` for the second. ``released`` holds, for ``out`` requests,
 what the peer sent us and, for ``in`` requests, exactly what we sent.
+
+Onward dissemination (passing released data on to a third party) needs the owner's prior
+consent; its own compare-and-set track is ``onward_status``::
+
+    none --> requested --> granted
+      ^           \\-----> refused --(asked again)--> requested
+
+``onward_consent`` is true exactly when the status is ``granted``. An incoming request keeps
+``subject_id``: the subject its hit token named when it arrived (NULL once purged).
 """
 
 from __future__ import annotations
@@ -27,10 +36,12 @@ __all__ = [
     "DisclosureDirection",
     "DisclosureRepo",
     "DisclosureStatus",
+    "OnwardStatus",
 ]
 
 DisclosureDirection = Literal["in", "out"]
 DisclosureStatus = Literal["pending", "approved", "denied", "released", "withdrawn"]
+OnwardStatus = Literal["none", "requested", "granted", "refused"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +58,14 @@ class Disclosure:
     decision_reason: str = ""
     released: Mapping[str, Any] | None = field(default=None, hash=False)
     decided_at: int | None = None
+    subject_id: str | None = None
+    hit_id: str | None = None
+    onward_status: OnwardStatus = "none"
+    onward_recipient: str | None = None
+    onward_purpose: str | None = None
+    onward_reason: str = ""
+    onward_requested_at: int | None = None
+    onward_decided_at: int | None = None
 
 
 def _from_row(row: Any) -> Disclosure:
@@ -64,6 +83,14 @@ def _from_row(row: Any) -> Disclosure:
         decision_reason=row["decision_reason"],
         released=None if released is None else json.loads(released),
         decided_at=row["decided_at"],
+        subject_id=row["subject_id"],
+        hit_id=row["hit_id"],
+        onward_status=row["onward_status"],
+        onward_recipient=row["onward_recipient"],
+        onward_purpose=row["onward_purpose"],
+        onward_reason=row["onward_reason"],
+        onward_requested_at=row["onward_requested_at"],
+        onward_decided_at=row["onward_decided_at"],
     )
 
 
@@ -79,7 +106,9 @@ class DisclosureRepo:
             conn.execute(
                 """INSERT INTO disclosures (id, direction, peer_id, hit_token, purpose, case_ref,
                        onward_consent, status, decision_reason, released_json, created_at,
-                       decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       decided_at, subject_id, hit_id, onward_status, onward_recipient,
+                       onward_purpose, onward_reason, onward_requested_at, onward_decided_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     d.id,
                     d.direction,
@@ -93,6 +122,14 @@ class DisclosureRepo:
                     None if d.released is None else _dump(d.released),
                     d.created_at,
                     d.decided_at,
+                    d.subject_id,
+                    d.hit_id,
+                    d.onward_status,
+                    d.onward_recipient,
+                    d.onward_purpose,
+                    d.onward_reason,
+                    d.onward_requested_at,
+                    d.onward_decided_at,
                 ),
             )
 
@@ -161,17 +198,55 @@ class DisclosureRepo:
             params=(_dump(released), now),
         )
 
-    def _step(
-        self, disclosure_id: str, *, from_status: str, sql: str, params: tuple[object, ...]
+    def request_onward(
+        self, disclosure_id: str, *, recipient: str, purpose: str, now: int
     ) -> Disclosure:
+        """Record that consent to pass the data on to ``recipient`` is asked for (from ``none``
+        or after a refusal). :class:`RecordConflictError` if it is pending or granted already."""
+        return self._step(
+            disclosure_id,
+            from_status=("none", "refused"),
+            column="onward_status",
+            sql="onward_status = 'requested', onward_recipient = ?, onward_purpose = ?, "
+            "onward_reason = '', onward_requested_at = ?, onward_decided_at = NULL, "
+            "onward_consent = 0",
+            params=(recipient, purpose, now),
+        )
+
+    def decide_onward(
+        self, disclosure_id: str, *, grant: bool, reason: str, now: int
+    ) -> Disclosure:
+        """Grant or refuse a requested onward dissemination (compare-and-set from
+        ``requested``)."""
+        return self._step(
+            disclosure_id,
+            from_status=("requested",),
+            column="onward_status",
+            sql="onward_status = ?, onward_reason = ?, onward_decided_at = ?, onward_consent = ?",
+            params=("granted" if grant else "refused", reason, now, int(grant)),
+        )
+
+    def _step(
+        self,
+        disclosure_id: str,
+        *,
+        from_status: str | tuple[str, ...],
+        sql: str,
+        params: tuple[object, ...],
+        column: str = "status",
+    ) -> Disclosure:
+        allowed = (from_status,) if isinstance(from_status, str) else from_status
+        marks = ", ".join("?" * len(allowed))
         with self._db.transaction() as conn:
             cur = conn.execute(
-                f"UPDATE disclosures SET {sql} WHERE id = ? AND status = ?",
-                (*params, disclosure_id, from_status),
+                f"UPDATE disclosures SET {sql} WHERE id = ? AND {column} IN ({marks})",
+                (*params, disclosure_id, *allowed),
             )
             if cur.rowcount == 0:
                 self.require(disclosure_id)
-                raise RecordConflictError(f"the disclosure request is not {from_status}")
+                raise RecordConflictError(
+                    f"the disclosure request's {column} is not {' or '.join(allowed)}"
+                )
             return self.require(disclosure_id)
 
 

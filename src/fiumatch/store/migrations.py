@@ -25,6 +25,15 @@ The schema in migration 1, by concern:
   (the hashing is ``fiumatch.auditlog``'s). Append-only, enforced by triggers.
 * ``nonces``: the HTTP-signature replay cache.
 
+Migration 2 (why: one hit token can come back in several queries, and a disclosure must stay
+answerable after the epoch that produced its token is retired):
+
+* ``hits`` gets its own ``id`` primary key; ``hit_token`` keeps a non-unique index.
+* ``disclosures`` gets ``subject_id`` (an incoming request linked to the subject its token
+  named, resolved once at arrival; NULL once the subject is purged), ``hit_id`` (an outgoing
+  request's hit) and the onward-dissemination consent: ``onward_status``
+  (none/requested/granted/refused), its recipient, purpose, reason and times.
+
 Times are Unix seconds (INTEGER); dates (retention) are ISO ``YYYY-MM-DD`` text, which sorts.
 Tables are STRICT, so SQLite refuses a value of the wrong type.
 """
@@ -262,8 +271,45 @@ _V1: tuple[str, ...] = (
     "CREATE INDEX nonces_by_expiry ON nonces(expires_at)",
 )
 
+_V2: tuple[str, ...] = (
+    """CREATE TABLE hits_v2 (
+        id             TEXT PRIMARY KEY,
+        hit_token      BLOB NOT NULL CHECK (length(hit_token) BETWEEN 16 AND 256),
+        query_id       TEXT NOT NULL REFERENCES queries(id) ON DELETE CASCADE,
+        peer_id        TEXT NOT NULL REFERENCES peers(node_id),
+        subject_id     TEXT NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
+        key_types_json TEXT NOT NULL,
+        strength       INTEGER NOT NULL CHECK (strength BETWEEN 0 AND 255),
+        created_at     INTEGER NOT NULL
+    ) STRICT""",
+    """INSERT INTO hits_v2 (id, hit_token, query_id, peer_id, subject_id, key_types_json,
+           strength, created_at)
+       SELECT 'h-' || lower(hex(randomblob(8))), hit_token, query_id, peer_id, subject_id,
+           key_types_json, strength, created_at FROM hits""",
+    "DROP TABLE hits",
+    "ALTER TABLE hits_v2 RENAME TO hits",
+    "CREATE INDEX hits_by_query ON hits(query_id, peer_id)",
+    "CREATE INDEX hits_by_subject ON hits(subject_id)",
+    "CREATE INDEX hits_by_token ON hits(hit_token)",
+    "ALTER TABLE disclosures ADD COLUMN subject_id TEXT REFERENCES subjects(id) ON DELETE SET NULL",
+    "ALTER TABLE disclosures ADD COLUMN hit_id TEXT",
+    "ALTER TABLE disclosures ADD COLUMN onward_status TEXT NOT NULL DEFAULT 'none' "
+    "CHECK (onward_status IN ('none', 'requested', 'granted', 'refused'))",
+    "ALTER TABLE disclosures ADD COLUMN onward_recipient TEXT",
+    "ALTER TABLE disclosures ADD COLUMN onward_purpose TEXT",
+    "ALTER TABLE disclosures ADD COLUMN onward_reason TEXT NOT NULL DEFAULT ''",
+    "ALTER TABLE disclosures ADD COLUMN onward_requested_at INTEGER",
+    "ALTER TABLE disclosures ADD COLUMN onward_decided_at INTEGER",
+    "CREATE INDEX disclosures_by_subject ON disclosures(subject_id)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="initial node schema", statements=_V1),
+    Migration(
+        version=2,
+        description="hits get their own id; disclosures link subjects and onward consent",
+        statements=_V2,
+    ),
 )
 
 _BOOTSTRAP = """CREATE TABLE IF NOT EXISTS schema_version (

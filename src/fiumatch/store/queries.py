@@ -3,8 +3,10 @@
 Owns ``queries``, ``query_results`` and ``hits``. A query records who asked, why (purpose,
 legal basis, case reference) and its status; each peer asked gets one result row
 (``ok``/``partial``/``refused``/``unreachable`` with a reason safe to show); each hit names our
-subject, the peer, which key types matched, a strength, and an opaque *hit token* (the handle a
-disclosure request refers to; it reveals nothing by itself).
+subject, the peer, which key types matched, a strength, its own ``id`` (the handle an analyst
+uses) and an opaque *hit token* (what a disclosure request carries to the owner; it reveals
+nothing by itself). The same token can come back in several queries, so it is indexed, not
+unique.
 
 Hits are written with the result in one transaction (:meth:`QueryRepo.record_result`), so a
 result never claims hits that are not stored.
@@ -59,6 +61,7 @@ class QueryResult:
 
 @dataclass(frozen=True, kw_only=True)
 class Hit:
+    id: str
     hit_token: bytes
     query_id: str
     peer_id: str
@@ -95,6 +98,7 @@ def _result_from_row(row: Any) -> QueryResult:
 
 def _hit_from_row(row: Any) -> Hit:
     return Hit(
+        id=row["id"],
         hit_token=bytes(row["hit_token"]),
         query_id=row["query_id"],
         peer_id=row["peer_id"],
@@ -194,10 +198,11 @@ class QueryRepo:
                 ),
             )
             conn.executemany(
-                """INSERT INTO hits (hit_token, query_id, peer_id, subject_id, key_types_json,
-                       strength, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                """INSERT INTO hits (id, hit_token, query_id, peer_id, subject_id,
+                       key_types_json, strength, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
                 [
                     (
+                        h.id,
                         h.hit_token,
                         h.query_id,
                         h.peer_id,
@@ -220,21 +225,32 @@ class QueryRepo:
         conn = self._db.connection()
         if peer_id is None:
             rows = conn.execute(
-                "SELECT * FROM hits WHERE query_id = ? ORDER BY peer_id, subject_id, hit_token",
+                "SELECT * FROM hits WHERE query_id = ? ORDER BY peer_id, subject_id, id",
                 (query_id,),
             )
         else:
             rows = conn.execute(
-                "SELECT * FROM hits WHERE query_id = ? AND peer_id = ? "
-                "ORDER BY subject_id, hit_token",
+                "SELECT * FROM hits WHERE query_id = ? AND peer_id = ? ORDER BY subject_id, id",
                 (query_id, peer_id),
             )
         return [_hit_from_row(r) for r in rows]
 
-    def hit_by_token(self, hit_token: bytes) -> Hit | None:
-        row = (
-            self._db.connection()
-            .execute("SELECT * FROM hits WHERE hit_token = ?", (hit_token,))
-            .fetchone()
-        )
+    def hit(self, hit_id: str) -> Hit | None:
+        row = self._db.connection().execute("SELECT * FROM hits WHERE id = ?", (hit_id,)).fetchone()
         return None if row is None else _hit_from_row(row)
+
+    def hits_by_token(self, hit_token: bytes, *, peer_id: str | None = None) -> list[Hit]:
+        """Every hit carrying ``hit_token`` (optionally from one peer), newest first."""
+        conn = self._db.connection()
+        if peer_id is None:
+            rows = conn.execute(
+                "SELECT * FROM hits WHERE hit_token = ? ORDER BY created_at DESC, id",
+                (hit_token,),
+            )
+        else:
+            rows = conn.execute(
+                "SELECT * FROM hits WHERE hit_token = ? AND peer_id = ? "
+                "ORDER BY created_at DESC, id",
+                (hit_token, peer_id),
+            )
+        return [_hit_from_row(r) for r in rows]

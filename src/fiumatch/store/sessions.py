@@ -175,6 +175,13 @@ class SessionRepo:
             )
         return [_from_row(r) for r in rows]
 
+    def list_recent(self, *, limit: int = 200) -> list[SessionRecord]:
+        """The most recently created sessions, newest first."""
+        rows = self._db.connection().execute(
+            "SELECT * FROM sessions ORDER BY created_at DESC, id LIMIT ?", (limit,)
+        )
+        return [_from_row(r) for r in rows]
+
     def expire_idle(self, *, idle_since: int, state: str, now: int) -> int:
         """Close every open session not updated since ``idle_since``, setting ``state``."""
         with self._db.transaction() as conn:

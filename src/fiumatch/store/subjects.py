@@ -199,6 +199,57 @@ class SubjectRepo:
             last = rows[-1]
             after = (bytes(last["key"]), last["key_type"], last["subject_id"])
 
+    def ids(self, *, exclude_source: str | None = None) -> list[str]:
+        """Every subject id (optionally leaving out one source), sorted."""
+        conn = self._db.connection()
+        if exclude_source is None:
+            rows = conn.execute("SELECT id FROM subjects ORDER BY id")
+        else:
+            rows = conn.execute(
+                "SELECT id FROM subjects WHERE source != ? ORDER BY id", (exclude_source,)
+            )
+        return [str(r[0]) for r in rows]
+
+    def existing(self, subject_ids: Collection[str]) -> set[str]:
+        """The ids among ``subject_ids`` that are still stored."""
+        found: set[str] = set()
+        ids = sorted(set(subject_ids))
+        conn = self._db.connection()
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            rows = conn.execute(
+                f"SELECT id FROM subjects WHERE id IN ({','.join('?' * len(part))})", part
+            )
+            found.update(str(r[0]) for r in rows)
+        return found
+
+    def keys_of_types(
+        self, key_types: Collection[int], *, exclude_source: str | None = None
+    ) -> list[MatchKey]:
+        """Every match key of the given types (optionally leaving out subjects of one
+        source), ordered by (key, type, subject)."""
+        types = sorted(set(key_types))
+        if not types:
+            return []
+        marks = ",".join("?" * len(types))
+        sql = (
+            "SELECT k.* FROM match_keys k JOIN subjects s ON s.id = k.subject_id "
+            f"WHERE k.key_type IN ({marks})"
+        )
+        params: list[object] = list(types)
+        if exclude_source is not None:
+            sql += " AND s.source != ?"
+            params.append(exclude_source)
+        sql += " ORDER BY k.key, k.key_type, k.subject_id"
+        return [_key_from_row(r) for r in self._db.connection().execute(sql, params)]
+
+    def expired_ids(self, today: date) -> list[str]:
+        """The ids of subjects whose retention date is before ``today``."""
+        rows = self._db.connection().execute(
+            "SELECT id FROM subjects WHERE retain_until < ? ORDER BY id", (today.isoformat(),)
+        )
+        return [str(r[0]) for r in rows]
+
     def delete(self, subject_id: str) -> bool:
         """Delete one subject with its keys and hits; True if it existed."""
         with self._db.transaction() as conn:
