@@ -35,6 +35,7 @@ from fiumatch.node.httpsig import (
     VerifiedSignature,
     VerifyPolicy,
     _ser_member,
+    claimed_keyid,
     combine_headers,
     content_digest,
     parse_dictionary,
@@ -656,3 +657,15 @@ def test_digest_verification_requires_sha256() -> None:
         verify_content_digest("sha-256=1", b"")
     with pytest.raises(DigestMismatchError):
         verify_content_digest("sha-256=:AAAA", b"")
+
+
+def test_the_claimed_keyid_is_read_with_the_structured_field_parser() -> None:
+    msg = signed(keyid='fiu-"a"')  # a quote inside the sf-string: string splitting would break
+    assert claimed_keyid(msg.headers) == 'fiu-"a"'
+    assert claimed_keyid(signed().headers) == "fiu-a"
+    assert claimed_keyid({}) is None
+    assert claimed_keyid({"Signature-Input": "fiumatch=(;keyid="}) is None  # malformed
+    assert claimed_keyid({"Signature-Input": 'other=("@method");keyid="x"'}) is None
+    assert claimed_keyid({"Signature-Input": "fiumatch=();keyid=tok"}) is None  # a token
+    decoy = {"Signature-Input": 'fiumatch=("keyid=\\"evil\\"");alg="ed25519"'}
+    assert claimed_keyid(decoy) is None

@@ -97,6 +97,7 @@ __all__ = [
     "UnknownKeyError",
     "VerifiedSignature",
     "VerifyPolicy",
+    "claimed_keyid",
     "combine_headers",
     "content_digest",
     "parse_dictionary",
@@ -796,6 +797,23 @@ def _parse_signature(headers: Mapping[str, str], label: str) -> _Parsed:
             raise BadSignatureError("a component identifier is not a string")
         components.append(Component(item.value, item.params))
     return _Parsed(label, tuple(components), member.params, sig.value)
+
+
+def claimed_keyid(headers: Mapping[str, str], label: str = REQUEST_LABEL) -> str | None:
+    """The ``keyid`` a message's signature *claims*, read with the structured-field parser:
+    unverified, for naming the claimed sender in an audit entry of a refused request only.
+    None when the Signature-Input field is absent, malformed or has no such parameter."""
+    try:
+        inputs = parse_dictionary(_normalise_headers(headers).get("signature-input", ""))
+    except (ValueError, NodeAuthError):
+        return None
+    member = inputs.get(label)
+    if not isinstance(member, InnerList):
+        return None
+    value = dict(member.params).get("keyid")
+    if not isinstance(value, str) or isinstance(value, Token) or not value:
+        return None
+    return value
 
 
 def _str_param(parsed: _Parsed, name: str) -> str | None:
