@@ -10,7 +10,7 @@ import pytest
 
 from fiumatch.cli.main import main
 from fiumatch.errors import FiumatchError
-from fiumatch.node.service import load_config
+from fiumatch.node.directory import open_node_dir
 
 
 def _init(tmp_path: Path) -> Path:
@@ -23,21 +23,36 @@ def _init(tmp_path: Path) -> Path:
 
 def test_init_creates_a_valid_node_and_refuses_a_second_init(tmp_path: Path) -> None:
     d = _init(tmp_path)
-    config = load_config(d, env={})
-    assert config.node_id == "FIU-T" and config.public_url.startswith("https://127.0.0.1:")
+    opened = open_node_dir(d, env={})
+    assert opened.node_id == "FIU-T" and opened.url.startswith("https://127.0.0.1:")
     assert (d / "keys" / "identity.sealed").stat().st_mode & 0o077 == 0
+    assert (d / "secrets" / "passphrase").stat().st_mode & 0o077 == 0
+    secret = (d / "secrets" / "passphrase").read_text()
+    assert len(secret) >= 32 and secret not in (d / "config.toml").read_text()
     assert main(["node", "init", "--dir", str(d), "--node-id", "FIU-T"]) == 1
 
 
 def test_refuses_world_readable_key_and_default_passphrase(tmp_path: Path) -> None:
     d = _init(tmp_path)
+    secret = d / "secrets" / "passphrase"
+    real = secret.read_bytes()
+    secret.write_bytes(b"changeme")
     with pytest.raises(FiumatchError) as err:
-        load_config(d, env={"FIUMATCH_PASSPHRASE": "changeme"})
-    assert err.value.code == "settings_error"
+        open_node_dir(d, env={})
+    assert err.value.code == "settings_error" and err.value.details == {
+        "setting": "secrets.passphrase_file"
+    }
+    assert main(["node", "serve", "--dir", str(d)]) == 1
+    secret.write_bytes(real)
     os.chmod(d / "keys" / "oprf-master.sealed", 0o644)
     with pytest.raises(FiumatchError) as err2:
-        load_config(d, env={})
-    assert err2.value.code == "insecure_key_file"
+        open_node_dir(d, env={})
+    assert err2.value.code == "settings_error"
+    assert err2.value.details == {"setting": "node.keys_dir"}
+    assert "group or others" in err2.value.reason
+    assert main(["node", "serve", "--dir", str(d)]) == 1
+    os.chmod(d / "keys" / "oprf-master.sealed", 0o600)
+    (d / "keys" / "identity.sealed").unlink()
     assert main(["node", "serve", "--dir", str(d)]) == 1
 
 

@@ -72,10 +72,9 @@ def peer_client(frm: DemoNode, to: DemoNode):  # type: ignore[no-untyped-def]
     import os
 
     from fiumatch.client.peer import PeerClient
-    from fiumatch.node.keys import NodeKeys
     from fiumatch.store import Peer
 
-    keys = NodeKeys.load(frm.config.keys_dir, frm.config.passphrase)
+    keys = frm.dir.keys()
     with to.client() as c:
         info = c.well_known()
     peer = Peer(
@@ -91,4 +90,4 @@ def peer_client(frm: DemoNode, to: DemoNode):  # type: ignore[no-untyped-def]
 
 
 def data_dir(node: DemoNode) -> Path:
-    return node.config.node_dir
+    return node.root

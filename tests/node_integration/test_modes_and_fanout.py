@@ -40,7 +40,8 @@ def test_filter_fans_out_to_both_peers_and_finds_the_shared_subjects(
     assert all(p["status"] == "ok" for p in q["peers"])
     assert sum(p["hit_count"] for p in q["peers"]) > 0
     for h in q["hits"]:
-        assert h["key_types"] and 1 <= h["strength"] <= 3 and len(h["hit_token"]) > 64
+        assert h["key_types"] and 1 <= h["strength"] <= 3 and h["id"].startswith("h-")
+        assert h["strength_label"] in ("phonetic", "composite", "strong")
 
 
 def test_mutual_both_sides_learn_the_same_intersection(cluster: list[DemoNode]) -> None:
@@ -80,7 +81,7 @@ def test_disclosure_approve_and_refuse(cluster: list[DemoNode]) -> None:
         for h in q["hits"][:2]:
             ids.append(
                 c.request_disclosure(
-                    hit_token=h["hit_token"],
+                    hit_id=h["id"],
                     purpose="money_laundering",
                     case_ref="CASE-1",
                     legal_basis="AMLD",

@@ -1,9 +1,12 @@
 """``fiumatch node``: create a node directory (init), serve it (serve), load subjects into it
 (load), add users (user-add) and show its identity (info).
 
-``init`` writes ``node.toml``, sealed keys (Ed25519 identity, OPRF master secret), a self-signed
-TLS certificate (or uses ``--cert``/``--key``), the SQLite database and an admin token, and prints
-the fingerprint peers must check out of band. ``serve`` refuses to start on invalid settings.
+``init`` writes ``config.toml``, sealed keys (Ed25519 identity, OPRF master secret), a
+self-signed TLS certificate (or uses the operator's ``--cert``/``--key``), the SQLite database
+and an admin token, and prints the fingerprint peers must check out of band. The sealing
+passphrase is generated into ``secrets/passphrase`` (0600) unless ``--passphrase-env NAME``
+names an environment variable that holds it. ``serve`` refuses to start on invalid settings,
+a missing key, a default passphrase or a key file others can read.
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--public-url", help="URL peers use (default https://HOST:PORT)")
     p.add_argument("--cert", type=Path, help="operator-supplied TLS certificate (PEM)")
     p.add_argument("--key", type=Path, help="operator-supplied TLS private key (PEM, mode 0600)")
+    p.add_argument(
+        "--passphrase-env",
+        metavar="NAME",
+        help="read the sealing passphrase from this environment variable (default: generate "
+        "one into secrets/passphrase)",
+    )
     p.add_argument("--scrypt-log2n", type=int, default=15, help=argparse.SUPPRESS)
     p.set_defaults(func=_init)
 
@@ -63,15 +72,14 @@ def _init(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from fiumatch.errors import FiumatchError
-    from fiumatch.node.keys import NodeKeys
+    from fiumatch.node.directory import create_node_dir
     from fiumatch.node.runner import free_port
-    from fiumatch.node.service import init_node_dir
 
     if (args.cert is None) != (args.key is None):
         Console(stderr=True).print("[red]--cert and --key go together[/red]")
         return EXIT_USAGE
     try:
-        config, _ = init_node_dir(
+        opened, result, _ = create_node_dir(
             args.dir,
             args.node_id,
             host=args.host,
@@ -79,17 +87,19 @@ def _init(args: argparse.Namespace) -> int:
             public_url=args.public_url,
             tls_cert=args.cert,
             tls_key=args.key,
+            passphrase_env=args.passphrase_env,
             scrypt_log2_n=args.scrypt_log2n,
         )
-        keys = NodeKeys.load(config.keys_dir, config.passphrase)
     except FiumatchError as exc:
         Console(stderr=True).print(f"[red]{exc.code}:[/red] {exc.reason}")
         return EXIT_PROBLEM
     c = Console()
-    c.print(f"node [bold]{config.node_id}[/bold] created in {config.node_dir}")
-    c.print(f"url          {config.public_url}")
-    c.print(f"fingerprint  [bold]{keys.fingerprint}[/bold]  (give this to peers out of band)")
-    c.print(f"admin token  {config.node_dir / 'secrets' / 'admin.token'}")
+    c.print(f"node [bold]{result.node_id}[/bold] created in {result.directory}")
+    c.print(f"url          {opened.url}")
+    c.print(f"fingerprint  [bold]{result.fingerprint}[/bold]  (give this to peers out of band)")
+    if result.tls_cert_sha256:
+        c.print(f"tls cert     SHA256 {result.tls_cert_sha256}")
+    c.print(f"admin token  {opened.admin_token_file}")
     return EXIT_OK
 
 
@@ -110,10 +120,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _open_store(node_dir: Path) -> Any:
-    from fiumatch.node.service import load_config
-    from fiumatch.store import Store
+    from fiumatch.node.directory import open_node_dir
 
-    return Store.open(load_config(node_dir).database)
+    return open_node_dir(node_dir).open_store()
 
 
 def _load(args: argparse.Namespace) -> int:
@@ -124,7 +133,7 @@ def _load(args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from fiumatch.ingest import IngestStats, Reject, read
-    from fiumatch.node.service import _to_stored
+    from fiumatch.node.service import to_stored
 
     store = _open_store(args.dir)
     stats = IngestStats()
@@ -147,7 +156,7 @@ def _load(args: argparse.Namespace) -> int:
                         if isinstance(item, Reject):
                             rejected += 1
                             continue
-                        store.subjects.upsert_with_keys(*_to_stored(item), now=now)
+                        store.subjects.upsert_with_keys(*to_stored(item), now=now)
                         loaded += 1
                         progress.advance(task)
     finally:
@@ -188,10 +197,14 @@ def _user_add(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from fiumatch.node.keys import NodeKeys
-    from fiumatch.node.service import load_config
+    from fiumatch.errors import FiumatchError
+    from fiumatch.node.directory import open_node_dir
 
-    config = load_config(args.dir)
-    keys = NodeKeys.load(config.keys_dir, config.passphrase)
-    Console().print(f"{config.node_id}  {config.public_url}  {keys.fingerprint}")
+    try:
+        opened = open_node_dir(args.dir)
+        keys = opened.keys()
+    except FiumatchError as exc:
+        Console(stderr=True).print(f"[red]{exc.code}:[/red] {exc.reason}")
+        return EXIT_PROBLEM
+    Console().print(f"{opened.node_id}  {opened.url}  {keys.fingerprint}")
     return EXIT_OK

@@ -1,6 +1,7 @@
 """Shared plumbing of the node-facing CLI commands: connection options and error mapping.
 
-Every API command takes ``--dir NODE_DIR`` (reads the node's URL, certificate and admin token)
+Every API command takes ``--dir NODE_DIR`` (reads the node's URL and certificate from its
+``config.toml``, and the admin token from ``secrets/admin.token``)
 or ``--url``/``--token``/``--cacert`` (env ``FIUMATCH_URL``, ``FIUMATCH_TOKEN``,
 ``FIUMATCH_CACERT``). A remote refusal or an unreachable node exits 3.
 """
@@ -9,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import tomllib
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fiumatch.client.api import ApiClient, ApiError
+from fiumatch.errors import FiumatchError
 
 EXIT_OK, EXIT_PROBLEM, EXIT_USAGE, EXIT_REMOTE = 0, 1, 2, 3
 
@@ -34,11 +36,16 @@ def add_connection(parser: argparse.ArgumentParser) -> None:
 def client_from(args: argparse.Namespace) -> ApiClient:
     url, token, cacert = args.url, args.token, args.cacert
     if args.dir is not None:
-        raw = tomllib.loads((args.dir / "node.toml").read_text(encoding="utf-8"))
-        url = url or raw["public_url"]
-        cert = Path(raw["tls_cert"])
-        cacert = cacert or str(cert if cert.is_absolute() else args.dir / cert)
-        tok = args.dir / "secrets" / "admin.token"
+        from fiumatch.node.directory import ADMIN_TOKEN_FILE
+        from fiumatch.node.settings import CONFIG_FILE, load_settings
+
+        settings = load_settings(
+            args.dir / CONFIG_FILE, os.environ, now=int(time.time()), check_files=False
+        )
+        url = url or settings.base_url
+        if cacert is None and settings.tls_cert is not None:
+            cacert = str(settings.tls_cert)
+        tok = args.dir / ADMIN_TOKEN_FILE
         if token is None and tok.is_file():
             token = tok.read_text().strip()
     if not url:
@@ -67,11 +74,27 @@ def run_api(
                 if exc.status in (0, 401, 403, 404, 409, 429, 502, 503)
                 else EXIT_PROBLEM
             )
+        except FiumatchError as exc:  # the node directory's settings are unusable
+            Console(stderr=True).print(f"[red]{exc.code}:[/red] {exc.reason}")
+            return EXIT_USAGE
         except (OSError, KeyError) as exc:
             Console(stderr=True).print(f"[red]error:[/red] {exc}")
             return EXIT_USAGE
 
     return runner
+
+
+def readable_ref(local_ref: str) -> str:
+    """An FIU's subject reference as a person reads it: a goAML path such as
+    ``DE-SYNTH-11/activity/report_parties/report_party[2]/entity`` becomes
+    ``DE-SYNTH-11 · report party 2 · entity``; plain references are kept."""
+    parts = [p for p in local_ref.split("/") if p]
+    if len(parts) <= 2:
+        return local_ref
+    parent = parts[-2]
+    name, _, index = parent.partition("[")
+    number = index.rstrip("]") or "1"
+    return f"{parts[0]} · {name.replace('_', ' ')} {number} · {parts[-1].replace('_', ' ')}"
 
 
 def print_json(data: Any) -> None:

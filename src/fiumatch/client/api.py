@@ -142,6 +142,20 @@ class ApiClient:
     def refresh_disclosure(self, disclosure_id: str) -> Any:
         return self.call("POST", f"/api/v1/disclosures/{disclosure_id}/refresh")
 
+    def request_onward(self, disclosure_id: str, *, recipient: str, purpose: str) -> Any:
+        return self.call(
+            "POST",
+            f"/api/v1/disclosures/{disclosure_id}/onward",
+            {"recipient": recipient, "purpose": purpose},
+        )
+
+    def decide_onward(self, disclosure_id: str, *, grant: bool, reason: str) -> Any:
+        return self.call(
+            "POST",
+            f"/api/v1/disclosures/{disclosure_id}/onward/decision",
+            {"grant": grant, "reason": reason},
+        )
+
     # auditor
     def audit_entries(self, start: int = 0, end: int | None = None) -> Any:
         params = {"start": start} | ({"end": end} if end is not None else {})

@@ -213,6 +213,10 @@ class PeerClient:
     def disclosure_status(self, disclosure_id: str) -> dict[str, Any]:
         return self._json_call("GET", f"/peer/v1/disclosures/{disclosure_id}", None)
 
+    def request_onward(self, disclosure_id: str, terms: Mapping[str, Any]) -> dict[str, Any]:
+        """Ask the owner for prior consent to pass a disclosure's data on."""
+        return self._json_call("POST", f"/peer/v1/disclosures/{disclosure_id}/onward", terms)
+
 
 def _json(content: bytes) -> dict[str, Any]:
     try:

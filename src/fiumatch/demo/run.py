@@ -20,13 +20,14 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from fiumatch.client._cli import readable_ref
 from fiumatch.client.api import ApiClient
-from fiumatch.node.keys import NodeKeys
+from fiumatch.node.directory import NodeDir, create_node_dir
 from fiumatch.node.runner import NodeProcess, free_port
-from fiumatch.node.service import NodeConfig, _to_stored, init_node_dir
+from fiumatch.node.service import to_stored
 from fiumatch.store import Role, Store, User, issue_token
 
-__all__ = ["DemoNode", "make_node", "run_demo"]
+__all__ = ["DemoNode", "connect", "load_file", "make_node", "run_demo", "wait_query"]
 
 NODES = (
     ("FIU-DE", "DE", "goaml", "DE.goaml.xml"),
@@ -38,7 +39,7 @@ NODES = (
 @dataclass
 class DemoNode:
     node_id: str
-    config: NodeConfig
+    dir: NodeDir
     fingerprint: str
     admin: str
     analyst: str
@@ -48,10 +49,14 @@ class DemoNode:
 
     @property
     def url(self) -> str:
-        return self.config.public_url
+        return self.dir.url
+
+    @property
+    def root(self) -> Path:
+        return self.dir.root
 
     def client(self, role: str = "admin") -> ApiClient:
-        return ApiClient(self.url, getattr(self, role), cacert=self.config.tls_cert)
+        return ApiClient(self.url, getattr(self, role), cacert=self.dir.settings.tls_cert)
 
 
 def make_node(
@@ -62,11 +67,11 @@ def make_node(
     scrypt_log2_n: int = 12,
 ) -> DemoNode:
     """Init a node directory, load ``data`` into it, add one user per role (not started)."""
-    port = free_port()
-    config, admin = init_node_dir(root / node_id, node_id, port=port, scrypt_log2_n=scrypt_log2_n)
-    keys = NodeKeys.load(config.keys_dir, config.passphrase)
+    opened, result, admin = create_node_dir(
+        root / node_id, node_id, port=free_port(), scrypt_log2_n=scrypt_log2_n
+    )
     tokens: dict[str, str] = {}
-    with Store.open(config.database) as store:
+    with opened.open_store() as store:
         now = int(time.time())
         roles: tuple[Role, ...] = ("analyst", "supervisor", "auditor")
         for role in roles:
@@ -85,10 +90,10 @@ def make_node(
             load_file(store, data, fmt)
     return DemoNode(
         node_id=node_id,
-        config=config,
-        fingerprint=keys.fingerprint,
+        dir=opened,
+        fingerprint=result.fingerprint,
         admin=admin,
-        process=NodeProcess(config.node_dir, config.public_url),
+        process=NodeProcess(opened.root, opened.url),
         **tokens,
     )
 
@@ -100,7 +105,7 @@ def load_file(store: Store, path: Path, fmt: str | None) -> int:
     with store.transaction():
         for item in read(path, fmt, default_retention=date.today() + timedelta(days=1826)):
             if not isinstance(item, Reject):
-                store.subjects.upsert_with_keys(*_to_stored(item), now=int(time.time()))
+                store.subjects.upsert_with_keys(*to_stored(item), now=int(time.time()))
                 n += 1
     return n
 
@@ -228,7 +233,7 @@ def run_demo(workdir: Path | None = None, subjects: int = 60, seed: int = 7) -> 
             owner = next(n for n in nodes if n.node_id == hit["peer"])
             with de.client("analyst") as c:
                 req = c.request_disclosure(
-                    hit_token=hit["hit_token"],
+                    hit_id=hit["id"],
                     purpose="money_laundering",
                     case_ref="DE-2024-17",
                     legal_basis="AMLD art. 53",
@@ -267,21 +272,21 @@ def run_demo(workdir: Path | None = None, subjects: int = 60, seed: int = 7) -> 
             released = disclosure.get("released") or {}
             t.add_row(
                 f"disclosure  FIU-DE → {disclosure['peer']}",
-                f"{disclosure['status']}: "
-                + ", ".join(f"{k}={v}" for k, v in released.items() if k in ("name", "local_ref")),
+                f"{disclosure['status']}: {released.get('name', '')} "
+                f"({readable_ref(str(released.get('local_ref', '')))})",
                 "which of its own records the hit token names; purpose and case ref",
             )
         console.print(t)
-        hits = Table(title="FIU-DE hits (filter mode)")
-        for col in ("peer", "subject", "name", "key types", "strength"):
+        hits = Table(title="FIU-DE hits (filter mode): its own subjects that the peer also holds")
+        for col in ("peer", "FIU-DE subject", "name", "key types matched", "strength"):
             hits.add_column(col)
         for h in q["hits"][:12]:
             hits.add_row(
                 h["peer"],
-                h["local_ref"][-28:],
+                readable_ref(h["local_ref"]),
                 h["name"],
                 ", ".join(h["key_types"]),
-                str(h["strength"]),
+                h["strength_label"],
             )
         console.print(hits)
         console.print(f"demo finished in {time.monotonic() - started:.1f} s")

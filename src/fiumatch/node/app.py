@@ -4,8 +4,11 @@
 and admin routes (``/api/v1``, bearer tokens), the auditor routes (``/audit/v1``) and
 ``/.well-known/fiumatch``. Routes are thin; every :class:`FiumatchError` is mapped once here,
 with ``http_status`` and ``to_dict()``; a 429 carries ``Retry-After``. Errors on peer routes are
-signed like any other peer response. ``build_service`` wires config, keys, store, clock and
-rng (injected, so tests can be deterministic).
+signed like any other peer response. ``build_service`` opens the node directory (settings
+validated by ``fiumatch.node.settings.load_settings``, which refuses unsafe starts), unseals the
+keys and opens the store; clock and rng are injected, so tests can be deterministic. The
+lifespan runs the :class:`~fiumatch.node.scheduler.Scheduler` (epoch rotation, retention purge,
+idle sessions).
 
 Never logs request bodies, identifiers or tokens.
 """
@@ -13,9 +16,8 @@ Never logs request bodies, identifiers or tokens.
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from fiumatch.errors import FiumatchError
-from fiumatch.node.keys import NodeKeys
-from fiumatch.node.service import NodeService, load_config
-from fiumatch.store import Store
+from fiumatch.node.directory import open_node_dir
+from fiumatch.node.scheduler import Scheduler
+from fiumatch.node.service import NodeService
 
 __all__ = ["build_service", "create_app"]
 
@@ -36,47 +38,41 @@ def build_service(
     *,
     clock: Callable[[], float] = time.time,
     rng: Callable[[int], bytes] = os.urandom,
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> NodeService:
     """Load and validate settings, unseal the keys, open the store: a ready service."""
-    config = load_config(node_dir, env)
-    keys = NodeKeys.load(config.keys_dir, config.passphrase)
-    store = Store.open(config.database)
-    return NodeService(config=config, keys=keys, store=store, clock=clock, rng=rng)
+    opened = open_node_dir(node_dir, env, now=int(clock()))
+    return NodeService(
+        settings=opened.settings,
+        keys=opened.keys(),
+        store=opened.open_store(),
+        clock=clock,
+        rng=rng,
+    )
 
 
-def create_app(service: NodeService, *, scheduler: bool = True) -> FastAPI:
+def create_app(
+    service: NodeService, *, scheduler: bool = True, poll_seconds: float | None = None
+) -> FastAPI:
     from fiumatch.node import routes_api, routes_audit, routes_peer, web
 
-    stop = threading.Event()
-
-    def background() -> None:
-        every = max(1, min(service.config.epoch_rotation_seconds // 4, 60))
-        last_purge = 0.0
-        while not stop.wait(every):
-            try:
-                service.rotate_due()
-                if time.monotonic() - last_purge > service.config.retention_check_seconds:
-                    last_purge = time.monotonic()
-                    service.purge_expired("scheduler")
-            except FiumatchError:
-                continue
+    duties = Scheduler(service, poll_seconds=poll_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        worker = threading.Thread(target=background, name="fiumatch-scheduler", daemon=True)
         if scheduler:
-            worker.start()
+            duties.start()
         try:
             yield
         finally:
-            stop.set()
+            duties.stop()
             service.close()
 
     app = FastAPI(
         title=f"fiumatch node {service.node_id}", lifespan=lifespan, docs_url=None, redoc_url=None
     )
     app.state.service = service
+    app.state.scheduler = duties
 
     @app.exception_handler(FiumatchError)
     async def fiumatch_error(request: Request, exc: FiumatchError) -> Response:

@@ -24,6 +24,11 @@ Tree::
     ├── BudgetExhaustedError           budget_exhausted      429   details: retry_after, refill_at
     ├── NotFoundError                  not_found             404
     ├── ConflictError                  conflict              409
+    │   ├── FingerprintMismatchError   fingerprint_mismatch        details: announced
+    │   └── EpochRetiredError          epoch_retired               details: epoch
+    ├── BadRequestError                bad_request           400
+    ├── BodyTooLargeError              body_too_large        413   details: max_body_bytes
+    ├── PeerRefusedError               peer_refused          502   details: peer_code
     ├── SettingsError                  settings_error        500   details: setting
     └── SealingError                   sealing_error         500
         ├── SealedFormatError          sealed_format
@@ -41,11 +46,15 @@ from fiumatch.errors import FiumatchError
 
 __all__ = [
     "AgreementRefusedError",
+    "BadRequestError",
     "BadSignatureError",
     "BadTokenError",
+    "BodyTooLargeError",
     "BudgetExhaustedError",
     "ConflictError",
     "DigestMismatchError",
+    "EpochRetiredError",
+    "FingerprintMismatchError",
     "InsecureKeyFileError",
     "KeyFileExistsError",
     "KeyFileMissingError",
@@ -53,6 +62,7 @@ __all__ = [
     "NodeAuthError",
     "NodeError",
     "NotFoundError",
+    "PeerRefusedError",
     "PermissionDeniedError",
     "ReplayedNonceError",
     "SealedFormatError",
@@ -176,6 +186,41 @@ class ConflictError(NodeError):
 
     code = "conflict"
     http_status = 409
+
+
+class FingerprintMismatchError(ConflictError):
+    """The key a peer announces does not have the fingerprint obtained out of band; nothing was
+    pinned. ``details['announced']`` is the fingerprint the URL announced (public)."""
+
+    code = "fingerprint_mismatch"
+
+
+class EpochRetiredError(ConflictError):
+    """The request names a key epoch that is retired (its key material is destroyed)."""
+
+    code = "epoch_retired"
+
+
+class BadRequestError(NodeError):
+    """The request is malformed (not the JSON object or the fields this route takes)."""
+
+    code = "bad_request"
+    http_status = 400
+
+
+class BodyTooLargeError(NodeError):
+    """The request body is larger than this node accepts (``sessions.max_body_bytes``)."""
+
+    code = "body_too_large"
+    http_status = 413
+
+
+class PeerRefusedError(NodeError):
+    """A peer refused our request or could not be reached; ``details['peer_code']`` is the
+    peer's error code (``unreachable`` when there was no answer)."""
+
+    code = "peer_refused"
+    http_status = 502
 
 
 # --- local configuration and secrets (500: never the caller's fault) -------------------------

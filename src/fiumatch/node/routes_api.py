@@ -1,7 +1,8 @@
 """Analyst, supervisor and admin routes (``/api/v1``), bearer-token authenticated.
 
 Thin: parse the JSON body into a pydantic model, call one service method, return its dict.
-Roles are checked by the service (``NodeService.require_role``).
+Roles are checked by the service (``NodeService.require_role``). Every route is a plain ``def``,
+so FastAPI runs it in its threadpool: the store and the peer calls block.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI must evaluate the route signatures,
@@ -76,11 +77,23 @@ class QueryIn(BaseModel):
 
 
 class DisclosureIn(BaseModel):
-    hit_token: str
+    hit_id: str | None = None
+    hit_token: str | None = None  # older clients: the newest hit carrying this token
     purpose: str
     case_ref: str
     legal_basis: str = ""
-    onward_dissemination: bool = False
+    onward_recipient: str | None = None
+    onward_purpose: str | None = None
+
+
+class OnwardIn(BaseModel):
+    recipient: str
+    purpose: str
+
+
+class OnwardDecisionIn(BaseModel):
+    grant: bool
+    reason: str
 
 
 class DecisionIn(BaseModel):
@@ -121,7 +134,7 @@ def router(service: NodeService) -> APIRouter:
                 "fingerprint": p.fingerprint,
                 "added_at": p.added_at,
             }
-            for p in service.store.peers.list_all()
+            for p in service.list_peers()
         ]
 
     @r.post("/agreements")
@@ -142,24 +155,21 @@ def router(service: NodeService) -> APIRouter:
     @r.get("/agreements")
     def agreements(user: Annotated[User, Depends(current)]) -> Any:
         service.require_role(user, "analyst", "supervisor", "auditor")
-        out = []
-        for p in service.store.peers.list_all():
-            for a in service.store.agreements.list_for_peer(p.node_id):
-                out.append(
-                    {
-                        "id": a.id,
-                        "peer": a.peer_id,
-                        "modes": a.modes,
-                        "purposes": a.purposes,
-                        "identifier_types": a.identifier_types,
-                        "budget_per_epoch": a.budget_per_epoch,
-                        "max_set_size": a.max_set_size,
-                        "valid_from": a.valid_from,
-                        "valid_until": a.valid_until,
-                        "revoked_at": a.revoked_at,
-                    }
-                )
-        return out
+        return [
+            {
+                "id": a.id,
+                "peer": a.peer_id,
+                "modes": a.modes,
+                "purposes": a.purposes,
+                "identifier_types": a.identifier_types,
+                "budget_per_epoch": a.budget_per_epoch,
+                "max_set_size": a.max_set_size,
+                "valid_from": a.valid_from,
+                "valid_until": a.valid_until,
+                "revoked_at": a.revoked_at,
+            }
+            for a in service.list_agreements()
+        ]
 
     @r.post("/epochs/rotate")
     def rotate(body: RotateIn, user: Annotated[User, Depends(current)]) -> Any:
@@ -209,5 +219,19 @@ def router(service: NodeService) -> APIRouter:
     @r.post("/disclosures/{disclosure_id}/refresh")
     def refresh(disclosure_id: str, user: Annotated[User, Depends(current)]) -> Any:
         return service.refresh_disclosure(user, disclosure_id)
+
+    @r.post("/disclosures/{disclosure_id}/onward")
+    def request_onward(
+        disclosure_id: str, body: OnwardIn, user: Annotated[User, Depends(current)]
+    ) -> Any:
+        return service.request_onward(
+            user, disclosure_id, recipient=body.recipient, purpose=body.purpose
+        )
+
+    @r.post("/disclosures/{disclosure_id}/onward/decision")
+    def decide_onward(
+        disclosure_id: str, body: OnwardDecisionIn, user: Annotated[User, Depends(current)]
+    ) -> Any:
+        return service.decide_onward(user, disclosure_id, grant=body.grant, reason=body.reason)
 
     return r

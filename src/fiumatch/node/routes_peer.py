@@ -3,7 +3,11 @@
 Every request must carry a valid RFC 9421 signature by a pinned peer, addressed to this node,
 with a fresh nonce; otherwise 401 with the reason, audited. Protocol frames are
 ``application/octet-stream``; opening a session and disclosure requests are JSON. Thin: verify,
-call the service, sign the answer.
+call the service (in the threadpool: the store and the protocol maths block), sign the answer.
+
+The signed ``@path``/``@query`` are the request target *as sent* (ASGI ``raw_path`` and the raw
+query string), never Starlette's percent-decoded ``url.path``: a signer and a verifier must see
+the same bytes.
 """
 
 from __future__ import annotations
@@ -17,20 +21,37 @@ from starlette.concurrency import run_in_threadpool
 
 from fiumatch.errors import FiumatchError
 from fiumatch.node import httpsig
+from fiumatch.node.errors import BadRequestError, BodyTooLargeError, MissingComponentError
 from fiumatch.node.keys import public_key_from_raw
-from fiumatch.node.service import NodeService, _digest
+from fiumatch.node.service import NodeService
 
-__all__ = ["router", "signed_error"]
+__all__ = ["request_target", "router", "signed_error"]
 
 
-def _target(request: Request) -> str:
-    q = request.url.query
-    return request.url.path + (f"?{q}" if q else "")
+def request_target(request: Request) -> str:
+    """The origin-form request target exactly as the client sent it (path and query)."""
+    raw = request.scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) and raw else request.url.path
+    query = request.scope.get("query_string", b"")
+    if isinstance(query, bytes) and query:
+        return f"{path}?{query.decode('latin-1')}"
+    return path
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLargeError(max_body_bytes=limit)
+    body = await request.body()
+    if len(body) > limit:
+        raise BodyTooLargeError(max_body_bytes=limit)
+    return body
 
 
 async def _verify(request: Request, service: NodeService) -> tuple[str, bytes]:
-    body = await request.body()
+    body = await _body(request, service.settings.max_body_bytes)
     headers = httpsig.combine_headers(request.headers.items())
+    target = request_target(request)
 
     def resolve(keyid: str) -> Any:
         peer = service.store.peers.get(keyid)
@@ -40,33 +61,21 @@ async def _verify(request: Request, service: NodeService) -> tuple[str, bytes]:
         try:
             verified = httpsig.verify_request(
                 method=request.method,
-                target=_target(request),
+                target=target,
                 authority=headers.get("host", ""),
                 headers=headers,
                 body=body,
                 resolve_key=resolve,
                 nonces=service.store.nonces,
                 now=service.now(),
+                policy=service.verify_policy,
                 expected_peer=service.node_id,
             )
-        except FiumatchError as exc:
-            sig_input = headers.get("signature-input", "")
-            claimed = (
-                sig_input.split('keyid="', 1)[-1].split('"', 1)[0]
-                if "keyid" in sig_input
-                else "unknown"
+        except FiumatchError:
+            service.refuse_unauthenticated(
+                httpsig.claimed_keyid(headers), headers.get("fiumatch-session", ""), body
             )
-            service.audit.record(
-                "refusal",
-                actor=service.node_id,
-                peer=claimed or "unknown",
-                session=headers.get("fiumatch-session", "")
-                if len(headers.get("fiumatch-session", "")) == 32
-                else "00" * 16,
-                request_digest=_digest(body),
-                extra={"direction": "in", "clause": "auth"},
-            )
-            raise exc
+            raise
         return verified.keyid
 
     peer_id = await run_in_threadpool(check)
@@ -88,7 +97,7 @@ def _sign(
             headers[name] = request.headers[name]
     req = httpsig.HttpRequest(
         method=request.method,
-        target=_target(request),
+        target=request_target(request),
         authority=request.headers.get("host", ""),
         headers=httpsig.combine_headers(request.headers.items()),
     )
@@ -106,6 +115,22 @@ def _sign(
     )
     headers.update(extra or {})
     return Response(content=body, status_code=status, headers=headers, media_type=content_type)
+
+
+def _json_reply(request: Request, service: NodeService, result: Any) -> Response:
+    return _sign(
+        request, service, 200, json.dumps(result, sort_keys=True).encode(), "application/json"
+    )
+
+
+def _json_body(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        raise BadRequestError("the body is not JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequestError("the body is not a JSON object")
+    return data
 
 
 async def signed_error(
@@ -126,21 +151,15 @@ def router(service: NodeService) -> APIRouter:
     @r.post("/sessions")
     async def open_session(request: Request) -> Response:
         peer_id, body = await _verify(request, service)
-        meta = json.loads(body or b"{}")
+        meta = _json_body(body)
         if meta.get("session_id") != request.headers.get("fiumatch-session"):
-            from fiumatch.node.errors import MissingComponentError
-
             raise MissingComponentError("the signed session header does not match the body")
         result = await run_in_threadpool(service.open_session, peer_id, body, meta)
-        return _sign(
-            request, service, 200, json.dumps(result, sort_keys=True).encode(), "application/json"
-        )
+        return _json_reply(request, service, result)
 
     @r.post("/sessions/{session_id}/frames")
     async def frames(session_id: str, request: Request) -> Response:
         peer_id, body = await _verify(request, service)
-        from fiumatch.node.errors import MissingComponentError
-
         if request.headers.get("fiumatch-session") != session_id:
             raise MissingComponentError("the signed session header does not match the path")
         try:
@@ -154,14 +173,22 @@ def router(service: NodeService) -> APIRouter:
     async def disclosure(request: Request) -> Response:
         peer_id, body = await _verify(request, service)
         result = await run_in_threadpool(
-            service.receive_disclosure, peer_id, body, json.loads(body or b"{}")
+            service.receive_disclosure, peer_id, body, _json_body(body)
         )
-        return _sign(request, service, 200, json.dumps(result).encode(), "application/json")
+        return _json_reply(request, service, result)
 
     @r.get("/disclosures/{disclosure_id}")
     async def disclosure_status(disclosure_id: str, request: Request) -> Response:
         peer_id, _ = await _verify(request, service)
         result = await run_in_threadpool(service.disclosure_for_peer, peer_id, disclosure_id)
-        return _sign(request, service, 200, json.dumps(result).encode(), "application/json")
+        return _json_reply(request, service, result)
+
+    @r.post("/disclosures/{disclosure_id}/onward")
+    async def onward(disclosure_id: str, request: Request) -> Response:
+        peer_id, body = await _verify(request, service)
+        result = await run_in_threadpool(
+            service.receive_onward, peer_id, disclosure_id, body, _json_body(body)
+        )
+        return _json_reply(request, service, result)
 
     return r

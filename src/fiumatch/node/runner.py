@@ -38,16 +38,18 @@ def serve(node_dir: Path, *, log_level: str = "warning") -> None:
     from fiumatch.node.app import build_service, create_app
 
     service = build_service(node_dir)
-    config = service.config
-    app = create_app(service)
+    settings = service.settings
+    tls: dict[str, str] = {}
+    if settings.tls_enabled:
+        assert settings.tls_cert is not None and settings.tls_key is not None
+        tls = {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
     uvicorn.run(
-        app,
-        host=config.host,
-        port=config.port,
-        ssl_certfile=str(config.tls_cert),
-        ssl_keyfile=str(config.tls_key),
+        create_app(service),
+        host=settings.listen_host,
+        port=settings.listen_port,
         log_level=log_level,
         access_log=False,
+        **tls,  # type: ignore[arg-type]
     )
 
 
@@ -60,7 +62,7 @@ class NodeProcess:
         self.log = log or self.node_dir / "serve.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 20.0) -> NodeProcess:
+    def start(self, timeout: float = 30.0) -> NodeProcess:
         out = self.log.open("ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(

@@ -1,11 +1,12 @@
 """Application services of an FIU node: they tie the store, the protocol core and the identifiers
 together, and they are the only place that decides anything (agreements, budgets, roles, epochs).
 
-Owns: node configuration and the node directory layout (``init_node_dir``, ``load_config``),
-the one audit seam (:class:`AuditSink`), the owner side of PSI sessions (state machines kept
-per session, fed with wire frames), the querier side (analyst queries fanned out to peers),
-epochs (derivation, background precompute, rotation, retirement), retention purges and the
-disclosure workflow.
+Owns: the one audit seam (:class:`AuditSink`), the owner side of PSI sessions (state machines
+kept per session, fed with wire frames), the querier side (analyst queries fanned out to peers,
+with per-peer progress), epochs (derivation, background precompute, rotation, retirement),
+retention purges and the disclosure workflow with its onward-dissemination consent. Settings
+come from :mod:`fiumatch.node.settings` and the node directory from
+:mod:`fiumatch.node.directory`; this module reads no file.
 
 Must never: re-implement protocol maths (it drives ``fiumatch.protocol`` machines); log or
 audit an identifier, a match key, a blinded element or an OPRF output; take time or randomness
@@ -19,15 +20,14 @@ import concurrent.futures
 import contextlib
 import hashlib
 import json
-import os
 import re
-import stat
+import struct
 import threading
-import tomllib
+import unicodedata
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from fiumatch.errors import FiumatchError
@@ -36,13 +36,16 @@ from fiumatch.node.errors import (
     BadTokenError,
     BudgetExhaustedError,
     ConflictError,
-    InsecureKeyFileError,
+    EpochRetiredError,
+    FingerprintMismatchError,
     NodeError,
     NotFoundError,
+    PeerRefusedError,
     PermissionDeniedError,
-    SettingsError,
 )
+from fiumatch.node.httpsig import VerifyPolicy
 from fiumatch.node.keys import NodeKeys, fingerprint, public_key_from_raw
+from fiumatch.node.settings import Settings
 from fiumatch.protocol import oprf
 from fiumatch.protocol.filters import FilterLedger, FilterReplica
 from fiumatch.protocol.keys import derive_epoch_key
@@ -56,9 +59,8 @@ from fiumatch.protocol.sessions import (
     SessionMachine,
     evaluate_outputs,
 )
-from fiumatch.protocol.sessions._ops import finalize_chunk
 from fiumatch.protocol.wire import (
-    ELEMENT_WIDTH,
+    ElementChunk,
     FrameReader,
     Hello,
     Limits,
@@ -76,6 +78,7 @@ from fiumatch.store import (
     Query,
     QueryResult,
     RecordConflictError,
+    SessionRecord,
     Store,
     User,
     issue_token,
@@ -86,13 +89,13 @@ from fiumatch.store.subjects import MatchKey as StoredKey
 __all__ = [
     "MODES",
     "PURPOSES",
+    "STRENGTHS",
     "AuditSink",
     "EpochRetiredError",
-    "NodeConfig",
     "NodeService",
+    "PeerRefusedError",
     "check_agreement",
-    "init_node_dir",
-    "load_config",
+    "to_stored",
 ]
 
 Clock = Callable[[], float]
@@ -100,258 +103,17 @@ Rng = Callable[[int], bytes]
 
 MODES = ("filter", "mutual", "cardinality")
 PURPOSES = ("money_laundering", "terrorist_financing", "predicate_offence")
+STRENGTHS = {1: "phonetic", 2: "composite", 3: "strong"}
+"""Strength codes of ``fiumatch.identifiers.Strength`` as the words analysts see."""
 PASTED_SOURCE = "analyst-paste"
-_NODE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_DEFAULT_SECRETS = frozenset(
-    {"", "changeme", "change-me", "password", "fiumatch", "secret", "admin"}
-)
+SUITE = Suite.VOPRF_RISTRETTO255_SHA512
 FP_RATE = 1e-6
-PRECOMPUTE_KIND = "output-index"
-_INDEX_ROW = 64 + 16 + 1 + 1  # output, subject id, key type code, strength
-
-
-class EpochRetiredError(ConflictError):
-    """The request names a key epoch that is retired (its key material is destroyed)."""
-
-    code = "epoch_retired"
-
-
-class PeerRefusedError(NodeError):
-    """A peer refused or could not be reached (carries the peer's error code, if any)."""
-
-    code = "peer_refused"
-    http_status = 502
-
-
-# --------------------------------------------------------------------------------------------
-# Configuration and the node directory
-
-
-@dataclass(frozen=True, kw_only=True)
-class NodeConfig:
-    """Validated settings of one node (``node.toml`` in the node directory, then env vars
-    ``FIUMATCH_<NAME>`` override any key; ``FIUMATCH_PASSPHRASE`` gives the passphrase)."""
-
-    node_dir: Path
-    node_id: str
-    host: str
-    port: int
-    public_url: str
-    database: Path
-    keys_dir: Path
-    passphrase_file: Path
-    tls_cert: Path
-    tls_key: Path
-    epoch_rotation_seconds: int = 86400
-    retention_check_seconds: int = 3600
-    scrypt_log2_n: int = 15
-    passphrase: str = field(default="", repr=False)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-
-
-def _check_private(path: Path, setting: str) -> None:
-    if not path.is_file():
-        raise SettingsError("a required file is missing", setting=setting)
-    if stat.S_IMODE(path.stat().st_mode) & 0o077:
-        raise InsecureKeyFileError(
-            "a secret file is readable or writable by group or others; chmod 600 it",
-            setting=setting,
-        )
-
-
-def make_self_signed_cert(
-    cert_path: Path, key_path: Path, hosts: Sequence[str], common_name: str, now: datetime
-) -> None:
-    """A self-signed TLS certificate for ``hosts`` (private key written 0600)."""
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    alt: list[x509.GeneralName] = []
-    for h in hosts:
-        try:
-            alt.append(x509.IPAddress(ipaddress.ip_address(h)))
-        except ValueError:
-            alt.append(x509.DNSName(h))
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=825))
-        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    _write_private(
-        key_path,
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    )
-    cert_path.parent.mkdir(parents=True, exist_ok=True)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-
-
-def init_node_dir(
-    node_dir: Path,
-    node_id: str,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 8443,
-    public_url: str | None = None,
-    rng: Rng = os.urandom,
-    clock: Clock | None = None,
-    tls_cert: Path | None = None,
-    tls_key: Path | None = None,
-    scrypt_log2_n: int = 15,
-) -> tuple[NodeConfig, str]:
-    """Create a node directory: config, sealed keys, TLS certificate, database, admin user.
-
-    Returns the config and the admin bearer token (also saved 0600 in ``secrets/admin.token``).
-    Refuses a directory that already holds a node.
-    """
-    import time
-
-    now = (clock or time.time)()
-    if not _NODE_ID_RE.match(node_id):
-        raise SettingsError("node id must be 1-64 of [A-Za-z0-9._-]", setting="node_id")
-    node_dir = Path(node_dir).resolve()
-    if (node_dir / "node.toml").exists():
-        raise ConflictError("a node already exists in this directory")
-    node_dir.mkdir(parents=True, exist_ok=True)
-    passphrase = rng(24).hex()
-    _write_private(node_dir / "secrets" / "passphrase", passphrase.encode())
-    keys = NodeKeys.generate(rng)
-    keys.save(node_dir / "keys", passphrase, rng, log2_n=scrypt_log2_n)
-    if tls_cert is None or tls_key is None:
-        tls_cert, tls_key = node_dir / "tls" / "cert.pem", node_dir / "tls" / "key.pem"
-        make_self_signed_cert(
-            tls_cert,
-            tls_key,
-            sorted({host, "127.0.0.1", "localhost"}),
-            node_id,
-            datetime.fromtimestamp(now, tz=UTC),
-        )
-    url = public_url or f"https://{host}:{port}"
-    text = (
-        f'node_id = "{node_id}"\nhost = "{host}"\nport = {port}\npublic_url = "{url}"\n'
-        f'database = "node.db"\nkeys_dir = "keys"\npassphrase_file = "secrets/passphrase"\n'
-        f'tls_cert = "{tls_cert}"\ntls_key = "{tls_key}"\n'
-        f"epoch_rotation_seconds = 86400\nretention_check_seconds = 3600\n"
-        f"scrypt_log2_n = {scrypt_log2_n}\n"
-    )
-    (node_dir / "node.toml").write_text(text, encoding="utf-8")
-    config = load_config(node_dir, env={})
-    store = Store.open(config.database)
-    try:
-        token = issue_token(rng)
-        store.users.add(
-            User(
-                name="admin",
-                role="admin",
-                token_id=token.token_id,
-                token_hash=token.token_hash,
-                created_at=int(now),
-            )
-        )
-    finally:
-        store.close()
-    _write_private(node_dir / "secrets" / "admin.token", token.token.encode())
-    return config, token.token
-
-
-def load_config(node_dir: Path, env: Mapping[str, str] | None = None) -> NodeConfig:
-    """Read and validate ``node.toml`` plus ``FIUMATCH_*`` env overrides.
-
-    Refuses (``SettingsError``/``InsecureKeyFileError``) a missing setting or file, a default
-    or short passphrase, and a secret file others can read.
-    """
-    env = dict(os.environ if env is None else env)
-    node_dir = Path(node_dir).resolve()
-    path = node_dir / "node.toml"
-    if not path.is_file():
-        raise SettingsError("node.toml not found: run `fiumatch node init` first", setting="dir")
-    try:
-        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError:
-        raise SettingsError("node.toml is not valid TOML", setting="node.toml") from None
-    for key in [*list(raw), "passphrase"]:
-        value = env.get("FIUMATCH_" + key.upper())
-        if value is not None:
-            raw[key] = int(value) if isinstance(raw.get(key), int) else value
-
-    def req(name: str) -> Any:
-        if name not in raw or raw[name] in ("", None):
-            raise SettingsError("a required setting is missing", setting=name)
-        return raw[name]
-
-    def p(name: str) -> Path:
-        value = Path(str(req(name)))
-        return value if value.is_absolute() else node_dir / value
-
-    node_id = str(req("node_id"))
-    if not _NODE_ID_RE.match(node_id):
-        raise SettingsError("node id must be 1-64 of [A-Za-z0-9._-]", setting="node_id")
-    try:
-        port = int(req("port"))
-        rotation = int(raw.get("epoch_rotation_seconds", 86400))
-        retention = int(raw.get("retention_check_seconds", 3600))
-        log2_n = int(raw.get("scrypt_log2_n", 15))
-    except ValueError:
-        raise SettingsError("a numeric setting is not a number", setting="port") from None
-    if not 0 < port < 65536:
-        raise SettingsError("port out of range", setting="port")
-    if rotation < 1:
-        raise SettingsError("epoch rotation must be positive", setting="epoch_rotation_seconds")
-    passphrase_file = p("passphrase_file")
-    passphrase = str(raw.get("passphrase", ""))
-    if not passphrase:
-        _check_private(passphrase_file, "passphrase_file")
-        passphrase = passphrase_file.read_text(encoding="utf-8").strip()
-    if passphrase.lower() in _DEFAULT_SECRETS or len(passphrase) < 16:
-        raise SettingsError(
-            "the passphrase is a default value or shorter than 16 characters", setting="passphrase"
-        )
-    tls_key = p("tls_key")
-    _check_private(tls_key, "tls_key")
-    tls_cert = p("tls_cert")
-    if not tls_cert.is_file():
-        raise SettingsError("the TLS certificate is missing", setting="tls_cert")
-    keys_dir = p("keys_dir")
-    for name in ("identity.sealed", "oprf-master.sealed"):
-        _check_private(keys_dir / name, "keys_dir")
-    return NodeConfig(
-        node_dir=node_dir,
-        node_id=node_id,
-        host=str(req("host")),
-        port=port,
-        public_url=str(req("public_url")).rstrip("/"),
-        database=p("database"),
-        keys_dir=keys_dir,
-        passphrase_file=passphrase_file,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-        epoch_rotation_seconds=rotation,
-        retention_check_seconds=retention,
-        scrypt_log2_n=log2_n,
-        passphrase=passphrase,
-    )
+INDEX_KIND = "output-index"
+FILTER_KIND = "filter-objects"
+BATCH_FRAMES = 2
+"""Element chunks sent per HTTP request by a querier: a long run reports progress per batch."""
+_U32 = struct.Struct(">I")
+_ROW_HEAD = struct.Struct(">HBB")  # key type, strength, length of the subject id
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,7 +151,7 @@ class AuditSink:
         """Append one event; returns its sequence number. ``event_type`` is an
         ``auditlog.entry.EventType`` name (case-insensitive); ``extra`` holds other entry
         fields by name (``mode``, ``direction``, ``clause``, ``hits``, ``purpose``...)."""
-        from fiumatch.auditlog.entry import Entry, EventType, encode_entry
+        from fiumatch.auditlog.entry import EVENT_SCHEMAS, Entry, EventType, encode_entry
         from fiumatch.auditlog.errors import AuditLogError
         from fiumatch.auditlog.merkle import CompactRange, leaf_hash
         from fiumatch.store import AuditLeaf, AuditNode
@@ -407,8 +169,6 @@ class AuditSink:
         }
         fields.update(extra or {})
         event = EventType[event_type.upper()]
-        from fiumatch.auditlog.entry import EVENT_SCHEMAS
-
         for name in ("request_sha256", "response_sha256"):
             if fields.get(name) is None and name in EVENT_SCHEMAS[event].required:
                 fields[name] = _EMPTY_DIGEST  # no body in that direction (documented)
@@ -421,8 +181,6 @@ class AuditSink:
             except AuditLogError:
                 # Keep the log complete even if an optional field does not fit the schema:
                 # drop the optional fields the event type does not allow and retry once.
-                from fiumatch.auditlog.entry import EVENT_SCHEMAS
-
                 allowed = EVENT_SCHEMAS[event].allowed
                 kwargs = {k: v for k, v in kwargs.items() if k in allowed}
                 entry = Entry(seq=seq, time_ms=time_ms, event=event, **kwargs)
@@ -449,11 +207,27 @@ def _token(value: str) -> str:
     return cleaned[:64]
 
 
+def _text(value: str, default: str | None = None) -> str | None:
+    """Free text as an audit entry takes it: NFC, no control characters, trimmed, <= 256."""
+    cleaned = "".join(
+        " " if unicodedata.category(c)[0] == "C" else c for c in unicodedata.normalize("NFC", value)
+    )
+    cleaned = cleaned[:256].strip()
+    return cleaned or default
+
+
 def _digest(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
 _EMPTY_DIGEST = hashlib.sha256(b"").digest()
+
+
+def _onward_session(disclosure_id: str) -> str:
+    """The audit ``session`` of an onward-dissemination exchange: the disclosure's id with an
+    ``:onward`` suffix, so both nodes log the consent request and decision as their own
+    exchange, told apart from the disclosure itself."""
+    return f"{disclosure_id}:onward"
 
 
 # --------------------------------------------------------------------------------------------
@@ -505,36 +279,7 @@ def check_agreement(
 
 
 # --------------------------------------------------------------------------------------------
-# Querier-side filter machine that keeps the OPRF outputs of its hits (the hit tokens)
-
-
-class _TokenFilterQuerier(FilterQuerier):
-    """A :class:`FilterQuerier` that also keeps the OPRF output of every hit: the hit token a
-    disclosure request carries. Uses the parent's state; adds no protocol behaviour."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._evaluated: list[bytes] = []
-        self.hit_outputs: dict[int, bytes] = {}
-
-    def _on_eval_chunk(self, body: Any) -> list[bytes]:
-        self._evaluated.append(body.elements)
-        return super()._on_eval_chunk(body)
-
-    def _on_eval_end(self, body: Any) -> list[bytes]:
-        evaluated = b"".join(self._evaluated)
-        for i in self._hits:
-            element = evaluated[i * ELEMENT_WIDTH : (i + 1) * ELEMENT_WIDTH]
-            (out,) = finalize_chunk(
-                self._keys[i : i + 1], self._blinds[i : i + 1], element, self._oprf_mode
-            )
-            self.hit_outputs[i] = out
-        self._evaluated = []
-        return super()._on_eval_end(body)
-
-
-# --------------------------------------------------------------------------------------------
-# The service
+# Small records
 
 
 @dataclass
@@ -547,13 +292,37 @@ class _LiveSession:
     purpose: str
     id_types: tuple[str, ...]
     set_size: int
+    last_seen: int
     lock: threading.Lock = field(default_factory=threading.Lock)
     owner_index: dict[bytes, list[tuple[str, int, int]]] = field(default_factory=dict)
 
 
 @dataclass
-class _Progress:
-    peers: dict[str, str] = field(default_factory=dict)
+class PeerProgress:
+    """How far one peer's part of a query is: a stage name and how many of our elements the
+    peer has evaluated so far (``done`` of ``total``)."""
+
+    stage: str = "queued"
+    done: int = 0
+    total: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "done": self.done, "total": self.total}
+
+
+_STAGES = {
+    MsgType.HELLO_ACK: "opened",
+    MsgType.FILTER_CHUNK: "filter download",
+    MsgType.FILTER_END: "evaluating",
+    MsgType.EVAL_CHUNK: "evaluating",
+    MsgType.EVAL_END: "evaluated",
+    MsgType.SET_CHUNK: "owner set",
+    MsgType.SET_END: "comparing",
+    MsgType.FINISH_ACK: "signed",
+}
+
+
+_Querier = FilterQuerier | MutualQuerier | CardinalityQuerier
 
 
 @dataclass(frozen=True)
@@ -581,17 +350,63 @@ def _key_type_code(name: str) -> int | None:
         return None
 
 
-def _wire_token(stored: bytes) -> tuple[bytes, int]:
-    """Stored hit token = core || epoch (8) || query tag (8): the core and epoch go to the owner."""
-    return stored[:-16], int.from_bytes(stored[-16:-8], "big")
-
-
-def _stored_token(core: bytes, epoch: int, query_id: str) -> bytes:
-    return core + epoch.to_bytes(8, "big") + hashlib.sha256(query_id.encode()).digest()[:8]
-
-
 def _mutual_token(session_id: bytes, key: bytes) -> bytes:
     return hashlib.sha256(b"fiumatch-mutual-hit-v1" + session_id + key).digest()
+
+
+def _stored_token(core: bytes, epoch: int) -> bytes:
+    """A hit token as both sides store it: the OPRF output (filter) or the shared mutual token,
+    then the key epoch (8 bytes). The owner resolves it; it names nothing by itself."""
+    return core + epoch.to_bytes(8, "big")
+
+
+def _split_token(stored: bytes) -> tuple[bytes, int]:
+    return stored[:-8], int.from_bytes(stored[-8:], "big")
+
+
+def _encode_index(rows: Iterable[tuple[bytes, _KeyRef]]) -> bytes:
+    """The output index of an epoch: per OPRF output (64 bytes) the key type, strength and
+    subject it came from."""
+    out = bytearray()
+    for output, ref in rows:
+        sid = ref.subject_id.encode("utf-8")
+        out += output + _ROW_HEAD.pack(ref.key_type, ref.strength & 0xFF, len(sid)) + sid
+    return bytes(out)
+
+
+def _decode_index(data: bytes) -> list[tuple[bytes, _KeyRef]]:
+    rows = []
+    pos = 0
+    while pos < len(data):
+        output = data[pos : pos + 64]
+        key_type, strength, n = _ROW_HEAD.unpack_from(data, pos + 64)
+        start = pos + 64 + _ROW_HEAD.size
+        rows.append((output, _KeyRef(data[start : start + n].decode("utf-8"), key_type, strength)))
+        pos = start + n
+    return rows
+
+
+def _encode_objects(objects: Sequence[bytes]) -> bytes:
+    return b"".join(_U32.pack(len(o)) + o for o in objects)
+
+
+def _decode_objects(data: bytes) -> list[bytes]:
+    objects, pos = [], 0
+    while pos < len(data):
+        (n,) = _U32.unpack_from(data, pos)
+        objects.append(data[pos + 4 : pos + 4 + n])
+        pos += 4 + n
+    return objects
+
+
+def _build_ledger(epoch: int, outputs: Sequence[bytes]) -> FilterLedger:
+    return FilterLedger.bloom(
+        outputs, suite=SUITE, epoch=epoch, fp_rate=FP_RATE, capacity=max(1, len(outputs))
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The service
 
 
 class NodeService:
@@ -600,27 +415,32 @@ class NodeService:
     def __init__(
         self,
         *,
-        config: NodeConfig,
+        settings: Settings,
         keys: NodeKeys,
         store: Store,
         clock: Clock,
         rng: Rng,
         peer_client_factory: Callable[[Peer], Any] | None = None,
     ) -> None:
-        self.config = config
-        self.node_id = config.node_id
+        self.settings = settings
+        self.node_id = settings.node_id
         self.keys = keys
         self.store = store
         self.clock = clock
         self.rng = rng
+        self.verify_policy = VerifyPolicy(
+            skew=settings.signature_skew_seconds,
+            max_lifetime=settings.signature_max_lifetime_seconds,
+        )
         self.audit = AuditSink(store, clock)
         self._live: dict[str, _LiveSession] = {}
         self._live_lock = threading.Lock()
-        self._ledgers: dict[tuple[str, int], tuple[FilterLedger, dict[bytes, _KeyRef]]] = {}
+        self._ledgers: dict[tuple[str, int], FilterLedger] = {}
+        self._indexes: dict[tuple[str, int], dict[bytes, list[_KeyRef]]] = {}
         self._epoch_lock = threading.RLock()
-        self._progress: dict[str, _Progress] = {}
+        self._purges = 0
+        self._progress: dict[str, dict[str, PeerProgress]] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=8)
-        self._background: list[concurrent.futures.Future[Any]] = []
         if peer_client_factory is None:
             from fiumatch.client.peer import PeerClient
 
@@ -635,6 +455,9 @@ class NodeService:
 
             peer_client_factory = factory
         self._peer_client = peer_client_factory
+        # Session machines live in memory: sessions a previous process left open cannot go on.
+        now = self.now()
+        self.store.sessions.expire_idle(idle_since=now + 1, state="aborted", now=now)
 
     def now(self) -> int:
         return int(self.clock())
@@ -647,7 +470,7 @@ class NodeService:
     def well_known(self) -> dict[str, Any]:
         return {
             "node_id": self.node_id,
-            "url": self.config.public_url,
+            "url": self.settings.base_url,
             "public_key": self.keys.public_key_raw.hex(),
             "fingerprint": self.keys.fingerprint,
             "protocol_version": 1,
@@ -694,17 +517,26 @@ class NodeService:
     # -- peers and agreements -------------------------------------------------------------------
 
     def add_peer(self, actor: User, node_id: str, url: str, expected_fingerprint: str) -> Peer:
-        """Pin a peer after the out-of-band fingerprint check (as for SSH host keys)."""
-        from fiumatch.client.peer import fetch_well_known
+        """Pin a peer after the out-of-band fingerprint check (as for SSH host keys): the key
+        the URL announces must have exactly the fingerprint the operator was given."""
+        from fiumatch.client.peer import PeerError, fetch_well_known
 
         self.require_role(actor, "admin")
-        info = fetch_well_known(url)
-        raw = bytes.fromhex(str(info["public_key"]))
-        actual = fingerprint(raw)
-        if actual != expected_fingerprint:
-            raise ConflictError(
-                "the peer's key fingerprint differs from the one given; not pinned",
-                fetched=actual,
+        try:
+            info = fetch_well_known(url)
+            raw = bytes.fromhex(str(info["public_key"]))
+            actual = fingerprint(raw)
+        except PeerError:
+            raise PeerRefusedError(
+                "the peer's URL could not be reached", peer_code="unreachable"
+            ) from None
+        except (KeyError, ValueError):
+            raise ConflictError("the peer's URL does not describe a fiumatch node") from None
+        if actual != expected_fingerprint.strip():
+            raise FingerprintMismatchError(
+                "the key this URL announces does not have the fingerprint you were given; "
+                "nothing was pinned. Check the fingerprint with the peer out of band.",
+                announced=actual,
             )
         if info.get("node_id") != node_id:
             raise ConflictError("the peer announces another node id", announced=info.get("node_id"))
@@ -728,6 +560,9 @@ class NodeService:
         self.ensure_epoch(node_id)
         return peer
 
+    def list_peers(self) -> list[Peer]:
+        return self.store.peers.list_all()
+
     def add_agreement(
         self,
         actor: User,
@@ -747,6 +582,8 @@ class NodeService:
         bad += [t for t in identifier_types if _key_type_code(t) is None]
         if bad or not modes or not purposes or not identifier_types:
             raise ConflictError("unknown or empty mode, purpose or identifier type", bad=bad)
+        if valid_until <= valid_from:
+            raise ConflictError("an agreement must end after it starts")
         document = {
             "peer": peer_id,
             "modes": sorted(modes),
@@ -783,6 +620,13 @@ class NodeService:
         self._refresh_precompute(peer_id)
         return agreement
 
+    def list_agreements(self) -> list[Agreement]:
+        return [
+            a
+            for p in self.store.peers.list_all()
+            for a in self.store.agreements.list_for_peer(p.node_id)
+        ]
+
     def _require_peer(self, peer_id: str) -> Peer:
         peer = self.store.peers.get(peer_id)
         if peer is None or not peer.active:
@@ -792,31 +636,19 @@ class NodeService:
     # -- subjects -----------------------------------------------------------------------------
 
     def load_subjects(self, subjects: Iterable[Any]) -> int:
-        """Store identifiers-package subjects with their match keys (the node's own data)."""
+        """Store identifiers-package subjects with their match keys (the node's own data).
+        They join the served sets at the next epoch."""
         count = 0
         now = self.now()
         with self.store.transaction():
             for s in subjects:
-                self.store.subjects.upsert_with_keys(*_to_stored(s), now=now)
+                self.store.subjects.upsert_with_keys(*to_stored(s), now=now)
                 count += 1
         return count
 
     def _served_keys(self, type_codes: set[int]) -> list[StoredKey]:
         """Our match keys of the given types, excluding analyst-pasted subjects."""
-        if not type_codes:
-            return []
-        conn = self.store.db.connection()
-        marks = ",".join("?" * len(type_codes))
-        rows = conn.execute(
-            f"""SELECT k.subject_id, k.key_type, k.key, k.strength FROM match_keys k
-                JOIN subjects s ON s.id = k.subject_id
-                WHERE s.source != ? AND k.key_type IN ({marks})
-                ORDER BY k.key, k.key_type, k.subject_id""",
-            (PASTED_SOURCE, *sorted(type_codes)),
-        ).fetchall()
-        return [
-            StoredKey(subject_id=r[0], key_type=r[1], key=bytes(r[2]), strength=r[3]) for r in rows
-        ]
+        return self.store.subjects.keys_of_types(type_codes, exclude_source=PASTED_SOURCE)
 
     def _allowed_type_codes(self, peer_id: str) -> set[int]:
         codes: set[int] = set()
@@ -841,8 +673,9 @@ class NodeService:
         return derive_epoch_key(self.keys.oprf_master, peer_id, epoch)
 
     def _prepare_epoch(self, peer_id: str, epoch: int) -> None:
-        """Create the epoch (if new) and precompute its encoded set (OPRF outputs of our keys
-        of the allowed types, with the subject each belongs to)."""
+        """Create the epoch (if new) and precompute what it serves: the OPRF outputs of our keys
+        of the allowed types with the subject each came from (the output index), and the
+        filter ledger over them, both persisted so a restart re-evaluates nothing."""
         kp = self._epoch_key(peer_id, epoch)
         if self.store.epochs.get(peer_id, "local", epoch) is None:
             self.store.epochs.create(
@@ -855,54 +688,78 @@ class NodeService:
                     created_at=self.now(),
                 )
             )
+        purges = self._purges
         keys = self._served_keys(self._allowed_type_codes(peer_id))
-        outputs = evaluate_outputs(kp, [k.key for k in keys], Suite.VOPRF_RISTRETTO255_SHA512)
-        rows = bytearray()
-        for k, out in zip(keys, outputs, strict=True):
-            rows += out + bytes.fromhex(k.subject_id)[:16].ljust(16, b"\0")
-            rows += bytes((k.key_type & 0xFF, k.strength & 0xFF))
-        self.store.epochs.put_blob(
-            EpochBlob(
-                peer_id=peer_id,
-                side="local",
-                epoch=epoch,
-                kind=PRECOMPUTE_KIND,
-                data=bytes(rows),
-                created_at=self.now(),
-            )
-        )
-        self._ledgers.pop((peer_id, epoch), None)
+        outputs = evaluate_outputs(kp, [k.key for k in keys], SUITE)
+        rows = [
+            (out, _KeyRef(k.subject_id, k.key_type, k.strength))
+            for k, out in zip(keys, outputs, strict=True)
+        ]
+        with self._epoch_lock:
+            if self._purges != purges:  # a purge ran while we evaluated: leave its subjects out
+                kept = self.store.subjects.existing({r.subject_id for _, r in rows})
+                rows = [(o, r) for o, r in rows if r.subject_id in kept]
+            self._store_epoch_sets(peer_id, epoch, rows)
+
+    def _store_epoch_sets(
+        self, peer_id: str, epoch: int, rows: list[tuple[bytes, _KeyRef]]
+    ) -> None:
+        ledger = _build_ledger(epoch, sorted({o for o, _ in rows}))
+        now = self.now()
+        with self.store.transaction():
+            for kind, data in (
+                (INDEX_KIND, _encode_index(rows)),
+                (FILTER_KIND, _encode_objects(ledger.objects())),
+            ):
+                self.store.epochs.put_blob(
+                    EpochBlob(
+                        peer_id=peer_id,
+                        side="local",
+                        epoch=epoch,
+                        kind=kind,
+                        data=data,
+                        created_at=now,
+                    )
+                )
+        self._ledgers[(peer_id, epoch)] = ledger
+        self._indexes.pop((peer_id, epoch), None)
 
     def _refresh_precompute(self, peer_id: str) -> None:
         with self._epoch_lock:
             active = self.ensure_epoch(peer_id)
             self._prepare_epoch(peer_id, active.epoch)
 
-    def _ledger(self, peer_id: str, epoch: int) -> tuple[FilterLedger, dict[bytes, _KeyRef]]:
-        """The filter and output index of an active epoch (rebuilt from the stored encoded set
-        after a restart, without re-evaluating the OPRF)."""
+    def _ledger(self, peer_id: str, epoch: int) -> FilterLedger:
+        """The filter ledger of an epoch: from memory, else restored from its stored objects
+        (``FilterLedger.from_objects``: same filter id, so queriers keep their replicas)."""
         cached = self._ledgers.get((peer_id, epoch))
         if cached is not None:
             return cached
-        blob = self.store.epochs.get_blob(peer_id, "local", epoch, PRECOMPUTE_KIND)
-        if blob is None:
-            self._prepare_epoch(peer_id, epoch)
-            blob = self.store.epochs.get_blob(peer_id, "local", epoch, PRECOMPUTE_KIND)
-            assert blob is not None
-        index: dict[bytes, _KeyRef] = {}
-        data = blob.data
-        for i in range(0, len(data), _INDEX_ROW):
-            row = data[i : i + _INDEX_ROW]
-            index[row[:64]] = _KeyRef(row[64:80].hex(), row[80], row[81])
-        ledger = FilterLedger.bloom(
-            list(index),
-            suite=Suite.VOPRF_RISTRETTO255_SHA512,
-            epoch=epoch,
-            fp_rate=FP_RATE,
-            capacity=max(1, len(index)),
-        )
-        self._ledgers[(peer_id, epoch)] = (ledger, index)
-        return ledger, index
+        with self._epoch_lock:
+            blob = self.store.epochs.get_blob(peer_id, "local", epoch, FILTER_KIND)
+            if blob is None:
+                self._prepare_epoch(peer_id, epoch)
+                return self._ledgers[(peer_id, epoch)]
+            ledger = FilterLedger.from_objects(_decode_objects(blob.data))
+            self._ledgers[(peer_id, epoch)] = ledger
+            return ledger
+
+    def _index(self, peer_id: str, epoch: int) -> dict[bytes, list[_KeyRef]]:
+        """Which of our subjects each OPRF output of an epoch came from."""
+        cached = self._indexes.get((peer_id, epoch))
+        if cached is not None:
+            return cached
+        with self._epoch_lock:
+            blob = self.store.epochs.get_blob(peer_id, "local", epoch, INDEX_KIND)
+            if blob is None:
+                self._prepare_epoch(peer_id, epoch)
+                blob = self.store.epochs.get_blob(peer_id, "local", epoch, INDEX_KIND)
+                assert blob is not None
+            index: dict[bytes, list[_KeyRef]] = {}
+            for output, ref in _decode_index(blob.data):
+                index.setdefault(output, []).append(ref)
+            self._indexes[(peer_id, epoch)] = index
+            return index
 
     def rotate(
         self, actor: str, peer_id: str | None = None, *, wait: bool = True
@@ -934,17 +791,15 @@ class NodeService:
         if wait:
             for f in futures:
                 f.result()
-        else:
-            self._background += futures
         return results
 
     def _finish_rotation(self, actor: str, peer_id: str, old: int, new: int) -> None:
         self._prepare_epoch(peer_id, new)
-        self._ledger(peer_id, new)
         with self._epoch_lock:
             retired = self.store.epochs.activate(peer_id, "local", new, now=self.now())
             if retired is not None:
                 self._ledgers.pop((peer_id, retired.epoch), None)
+                self._indexes.pop((peer_id, retired.epoch), None)
             self.store.budget.prune_before(new)
         kp = self._epoch_key(peer_id, new)
         self.audit.record(
@@ -956,28 +811,46 @@ class NodeService:
             extra={"epoch_public_key": kp.pk},
         )
 
-    def rotate_due(self) -> None:
-        """Rotate every peer whose active epoch is older than the rotation interval."""
+    def rotate_due(self) -> list[dict[str, Any]]:
+        """Rotate every peer whose active epoch is older than ``epochs.rotation_seconds``."""
         now = self.now()
+        done: list[dict[str, Any]] = []
         for peer in self.store.peers.list_all():
             active = self.store.epochs.active(peer.node_id, "local")
-            if active and (active.activated_at or 0) + self.config.epoch_rotation_seconds <= now:
-                self.rotate("scheduler", peer.node_id, wait=True)
+            due = (active.activated_at or 0) + self.settings.epoch_rotation_seconds if active else 0
+            if active and due <= now:
+                done += self.rotate("scheduler", peer.node_id, wait=True)
+        return done
 
     def _refill_at(self, epoch: Epoch) -> int:
-        return (epoch.activated_at or self.now()) + self.config.epoch_rotation_seconds
+        return (epoch.activated_at or self.now()) + self.settings.epoch_rotation_seconds
 
     def purge_expired(self, actor: str, today: date | None = None) -> int:
-        """Delete subjects past retention; they leave the next epoch (the encoded sets of the
-        active epochs are recomputed without them). Audited."""
+        """Delete subjects past their retention date (keys, hits and all, with secure delete),
+        and take them out of every precomputed set at once: the active epoch stops matching
+        them now and the next epoch never holds them. Audited (scope ``retention``)."""
         today = today or datetime.fromtimestamp(self.now(), tz=UTC).date()
-        n = self.store.subjects.purge_expired(today)
+        with self._epoch_lock:
+            gone = set(self.store.subjects.expired_ids(today))
+            n = self.store.subjects.purge_expired(today)
+            self._purges += 1
+            if gone:
+                for peer in self.store.peers.list_all():
+                    for e in self.store.epochs.list_all(peer.node_id, "local"):
+                        if e.state != "retired":
+                            self._drop_subjects(peer.node_id, e.epoch, gone)
         self.store.db.checkpoint()
         self.audit.record("purge", actor=actor, extra={"scope": "retention", "records": n})
-        if n:
-            for peer in self.store.peers.list_all():
-                self._refresh_precompute(peer.node_id)
         return n
+
+    def _drop_subjects(self, peer_id: str, epoch: int, gone: set[str]) -> None:
+        blob = self.store.epochs.get_blob(peer_id, "local", epoch, INDEX_KIND)
+        if blob is None:
+            return
+        rows = _decode_index(blob.data)
+        kept = [(o, r) for o, r in rows if r.subject_id not in gone]
+        if len(kept) != len(rows):
+            self._store_epoch_sets(peer_id, epoch, kept)  # no OPRF: the outputs are stored
 
     def epochs(self) -> list[dict[str, Any]]:
         out = []
@@ -1015,6 +888,17 @@ class NodeService:
             extra={"direction": "in", "clause": clause, **extra},
         )
 
+    def refuse_unauthenticated(self, claimed: str | None, session: str, body: bytes) -> None:
+        """Audit a peer request that failed authentication (the sender is only *claimed*)."""
+        self.audit.record(
+            "refusal",
+            actor=self.node_id,
+            peer=claimed or "unknown",
+            session=session if re.fullmatch(r"[0-9a-f]{32}", session) else "00" * 16,
+            request_digest=_digest(body),
+            extra={"direction": "in", "clause": "auth"},
+        )
+
     def open_session(self, peer_id: str, body: bytes, meta: Mapping[str, Any]) -> dict[str, Any]:
         """A peer asks to open a session: check our agreement and budget, bind an epoch."""
         digest = _digest(body)
@@ -1037,6 +921,17 @@ class NodeService:
                 id_types=id_types,
                 set_size=set_size,
             )
+            if set_size > self.settings.max_set_size:
+                raise AgreementRefusedError(
+                    "the set is larger than this node accepts per session",
+                    clause="set_size",
+                    max_set_size=self.settings.max_set_size,
+                )
+            if self.store.sessions.count_open(peer_id) >= self.settings.session_max_open_per_peer:
+                raise ConflictError(
+                    "too many open sessions with this peer; finish one first",
+                    max_open=self.settings.session_max_open_per_peer,
+                )
             epoch = self.ensure_epoch(peer_id)
             charge = self.store.budget.try_consume(
                 peer_id, epoch.epoch, set_size, limit=agreement.budget_per_epoch, now=self.now()
@@ -1058,9 +953,9 @@ class NodeService:
                 mode=_token(str(meta.get("mode", "x"))),
             )
             raise
-        machine = self._owner_machine(peer, mode, sid, epoch.epoch, id_types, set_size)
+        machine, owner_index = self._owner_machine(peer, mode, sid, epoch.epoch, id_types, set_size)
         live = _LiveSession(
-            machine=machine[0],
+            machine=machine,
             peer_id=peer_id,
             mode=mode,
             epoch=epoch.epoch,
@@ -1068,26 +963,25 @@ class NodeService:
             purpose=purpose,
             id_types=id_types,
             set_size=set_size,
-            owner_index=machine[1],
+            last_seen=self.now(),
+            owner_index=owner_index,
         )
         with self._live_lock:
             if sid in self._live or self.store.sessions.get(sid) is not None:
                 raise ConflictError("that session id is taken")
             self._live[sid] = live
-        from fiumatch.store import SessionRecord
-
-        self.store.sessions.create(
-            SessionRecord(
-                id=sid,
-                peer_id=peer_id,
-                role="responder",
-                mode=mode,
-                state="start",
-                epoch=epoch.epoch,
-                created_at=self.now(),
-                updated_at=self.now(),
+            self.store.sessions.create(
+                SessionRecord(
+                    id=sid,
+                    peer_id=peer_id,
+                    role="responder",
+                    mode=mode,
+                    state="start",
+                    epoch=epoch.epoch,
+                    created_at=self.now(),
+                    updated_at=self.now(),
+                )
             )
-        )
         kp_pk = self._epoch_key(peer_id, epoch.epoch).pk if mode == "filter" else b""
         response = {
             "session_id": sid,
@@ -1117,16 +1011,14 @@ class NodeService:
         session_id = bytes.fromhex(sid)
         allowed = {c for c in (_key_type_code(t) for t in id_types) if c is not None}
         if mode == "filter":
-            ledger, _ = self._ledger(peer.node_id, epoch)
-            limits = Limits(max_elements=max(set_size, 1))
             return FilterOwner(
                 session_id=session_id,
                 epoch=epoch,
-                suite=Suite.VOPRF_RISTRETTO255_SHA512,
+                suite=SUITE,
                 key_pair=self._epoch_key(peer.node_id, epoch),
-                ledger=ledger,
+                ledger=self._ledger(peer.node_id, epoch),
                 rng=self.rng,
-                limits=limits,
+                limits=Limits(max_elements=max(set_size, 1)),
             ), {}
         keys = self._served_keys(allowed & self._allowed_type_codes(peer.node_id))
         index: dict[bytes, list[tuple[str, int, int]]] = {}
@@ -1172,6 +1064,7 @@ class NodeService:
             raise err2
         out: list[bytes] = []
         with live.lock:
+            live.last_seen = self.now()
             reader = FrameReader(live.machine.limits)
             try:
                 frames = reader.feed(body)
@@ -1193,14 +1086,24 @@ class NodeService:
                 self._finish_owner(sid, live, digest)
         return b"".join(out)
 
+    def expire_idle_sessions(self) -> int:
+        """Close sessions a peer left idle longer than ``sessions.idle_timeout_seconds``."""
+        limit = self.now() - self.settings.session_idle_timeout_seconds
+        with self._live_lock:
+            idle = [(sid, live) for sid, live in self._live.items() if live.last_seen < limit]
+        for sid, live in idle:
+            self._close_live(sid, live, "expired")
+        return len(idle)
+
     def _close_live(self, sid: str, live: _LiveSession, outcome: str) -> None:
         with self._live_lock:
             self._live.pop(sid, None)
         rec = self.store.sessions.get(sid)
         if rec is not None and rec.open:
-            self.store.sessions.transition(
-                sid, from_state=rec.state, to_state=outcome, now=self.now(), close=True
-            )
+            with contextlib.suppress(RecordConflictError):
+                self.store.sessions.transition(
+                    sid, from_state=rec.state, to_state=outcome, now=self.now(), close=True
+                )
         self.audit.record(
             "session_closed",
             actor=self.node_id,
@@ -1275,11 +1178,7 @@ class NodeService:
             qid,
             live.peer_id,
             live.epoch,
-            [
-                (k, refs, _mutual_token(bytes.fromhex(sid), k))
-                for k in keys
-                for refs in [live.owner_index.get(k, [])]
-            ],
+            [(live.owner_index.get(k, []), _mutual_token(bytes.fromhex(sid), k)) for k in keys],
         )
         self.store.queries.record_result(
             QueryResult(
@@ -1300,12 +1199,12 @@ class NodeService:
         query_id: str,
         peer_id: str,
         epoch: int,
-        matched: Iterable[tuple[bytes, Sequence[tuple[str, int, int]], bytes]],
+        matched: Iterable[tuple[Sequence[tuple[str, int, int]], bytes]],
     ) -> list[Hit]:
         """One hit per subject: the key types matched, the strongest strength, and the token of
         its strongest key."""
         by_subject: dict[str, tuple[set[int], int, bytes]] = {}
-        for _key, refs, token in matched:
+        for refs, token in matched:
             for subject_id, key_type, strength in refs:
                 types, best, tok = by_subject.get(subject_id, (set(), -1, b""))
                 types.add(key_type)
@@ -1314,7 +1213,8 @@ class NodeService:
                 by_subject[subject_id] = (types, best, tok)
         return [
             Hit(
-                hit_token=_stored_token(tok, epoch, query_id),
+                id="h-" + self.rng(8).hex(),
+                hit_token=_stored_token(tok, epoch),
                 query_id=query_id,
                 peer_id=peer_id,
                 subject_id=sid,
@@ -1342,59 +1242,54 @@ class NodeService:
         id_types: Sequence[str] = (),
         wait: bool = False,
     ) -> dict[str, Any]:
-        """Create a query and fan it out concurrently to every peer whose agreement permits it."""
+        """Create a query over stored subjects and/or pasted identifier records, and fan it out
+        concurrently to every peer whose agreement permits it."""
         self.require_role(user, "analyst", "supervisor")
         if purpose not in PURPOSES:
             raise ConflictError("unknown purpose", purposes=list(PURPOSES))
         if mode not in MODES:
             raise ConflictError("unknown mode", modes=list(MODES))
-        if not (legal_basis.strip() and case_ref.strip()):
+        basis, case = _text(legal_basis), _text(case_ref)
+        if basis is None or case is None:
             raise ConflictError("legal basis and case reference are required")
         qid = "q-" + self.rng(8).hex()
         subjects = list(subject_ids)
-        if records:
-            subjects += self._store_pasted(qid, records)
-        if all_subjects:
-            subjects += [
-                r[0]
-                for r in self.store.db.connection().execute(
-                    "SELECT id FROM subjects WHERE source != ? ORDER BY id", (PASTED_SOURCE,)
-                )
-            ]
         for s in subjects:
             if self.store.subjects.get(s) is None:
                 raise NotFoundError("no such subject")
+        if all_subjects:
+            subjects += self.store.subjects.ids(exclude_source=PASTED_SOURCE)
+        if records:
+            subjects += self._store_pasted(qid, records)
+        if not subjects:
+            raise ConflictError("a query needs stored subjects or pasted records")
+        # Audit first: a case reference the audit log refuses (it looks like an identifier)
+        # must stop the query before anything is stored or sent.
+        self.audit.record(
+            "query",
+            actor=user.name,
+            counts_in=len(subjects),
+            extra={"purpose": purpose, "legal_basis": basis, "case_ref": case, "mode": mode},
+        )
         self.store.queries.create(
             Query(
                 id=qid,
                 analyst=user.name,
                 purpose=purpose,
-                legal_basis=legal_basis,
-                case_ref=case_ref,
+                legal_basis=basis,
+                case_ref=case,
                 status="running",
                 created_at=self.now(),
             )
         )
-        self.audit.record(
-            "query",
-            actor=user.name,
-            counts_in=len(subjects),
-            extra={
-                "purpose": purpose,
-                "legal_basis": legal_basis[:256],
-                "case_ref": case_ref[:256],
-                "mode": mode,
-            },
-        )
         targets = [p for p in self.store.peers.list_all() if not peers or p.node_id in peers]
-        progress = _Progress({p.node_id: "queued" for p in targets})
-        self._progress[qid] = progress
+        self._progress[qid] = {p.node_id: PeerProgress() for p in targets}
         future = self._executor.submit(
             self._run_query,
             qid,
             user.name,
             purpose,
-            case_ref,
+            case,
             mode,
             sorted(set(subjects)),
             targets,
@@ -1405,9 +1300,11 @@ class NodeService:
         return self.get_query(user, qid)
 
     def _store_pasted(self, qid: str, records: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Pasted identifiers become subjects of source ``analyst-paste``: queried like stored
+        ones, never served to peers, kept 30 days (then purged like any other)."""
         from fiumatch.ingest import Reject, build_subject
 
-        out = []
+        built_all = []
         retention = datetime.fromtimestamp(self.now(), tz=UTC).date() + timedelta(days=30)
         for i, rec in enumerate(records):
             fields = {k: v for k, v in rec.items() if isinstance(v, (str, list))}
@@ -1423,9 +1320,11 @@ class NodeService:
             if isinstance(built, list):
                 reasons = sorted({r.reason for r in built if isinstance(r, Reject)})
                 raise ConflictError("a pasted record was rejected", record=i, reasons=reasons)
-            self.store.subjects.upsert_with_keys(*_to_stored(built), now=self.now())
-            out.append(built.subject_id)
-        return out
+            built_all.append(built)
+        with self.store.transaction():
+            for built in built_all:
+                self.store.subjects.upsert_with_keys(*to_stored(built), now=self.now())
+        return [b.subject_id for b in built_all]
 
     def _run_query(
         self,
@@ -1449,9 +1348,12 @@ class NodeService:
             try:
                 f.result()
             except Exception as exc:  # a bug in one peer's run must not lose the others
-                reason = exc.reason if isinstance(exc, FiumatchError) else type(exc).__name__
+                reason = exc.code if isinstance(exc, FiumatchError) else type(exc).__name__
                 self._record_peer(qid, peer.node_id, "unreachable", f"error: {reason}")
         self.store.queries.set_status(qid, "done", now=self.now())
+
+    def _peer_progress(self, qid: str, peer_id: str) -> PeerProgress:
+        return self._progress.setdefault(qid, {}).setdefault(peer_id, PeerProgress())
 
     def _record_peer(
         self,
@@ -1462,9 +1364,10 @@ class NodeService:
         hits: Sequence[Hit] = (),
         session: str | None = None,
     ) -> None:
-        progress = self._progress.get(qid)
-        if progress is not None:
-            progress.peers[peer_id] = status
+        progress = self._peer_progress(qid, peer_id)
+        progress.stage = status
+        if status == "ok":
+            progress.done = progress.total
         with contextlib.suppress(RecordConflictError):  # a peer's result is recorded once
             self.store.queries.record_result(
                 QueryResult(
@@ -1515,6 +1418,7 @@ class NodeService:
         if not keys:
             self._record_peer(qid, peer.node_id, "ok", "no match keys of the agreed types")
             return
+        self._peer_progress(qid, peer.node_id).total = len(keys)
         with self._peer_client(peer) as client:
             self._query_peer_with(
                 client, qid, analyst, purpose, case_ref, mode, peer, keys, used_types, agreement
@@ -1535,11 +1439,11 @@ class NodeService:
     ) -> None:
         from fiumatch.client.peer import PeerError
 
-        progress = self._progress[qid]
+        progress = self._peer_progress(qid, peer.node_id)
         element_list = list(keys)
         for attempt in range(2):
             sid = self.rng(16).hex()
-            progress.peers[peer.node_id] = "opening"
+            progress.stage, progress.done = "opening", 0
             try:
                 opened = client.open_session(
                     session_id=sid,
@@ -1550,12 +1454,11 @@ class NodeService:
                 )
                 epoch = int(opened["epoch"])
                 machine = self._querier_machine(mode, sid, epoch, element_list, peer, opened)
-                progress.peers[peer.node_id] = "exchanging"
-                self._pump(client, sid, epoch, machine, progress, peer.node_id)
+                self._pump(client, sid, epoch, machine, progress)
                 break
             except PeerError as err:
                 if err.code == "epoch_retired" and attempt == 0:
-                    continue
+                    continue  # the owner rotated under us: open again on its new epoch
                 status = "refused" if err.status in (403, 409, 429, 401, 404) else "unreachable"
                 detail = f"{err.code}" + (f" ({err.clause})" if err.clause else "")
                 if err.retry_after is not None:
@@ -1583,15 +1486,15 @@ class NodeService:
         )
         hits: list[Hit] = []
         reason = "ok"
-        if isinstance(machine, _TokenFilterQuerier) and machine.result:
+        if isinstance(machine, FilterQuerier) and machine.result:
             r = machine.result
             hits = self._group_hits(
                 qid,
                 peer.node_id,
                 epoch,
                 [
-                    (element_list[i], keys[element_list[i]], machine.hit_outputs[i])
-                    for i in r.hit_indices
+                    (keys[element_list[i]], output)
+                    for i, output in zip(r.hit_indices, r.hit_outputs, strict=True)
                 ],
             )
             reason = (
@@ -1603,7 +1506,7 @@ class NodeService:
                 qid,
                 peer.node_id,
                 epoch,
-                [(k, keys[k], _mutual_token(bytes.fromhex(sid), k)) for k in r2.intersection],
+                [(keys[k], _mutual_token(bytes.fromhex(sid), k)) for k in r2.intersection],
             )
             reason = f"mutual: {r2.count} keys in common (signed); owner holds {r2.peer_count}"
         elif isinstance(machine, CardinalityQuerier) and machine.result:
@@ -1620,7 +1523,7 @@ class NodeService:
             session=sid,
             agreement_id=agreement.id,
             epoch=epoch,
-            extra={"hits": len(hits), "mode": mode, "case_ref": case_ref[:256]},
+            extra={"hits": len(hits), "mode": mode, "case_ref": case_ref},
         )
 
     def _querier_machine(
@@ -1631,16 +1534,16 @@ class NodeService:
         elements: list[bytes],
         peer: Peer,
         opened: Mapping[str, Any],
-    ) -> SessionMachine:
+    ) -> _Querier:
         session_id = bytes.fromhex(sid)
         limits = Limits(max_elements=max(len(elements), 1 << 20))
         if mode == "filter":
-            return _TokenFilterQuerier(
+            return FilterQuerier(
                 session_id=session_id,
                 epoch=epoch,
-                suite=Suite.VOPRF_RISTRETTO255_SHA512,
+                suite=SUITE,
                 match_keys=elements,
-                replica=FilterReplica(suite=Suite.VOPRF_RISTRETTO255_SHA512, epoch=epoch),
+                replica=FilterReplica(suite=SUITE, epoch=epoch),
                 rng=self.rng,
                 limits=limits,
                 owner_public_key=bytes.fromhex(str(opened["public_key"])),
@@ -1660,21 +1563,35 @@ class NodeService:
         )
 
     def _pump(
-        self, client: Any, sid: str, epoch: int, machine: Any, progress: _Progress, peer_id: str
+        self, client: Any, sid: str, epoch: int, machine: _Querier, progress: PeerProgress
     ) -> None:
-        outgoing: list[bytes] = machine.start()
-        rounds = 0
-        while outgoing:
-            rounds += 1
-            progress.peers[peer_id] = f"exchanging (round {rounds})"
-            reply = client.send_frames(sid, epoch, b"".join(outgoing))
+        """Drive a querier machine to the end: send its frames (element chunks in batches of
+        ``BATCH_FRAMES`` per request, so a long run shows progress), feed it the replies."""
+        queue = deque(machine.start())
+        while queue:
+            batch: list[bytes] = []
+            chunks = 0
+            while queue and chunks < BATCH_FRAMES:
+                frame = queue.popleft()
+                batch.append(frame)
+                kind = decode_frame(frame, machine.limits).header.msg_type
+                chunks += kind in (MsgType.QUERY_CHUNK, MsgType.REVEAL_CHUNK)
+            reply = client.send_frames(sid, epoch, b"".join(batch))
             reader = FrameReader(machine.limits)
-            outgoing = []
-            for frame in reader.feed(reply):
-                outgoing += machine.receive(frame)
+            frames = reader.feed(reply)
             reader.close()
+            for frame in frames:
+                decoded = decode_frame(frame, machine.limits)
+                kind = decoded.header.msg_type
+                progress.stage = _STAGES.get(kind, progress.stage)
+                if kind is MsgType.EVAL_CHUNK and isinstance(decoded.body, ElementChunk):
+                    progress.done = min(progress.total, progress.done + decoded.body.count)
+                queue.extend(machine.receive(frame))
         if not machine.done:
             raise ConflictError("the peer ended the session early")
+
+    def query_progress(self, qid: str) -> dict[str, dict[str, Any]]:
+        return {peer: p.as_dict() for peer, p in self._progress.get(qid, {}).items()}
 
     def get_query(self, user: User, qid: str) -> dict[str, Any]:
         self.require_role(user, "analyst", "supervisor", "auditor")
@@ -1682,21 +1599,20 @@ class NodeService:
         if q is None:
             raise NotFoundError("no such query")
         results = {r.peer_id: r for r in self.store.queries.results(qid)}
-        progress = self._progress.get(qid)
+        progress = self._progress.get(qid, {})
         peers = []
-        names = set(results) | set(progress.peers if progress else ())
-        for name in sorted(names):
+        for name in sorted(set(results) | set(progress)):
             r = results.get(name)
+            p = progress.get(name) or PeerProgress(stage=r.status if r else "?")
             peers.append(
                 {
                     "peer": name,
-                    "status": r.status
-                    if r
-                    else (progress.peers.get(name, "?") if progress else "?"),
+                    "status": r.status if r else p.stage,
                     "done": r is not None,
                     "reason": r.reason if r else "",
                     "hit_count": r.hit_count if r else 0,
                     "session_id": r.session_id if r else None,
+                    "progress": p.as_dict(),
                 }
             )
         hits = []
@@ -1704,12 +1620,14 @@ class NodeService:
             s = self.store.subjects.get(h.subject_id)
             hits.append(
                 {
+                    "id": h.id,
                     "peer": h.peer_id,
                     "subject_id": h.subject_id,
                     "local_ref": s.local_ref if s else "",
                     "name": (s.display.get("name", "") if s else ""),
                     "key_types": [_key_type_name(t) for t in h.key_types],
                     "strength": h.strength,
+                    "strength_label": STRENGTHS.get(h.strength, str(h.strength)),
                     "hit_token": h.hit_token.hex(),
                 }
             )
@@ -1743,12 +1661,21 @@ class NodeService:
 
     def sessions(self, user: User) -> list[dict[str, Any]]:
         self.require_role(user, "analyst", "supervisor", "auditor")
-        rows = (
-            self.store.db.connection()
-            .execute("SELECT * FROM sessions ORDER BY created_at, id")
-            .fetchall()
-        )
-        return [dict(r) for r in rows]
+        return [
+            {
+                "id": s.id,
+                "peer": s.peer_id,
+                "role": s.role,
+                "mode": s.mode,
+                "state": s.state,
+                "epoch": s.epoch,
+                "items_received": s.items_received,
+                "matches": s.matches,
+                "created_at": s.created_at,
+                "closed_at": s.closed_at,
+            }
+            for s in self.store.sessions.list_recent()
+        ]
 
     # -- disclosure ------------------------------------------------------------------------------
 
@@ -1756,48 +1683,53 @@ class NodeService:
         self,
         user: User,
         *,
-        hit_token: str,
+        hit_id: str | None = None,
+        hit_token: str | None = None,
         purpose: str,
         case_ref: str,
-        legal_basis: str,
-        onward_dissemination: bool = False,
+        legal_basis: str = "",
+        onward_recipient: str | None = None,
+        onward_purpose: str | None = None,
     ) -> dict[str, Any]:
-        """Ask the owner of a hit for the record behind it; carries only the hit token."""
+        """Ask the owner of a hit for the record behind it; carries only the hit token. With
+        ``onward_recipient`` it also asks, in the same request, for prior consent to pass the
+        released data on (recorded, and decided by the owner's supervisor)."""
         from fiumatch.client.peer import PeerError
 
         self.require_role(user, "analyst", "supervisor")
-        try:
-            stored = bytes.fromhex(hit_token)
-        except ValueError:
-            raise NotFoundError("no such hit") from None
-        hit = self.store.queries.hit_by_token(stored)
-        if hit is None:
-            raise NotFoundError("no such hit")
+        hit = self._find_hit(hit_id, hit_token)
         if purpose not in PURPOSES:
             raise ConflictError("unknown purpose")
+        case = _text(case_ref)
+        if case is None:
+            raise ConflictError("a disclosure request needs a case reference")
+        onward = self._onward_terms(onward_recipient, onward_purpose)
         peer = self._require_peer(hit.peer_id)
-        core, epoch = _wire_token(stored)
+        core, epoch = _split_token(hit.hit_token)
         did = "d-" + self.rng(8).hex()
-        payload = {
+        payload: dict[str, Any] = {
             "request_id": did,
             "hit_token": core.hex(),
             "epoch": epoch,
             "purpose": purpose,
-            "case_ref": case_ref,
-            "legal_basis": legal_basis,
-            "onward_dissemination_requested": onward_dissemination,
+            "case_ref": case,
+            "legal_basis": _text(legal_basis, "") or "",
+            "onward": onward,
         }
+        digest = _digest(json.dumps(payload, sort_keys=True).encode())
         self.store.disclosures.create(
             Disclosure(
                 id=did,
                 direction="out",
                 peer_id=peer.node_id,
-                hit_token=stored,
+                hit_token=hit.hit_token,
                 purpose=purpose,
-                case_ref=case_ref,
+                case_ref=case,
                 onward_consent=False,
                 status="pending",
                 created_at=self.now(),
+                subject_id=hit.subject_id,
+                hit_id=hit.id,
             )
         )
         try:
@@ -1812,7 +1744,8 @@ class NodeService:
                 actor=user.name,
                 peer=peer.node_id,
                 session=did,
-                extra={"direction": "out", "case_ref": case_ref[:256], "purpose": purpose},
+                request_digest=digest,
+                extra={"direction": "out", "case_ref": case, "purpose": purpose},
             )
             raise PeerRefusedError("the owner refused the request", peer_code=err.code) from None
         self.audit.record(
@@ -1820,35 +1753,96 @@ class NodeService:
             actor=user.name,
             peer=peer.node_id,
             session=did,
-            request_digest=_digest(json.dumps(payload, sort_keys=True).encode()),
+            request_digest=digest,
             extra={
                 "direction": "out",
-                "case_ref": case_ref[:256],
+                "case_ref": case,
                 "purpose": purpose,
-                "legal_basis": legal_basis[:256] or None,
+                "legal_basis": _text(legal_basis),
             },
         )
-        return {"id": did, "peer": peer.node_id, "status": answer.get("status", "pending")}
+        if onward is not None:
+            self.store.disclosures.request_onward(did, **onward, now=self.now())
+            self._audit_onward_request(user.name, peer.node_id, did, "out", digest, onward)
+        return self._disclosure_dict(self.store.disclosures.require(did)) | {
+            "status": answer.get("status", "pending")
+        }
+
+    def _find_hit(self, hit_id: str | None, hit_token: str | None) -> Hit:
+        if hit_id:
+            hit = self.store.queries.hit(hit_id)
+        elif hit_token:
+            try:
+                found = self.store.queries.hits_by_token(bytes.fromhex(hit_token))
+            except ValueError:
+                found = []
+            hit = found[0] if found else None
+        else:
+            raise ConflictError("name the hit (hit_id)")
+        if hit is None:
+            raise NotFoundError("no such hit")
+        return hit
+
+    @staticmethod
+    def _onward_terms(recipient: str | None, purpose: str | None) -> dict[str, str] | None:
+        if not recipient and not purpose:
+            return None
+        r, p = _text(recipient or ""), _text(purpose or "")
+        if r is None or p is None:
+            raise ConflictError("onward dissemination needs both a recipient and a purpose")
+        return {"recipient": r, "purpose": p}
+
+    def _audit_onward_request(
+        self,
+        actor: str,
+        peer_id: str,
+        did: str,
+        direction: str,
+        digest: bytes,
+        onward: Mapping[str, str],
+    ) -> None:
+        d = self.store.disclosures.require(did)
+        self.audit.record(
+            "disclosure_requested",
+            actor=actor,
+            peer=peer_id,
+            session=_onward_session(did),
+            request_digest=digest,
+            extra={"direction": direction, "case_ref": d.case_ref, "purpose": onward["purpose"]},
+        )
 
     def receive_disclosure(
         self, peer_id: str, body: bytes, payload: Mapping[str, Any]
     ) -> dict[str, Any]:
-        """Owner side: a peer asks for the record behind a hit token (our OPRF output)."""
+        """Owner side: a peer asks for the record behind a hit token (our OPRF output or the
+        shared mutual token). The subject it names is resolved now and kept with the request,
+        so the decision does not depend on the token's epoch still being active."""
         digest = _digest(body)
         did = str(payload.get("request_id", ""))
         if not re.fullmatch(r"d-[0-9a-f]{16}", did):
             raise ConflictError("bad request id")
         self._require_peer(peer_id)
-        core = bytes.fromhex(str(payload.get("hit_token", "")))
-        epoch = int(payload.get("epoch", -1))
         purpose = str(payload.get("purpose", ""))
+        case = _text(str(payload.get("case_ref", "")), "-") or "-"
         try:
-            self._resolve_token(peer_id, core, epoch)
+            core = bytes.fromhex(str(payload.get("hit_token", "")))
+            epoch = int(payload.get("epoch", -1))
+            onward = payload.get("onward")
+            terms = (
+                self._onward_terms(str(onward.get("recipient", "")), str(onward.get("purpose", "")))
+                if isinstance(onward, Mapping)
+                else None
+            )
+            subject_id = self._resolve_token(peer_id, core, epoch)
             agreements = self.store.agreements.in_force(peer_id, self.now())
             if not agreements:
                 raise AgreementRefusedError("no agreement in force", clause="no_agreement")
             if not any(purpose in a.purposes for a in agreements):
                 raise AgreementRefusedError("purpose not agreed", clause="purpose")
+        except (ValueError, TypeError):
+            err0 = ConflictError("malformed disclosure request")
+            self._refuse(peer_id, did, err0, digest)
+            raise err0 from None
         except NodeError as err:
             self._refuse(peer_id, did, err, digest)
             raise
@@ -1857,12 +1851,13 @@ class NodeService:
                 id=did,
                 direction="in",
                 peer_id=peer_id,
-                hit_token=core + epoch.to_bytes(8, "big"),
+                hit_token=_stored_token(core, epoch),
                 purpose=purpose,
-                case_ref=str(payload.get("case_ref", ""))[:256],
+                case_ref=case,
                 onward_consent=False,
                 status="pending",
                 created_at=self.now(),
+                subject_id=subject_id,
             )
         )
         self.audit.record(
@@ -1871,12 +1866,11 @@ class NodeService:
             peer=peer_id,
             session=did,
             request_digest=digest,
-            extra={
-                "direction": "in",
-                "case_ref": str(payload.get("case_ref", "-"))[:256] or "-",
-                "purpose": purpose,
-            },
+            extra={"direction": "in", "case_ref": case, "purpose": purpose},
         )
+        if terms is not None:
+            self.store.disclosures.request_onward(did, **terms, now=self.now())
+            self._audit_onward_request(self.node_id, peer_id, did, "in", digest, terms)
         return {
             "id": did,
             "status": "pending",
@@ -1884,34 +1878,25 @@ class NodeService:
         }
 
     def _resolve_token(self, peer_id: str, core: bytes, epoch: int) -> str:
-        """Which of our subjects a hit token names (filter: our OPRF output; mutual: the token
-        both sides derived). Refuses a token of a retired epoch."""
+        """Which of our subjects a hit token names (filter: our OPRF output of that epoch;
+        mutual: the token both sides derived). Refuses a token of a retired epoch."""
         if len(core) == 64:
             e = self.store.epochs.get(peer_id, "local", epoch)
             if e is None or e.state == "retired":
                 raise EpochRetiredError("the hit's key epoch is retired; query again", epoch=epoch)
-            _, index = self._ledger(peer_id, epoch)
-            ref = index.get(core)
-            if ref is None:
+            refs = self._index(peer_id, epoch).get(core)
+            if not refs:
                 raise NotFoundError("no record for that hit token")
-            return ref.subject_id
-        row = (
-            self.store.db.connection()
-            .execute(
-                "SELECT subject_id FROM hits WHERE peer_id = ? AND substr(hit_token, 1, ?) = ? "
-                "ORDER BY strength DESC LIMIT 1",
-                (peer_id, len(core), core),
-            )
-            .fetchone()
-        )
-        if row is None:
+            return max(refs, key=lambda r: r.strength).subject_id
+        found = self.store.queries.hits_by_token(_stored_token(core, epoch), peer_id=peer_id)
+        if not found:
             raise NotFoundError("no record for that hit token")
-        return str(row[0])
+        return max(found, key=lambda h: h.strength).subject_id
 
     def list_disclosures(self, user: User, direction: str | None = None) -> list[dict[str, Any]]:
         self.require_role(user, "analyst", "supervisor", "auditor")
         return [
-            _disclosure_dict(d)
+            self._disclosure_dict(d)
             for d in self.store.disclosures.list_requests(
                 direction="in" if direction == "in" else "out" if direction == "out" else None,
                 limit=1000,
@@ -1928,34 +1913,26 @@ class NodeService:
         fields: Sequence[str] = ("name", "local_ref", "subject_type"),
         onward_consent: bool = False,
     ) -> dict[str, Any]:
-        """A supervisor at the owner approves (releasing the chosen fields) or refuses."""
+        """A supervisor at the owner approves (releasing the chosen fields) or refuses. With
+        ``onward_consent`` an onward dissemination the request asked for is granted too."""
         self.require_role(user, "supervisor")
         d = self.store.disclosures.get(did)
         if d is None or d.direction != "in":
             raise NotFoundError("no such incoming request")
-        if not reason.strip():
+        why = _text(reason)
+        if why is None:
             raise ConflictError("a decision needs a reason")
+        if onward_consent and d.onward_status != "requested":
+            raise ConflictError("no onward dissemination was asked for")
+        subject = self.store.subjects.get(d.subject_id) if d.subject_id else None
+        if approve and subject is None:
+            raise NotFoundError("the record is no longer held (purged); refuse the request")
         try:
             decided = self.store.disclosures.decide(
-                did, "approved" if approve else "denied", reason=reason, now=self.now()
+                did, "approved" if approve else "denied", reason=why, now=self.now()
             )
         except RecordConflictError:
             raise ConflictError("the request was already decided") from None
-        if approve:
-            core, epoch = d.hit_token[:-8], int.from_bytes(d.hit_token[-8:], "big")
-            subject = self.store.subjects.require(self._resolve_token(d.peer_id, core, epoch))
-            shown = {
-                "name": subject.display.get("name", ""),
-                "local_ref": subject.local_ref,
-                "subject_type": subject.subject_type,
-                **dict(subject.display),
-            }
-            released: dict[str, Any] = {k: shown[k] for k in fields if k in shown}
-            released["onward_dissemination"] = (
-                "consented" if onward_consent else "requires the owner's prior consent"
-            )
-            released["decision_reason"] = reason
-            decided = self.store.disclosures.mark_released(did, released, now=self.now())
         self.audit.record(
             "disclosure_decided",
             actor=user.name,
@@ -1968,25 +1945,122 @@ class NodeService:
                 "case_ref": d.case_ref or None,
             },
         )
-        return _disclosure_dict(decided)
+        if onward_consent:
+            decided = self._decide_onward(user, decided, grant=approve, reason=why)
+        if approve:
+            assert subject is not None
+            shown = {
+                "name": subject.display.get("name", ""),
+                "local_ref": subject.local_ref,
+                "subject_type": subject.subject_type,
+                **dict(subject.display),
+            }
+            released: dict[str, Any] = {k: shown[k] for k in fields if k in shown}
+            released["decision_reason"] = why
+            decided = self.store.disclosures.mark_released(did, released, now=self.now())
+        return self._disclosure_dict(decided)
+
+    def decide_onward(self, user: User, did: str, *, grant: bool, reason: str) -> dict[str, Any]:
+        """The owner's supervisor grants or refuses prior consent to onward dissemination."""
+        self.require_role(user, "supervisor")
+        d = self.store.disclosures.get(did)
+        if d is None or d.direction != "in":
+            raise NotFoundError("no such incoming request")
+        why = _text(reason)
+        if why is None:
+            raise ConflictError("a decision needs a reason")
+        if grant and d.status in ("denied", "withdrawn"):
+            raise ConflictError("nothing was released: consent to pass it on makes no sense")
+        return self._disclosure_dict(self._decide_onward(user, d, grant=grant, reason=why))
+
+    def _decide_onward(self, user: User, d: Disclosure, *, grant: bool, reason: str) -> Disclosure:
+        try:
+            decided = self.store.disclosures.decide_onward(
+                d.id, grant=grant, reason=reason, now=self.now()
+            )
+        except RecordConflictError:
+            raise ConflictError("no onward dissemination is waiting for a decision") from None
+        self.audit.record(
+            "disclosure_decided",
+            actor=user.name,
+            peer=d.peer_id,
+            session=_onward_session(d.id),
+            extra={
+                "direction": d.direction,
+                "decision": "approved" if grant else "denied",
+                "case_ref": d.case_ref or None,
+            },
+        )
+        return decided
+
+    def request_onward(
+        self, user: User, did: str, *, recipient: str, purpose: str
+    ) -> dict[str, Any]:
+        """Requester side: ask the owner for prior consent to pass a disclosure's data on."""
+        from fiumatch.client.peer import PeerError
+
+        self.require_role(user, "analyst", "supervisor")
+        d = self.store.disclosures.get(did)
+        if d is None or d.direction != "out":
+            raise NotFoundError("no such outgoing request")
+        terms = self._onward_terms(recipient, purpose)
+        assert terms is not None
+        if d.status in ("denied", "withdrawn"):
+            raise ConflictError("the owner released nothing: there is nothing to pass on")
+        if d.onward_status in ("requested", "granted"):
+            raise ConflictError("onward dissemination is already asked for or granted")
+        body = json.dumps(terms, sort_keys=True).encode()
+        try:
+            with self._peer_client(self._require_peer(d.peer_id)) as client:
+                client.request_onward(did, terms)
+        except PeerError as err:
+            raise PeerRefusedError("the owner refused the request", peer_code=err.code) from None
+        self.store.disclosures.request_onward(did, **terms, now=self.now())
+        self._audit_onward_request(user.name, d.peer_id, did, "out", _digest(body), terms)
+        return self._disclosure_dict(self.store.disclosures.require(did))
+
+    def receive_onward(
+        self, peer_id: str, did: str, body: bytes, payload: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Owner side: the requester asks for prior consent to pass released data on."""
+        d = self.store.disclosures.get(did)
+        if d is None or d.direction != "in" or d.peer_id != peer_id:
+            raise NotFoundError("no such request")
+        terms = self._onward_terms(
+            str(payload.get("recipient", "")), str(payload.get("purpose", ""))
+        )
+        if terms is None:
+            raise ConflictError("onward dissemination needs both a recipient and a purpose")
+        try:
+            self.store.disclosures.request_onward(did, **terms, now=self.now())
+        except RecordConflictError:
+            raise ConflictError("onward dissemination is already asked for or granted") from None
+        self._audit_onward_request(self.node_id, peer_id, did, "in", _digest(body), terms)
+        return {"id": did, "onward": "requested"}
 
     def disclosure_for_peer(self, peer_id: str, did: str) -> dict[str, Any]:
         """Owner side: the requester polls the decision on its request."""
         d = self.store.disclosures.get(did)
         if d is None or d.direction != "in" or d.peer_id != peer_id:
             raise NotFoundError("no such request")
-        out: dict[str, Any] = {"id": d.id, "status": d.status, "reason": d.decision_reason}
+        out: dict[str, Any] = {
+            "id": d.id,
+            "status": d.status,
+            "reason": d.decision_reason,
+            "onward": {"status": d.onward_status, "reason": d.onward_reason},
+        }
         if d.status == "released":
             out["released"] = dict(d.released or {})
         return out
 
     def refresh_disclosure(self, user: User, did: str) -> dict[str, Any]:
-        """Requester side: fetch the owner's decision and record it."""
+        """Requester side: fetch the owner's decisions (disclosure and onward consent) and
+        record them, each audited once."""
         self.require_role(user, "analyst", "supervisor")
         d = self.store.disclosures.get(did)
         if d is None or d.direction != "out":
             raise NotFoundError("no such outgoing request")
-        if d.status in ("pending", "approved"):
+        if d.status in ("pending", "approved") or d.onward_status == "requested":
             with self._peer_client(self._require_peer(d.peer_id)) as client:
                 remote = client.disclosure_status(did)
             status = remote.get("status")
@@ -1997,11 +2071,6 @@ class NodeService:
                     reason=str(remote.get("reason", "")),
                     now=self.now(),
                 )
-            if status == "released" and d.status == "approved":
-                d = self.store.disclosures.mark_released(
-                    did, remote.get("released", {}), now=self.now()
-                )
-            if d.status != "pending":
                 self.audit.record(
                     "disclosure_decided",
                     actor=user.name,
@@ -2013,7 +2082,48 @@ class NodeService:
                         "case_ref": d.case_ref or None,
                     },
                 )
-        return _disclosure_dict(d)
+            if status == "released" and d.status == "approved":
+                d = self.store.disclosures.mark_released(
+                    did, remote.get("released", {}), now=self.now()
+                )
+            onward = remote.get("onward")
+            decided = onward.get("status") if isinstance(onward, Mapping) else None
+            if d.onward_status == "requested" and decided in ("granted", "refused"):
+                d = self._decide_onward(
+                    user, d, grant=decided == "granted", reason=str(onward.get("reason", ""))
+                )
+        return self._disclosure_dict(d)
+
+    def _disclosure_dict(self, d: Disclosure) -> dict[str, Any]:
+        onward_text = {
+            "granted": f"the owner consented to onward dissemination to {d.onward_recipient}",
+            "refused": "the owner refused onward dissemination; do not pass it on",
+            "requested": "onward dissemination asked for; the owner has not decided",
+        }.get(d.onward_status, "requires the owner's prior consent")
+        subject = self.store.subjects.get(d.subject_id) if d.subject_id else None
+        return {
+            "id": d.id,
+            "direction": d.direction,
+            "peer": d.peer_id,
+            "purpose": d.purpose,
+            "case_ref": d.case_ref,
+            "status": d.status,
+            "reason": d.decision_reason,
+            "released": dict(d.released) if d.released is not None else None,
+            "subject_ref": subject.local_ref if subject else None,
+            "hit_id": d.hit_id,
+            "onward_dissemination": onward_text,
+            "onward": {
+                "status": d.onward_status,
+                "recipient": d.onward_recipient,
+                "purpose": d.onward_purpose,
+                "reason": d.onward_reason,
+                "requested_at": d.onward_requested_at,
+                "decided_at": d.onward_decided_at,
+            },
+            "created_at": d.created_at,
+            "decided_at": d.decided_at,
+        }
 
     # -- audit -------------------------------------------------------------------------------
 
@@ -2026,29 +2136,12 @@ class NodeService:
         end = size if end is None else min(end, size)
         entries = []
         for leaf in self.store.audit.leaves(start, end):
-            d = entry_to_dict(decode_entry(leaf.entry))
-            entries.append(d)
+            entries.append(entry_to_dict(decode_entry(leaf.entry)))
         root = root_from_leaf_hashes(self.store.audit.leaf_hashes(0, size)) if size else b""
         return {"size": size, "root": root.hex(), "entries": entries}
 
 
-def _disclosure_dict(d: Disclosure) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "direction": d.direction,
-        "peer": d.peer_id,
-        "purpose": d.purpose,
-        "case_ref": d.case_ref,
-        "status": d.status,
-        "reason": d.decision_reason,
-        "released": dict(d.released) if d.released is not None else None,
-        "onward_dissemination": "requires the owner's prior consent",
-        "created_at": d.created_at,
-        "decided_at": d.decided_at,
-    }
-
-
-def _to_stored(subject: Any) -> tuple[StoredSubject, list[StoredKey]]:
+def to_stored(subject: Any) -> tuple[StoredSubject, list[StoredKey]]:
     """An identifiers-package subject as the store holds it (display JSON for analysts)."""
     display = {
         "name": subject.display_name,

@@ -9,7 +9,7 @@ File format (``config.toml``; relative paths are relative to the file's director
 come from the file or the environment)::
 
     [node]
-    id = "fiu-a"                          # [a-z0-9][a-z0-9-]{1,62}
+    id = "fiu-a"                          # [A-Za-z0-9][A-Za-z0-9-]{1,62}, e.g. "FIU-DE"
     base_url = "https://fiu-a.example:8443"
     data_dir = "data"                     # default "data"
     db_path = "data/fiumatch.db"          # default <data_dir>/fiumatch.db
@@ -29,7 +29,10 @@ come from the file or the environment)::
     # passphrase_file = "/run/secrets/fiumatch"
 
     [epochs]
-    rotation_seconds = 604800
+    rotation_seconds = 604800             # at least 3600
+
+    [retention]
+    check_seconds = 3600                  # how often subjects past retention are purged
 
     [sessions]
     max_open_per_peer = 4
@@ -96,7 +99,9 @@ ENV_PREFIX = "FIUMATCH_"
 MIN_PASSPHRASE_LEN = 12
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
-_NODE_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+# Node ids are what peers pin and what signatures name as keyid; upper case is allowed because
+# FIUs name themselves that way ("FIU-DE").
+_NODE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{1,62}")
 _ENV_NAME_RE = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 # Values operators copy from examples. Compared after lower-casing and dropping everything but
 # letters and digits; a passphrase made only of repetitions of one of them is refused too.
@@ -137,6 +142,7 @@ class Settings:
     passphrase_env: str | None
     passphrase_file: Path | None
     epoch_rotation_seconds: int
+    retention_check_seconds: int
     session_max_open_per_peer: int
     session_idle_timeout_seconds: int
     max_set_size: int
@@ -163,6 +169,7 @@ _SCHEMA: dict[tuple[str, str], tuple[str, object]] = {
     ("secrets", "passphrase_env"): ("str", None),
     ("secrets", "passphrase_file"): ("path", None),
     ("epochs", "rotation_seconds"): ("int", 7 * 86400),
+    ("retention", "check_seconds"): ("int", 3600),
     ("sessions", "max_open_per_peer"): ("int", 4),
     ("sessions", "idle_timeout_seconds"): ("int", 300),
     ("sessions", "max_set_size"): ("int", 1_000_000),
@@ -174,6 +181,7 @@ _SCHEMA: dict[tuple[str, str], tuple[str, object]] = {
 _INT_RANGES: dict[tuple[str, str], tuple[int, int]] = {
     ("listen", "port"): (1, 65535),
     ("epochs", "rotation_seconds"): (3600, 366 * 86400),
+    ("retention", "check_seconds"): (60, 7 * 86400),
     ("sessions", "max_open_per_peer"): (1, 1000),
     ("sessions", "idle_timeout_seconds"): (5, 86400),
     ("sessions", "max_set_size"): (1, 100_000_000),
@@ -333,7 +341,7 @@ def load_settings(
     node_id = str(v["node.id"])
     if not _NODE_ID_RE.fullmatch(node_id):
         raise SettingsError(
-            "node.id must be 2..63 characters of [a-z0-9-], starting alphanumeric",
+            "node.id must be 2..63 characters of [A-Za-z0-9-], starting alphanumeric",
             setting="node.id",
         )
     tls_enabled = bool(v["tls.enabled"])
@@ -387,6 +395,7 @@ def load_settings(
         passphrase_env=None if passphrase_env is None else str(passphrase_env),
         passphrase_file=_opt_path(passphrase_file),
         epoch_rotation_seconds=_as_int(v["epochs.rotation_seconds"]),
+        retention_check_seconds=_as_int(v["retention.check_seconds"]),
         session_max_open_per_peer=_as_int(v["sessions.max_open_per_peer"]),
         session_idle_timeout_seconds=_as_int(v["sessions.idle_timeout_seconds"]),
         max_set_size=_as_int(v["sessions.max_set_size"]),
@@ -510,7 +519,7 @@ def node_init(
     directory = Path(directory).resolve()
     if not _NODE_ID_RE.fullmatch(node_id):
         raise SettingsError(
-            "node.id must be 2..63 characters of [a-z0-9-], starting alphanumeric",
+            "node.id must be 2..63 characters of [A-Za-z0-9-], starting alphanumeric",
             setting="node.id",
         )
     url = url.rstrip("/")
