@@ -63,6 +63,20 @@ def test_the_ledger_is_byte_identical_to_build_ledger(
     assert ledger.filter_id == reference.filter_id and ledger.count == len(KEYS)
 
 
+def test_a_crowded_filter_counts_only_outputs_that_set_a_new_bit(
+    process_pool: ProcessPoolChunkExecutor,
+) -> None:
+    suite = Suite.OPRF_RISTRETTO255_SHA512
+    reference = build_ledger(KP, KEYS, suite=suite, epoch=3, fp_rate=0.3)
+    assert reference.count < len(KEYS)  # some outputs found all their bits set already
+    seen: list[bytes] = []
+    ledger = build_epoch_ledger(
+        KP, KEYS, process_pool, suite=suite, epoch=3, fp_rate=0.3, chunk=50, on_outputs=seen.extend
+    )
+    assert ledger.objects() == reference.objects() and ledger.count == reference.count
+    assert seen == evaluate_outputs(KP, KEYS, suite)
+
+
 def test_progress_bar_reports_counts_only(capsys: pytest.CaptureFixture[str]) -> None:
     out = encode_epoch(KP.sk, KEYS[:20], SerialExecutor(), chunk=8, progress=True)
     err = capsys.readouterr().err

@@ -4,7 +4,8 @@
 Evaluate, 64 bytes) of every match key, in input order, in chunks mapped over ``executor``
 (a process pool, or a Dask cluster: see ``executors``); ``iter_encode_epoch`` yields them chunk
 by chunk while later chunks are computed, so memory stays bounded by the in-flight window.
-``build_epoch_ledger`` streams those outputs into the filter ledger the owner publishes; it is
+``build_epoch_ledger`` builds the filter ledger the owner publishes from them, the workers also
+computing each output's Bloom positions so that this process only sets bits; it is
 byte-identical to ``fiumatch.protocol.sessions.build_ledger`` (same filter id) whatever the
 executor.
 
@@ -15,7 +16,10 @@ the caller. Nothing here logs keys or outputs; the progress bar shows counts and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import dataclasses
+import hashlib
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Final
 
@@ -23,11 +27,25 @@ from fiumatch.engine.executors import StreamingExecutor
 from fiumatch.engine.progress import progress_bar
 from fiumatch.protocol import oprf
 from fiumatch.protocol.errors import LocalProtocolError
-from fiumatch.protocol.filters import FilterLedger
+from fiumatch.protocol.filters import (
+    FILTER_ID_DST,
+    BloomFilter,
+    FilterKind,
+    FilterLedger,
+    FilterObject,
+    bloom_indices,
+    bloom_parameters,
+)
 from fiumatch.protocol.sessions import oprf_mode
 from fiumatch.protocol.wire import Suite
 
-__all__ = ["DEFAULT_CHUNK", "build_epoch_ledger", "encode_epoch", "iter_encode_epoch"]
+__all__ = [
+    "DEFAULT_CHUNK",
+    "build_epoch_ledger",
+    "encode_epoch",
+    "encode_with_positions",
+    "iter_encode_epoch",
+]
 
 DEFAULT_CHUNK: Final = 4096
 """Keys per mapped call: ~0.3 s of work, large enough that task overhead is noise (also on
@@ -90,6 +108,18 @@ def encode_epoch(
     ]
 
 
+def encode_with_positions(
+    sk: bytes, keys: list[bytes], mode: int, m: int, k: int, seed: int
+) -> tuple[list[bytes], bytes]:
+    """One worker call of ``build_epoch_ledger``: the outputs of ``keys`` and, for each output in
+    order, its ``k`` Bloom bit positions (``filters.bloom_indices``) as native u32s."""
+    outputs = oprf.evaluate_many(sk, keys, mode)
+    positions = array("I")
+    for o in outputs:
+        positions.extend(bloom_indices(o, m, k, seed))
+    return outputs, positions.tobytes()
+
+
 def build_epoch_ledger(
     key_pair: oprf.KeyPair,
     match_keys: Sequence[bytes],
@@ -103,25 +133,68 @@ def build_epoch_ledger(
     seed: int = 0,
     chunk: int = DEFAULT_CHUNK,
     progress: bool = False,
+    on_outputs: Callable[[list[bytes]], None] | None = None,
 ) -> FilterLedger:
-    """The filter ledger of one (peer, epoch), as ``sessions.build_ledger`` builds it, with the
-    outputs computed on ``executor`` and added to the filter as they arrive (the filter grows
-    in this process while the workers compute the next chunks).
+    """The filter ledger of one (peer, epoch), byte-identical to ``sessions.build_ledger``'s,
+    with the outputs computed on ``executor`` while the filter grows in this process.
 
-    Duplicate keys are dropped first, as ``build_ledger`` does; ``capacity`` defaults to the
-    number of distinct keys (at least 1). Only ``key_pair.sk`` reaches the workers.
+    Bloom: the workers also compute each output's bit positions, so this process only sets bits
+    (and counts the outputs that set a new one, as ``BloomFilter.add`` does). Exact: the
+    outputs stream into ``FilterLedger.exact``. ``on_outputs`` receives every chunk of outputs
+    in key order (to store the encoded set). Duplicate keys are dropped first, as
+    ``build_ledger`` does; ``capacity`` defaults to the number of distinct keys (at least 1).
+    Only ``key_pair.sk`` reaches the workers.
     """
     keys = list(dict.fromkeys(match_keys))
     cap = capacity if capacity is not None else max(1, len(keys))
-    stream = (
-        o
-        for outputs in iter_encode_epoch(
-            key_pair.sk, keys, executor, suite=suite, chunk=chunk, progress=progress
-        )
-        for o in outputs
-    )
     if exact:
-        return FilterLedger.exact(stream, suite=suite, epoch=epoch, fp_rate=fp_rate, capacity=cap)
-    return FilterLedger.bloom(
-        stream, suite=suite, epoch=epoch, fp_rate=fp_rate, capacity=cap, seed=seed
+
+        def stream() -> Iterator[bytes]:
+            for outputs in iter_encode_epoch(
+                key_pair.sk, keys, executor, suite=suite, chunk=chunk, progress=progress
+            ):
+                if on_outputs is not None:
+                    on_outputs(outputs)
+                yield from outputs
+
+        return FilterLedger.exact(stream(), suite=suite, epoch=epoch, fp_rate=fp_rate, capacity=cap)
+    m, k = bloom_parameters(cap, fp_rate)
+    mode = oprf_mode(suite)
+    bits = bytearray(m // 8)
+    count = 0
+    args = (
+        (key_pair.sk, keys[i : i + chunk], mode, m, k, seed) for i in range(0, len(keys), chunk)
     )
+    with progress_bar("epoch filter", total=len(keys), unit="keys", enabled=progress) as advance:
+        for outputs, packed in executor.imap(encode_with_positions, args):
+            if on_outputs is not None:
+                on_outputs(outputs)
+            positions = memoryview(packed).cast("I")
+            for i in range(0, len(positions), k):
+                fresh = False
+                for j in positions[i : i + k]:
+                    mask = 1 << (j & 7)
+                    if not bits[j >> 3] & mask:
+                        bits[j >> 3] |= mask
+                        fresh = True
+                count += fresh
+            advance(len(outputs))
+    if count > cap:
+        raise LocalProtocolError("more outputs than the filter capacity")
+    base = FilterObject(
+        kind=FilterKind.BLOOM_BASE,
+        suite=suite,
+        epoch=epoch,
+        filter_id=bytes(16),
+        generation=1,
+        count=count,
+        capacity=cap,
+        m=m,
+        k=k,
+        seed=seed,
+        payload=bytes(bits),
+    )
+    filter_id = hashlib.sha256(FILTER_ID_DST + base.encode()).digest()[:16]  # SPEC §7.4
+    live = BloomFilter(m=m, k=k, seed=seed, bits=bytes(bits))
+    live.count = count
+    return FilterLedger(dataclasses.replace(base, filter_id=filter_id), live)

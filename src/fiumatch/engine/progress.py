@@ -6,8 +6,9 @@ machine-readable. It must never show what is being processed (keys, outputs), on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 from rich.console import Console
 from rich.progress import (
@@ -22,7 +23,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-__all__ = ["RateColumn", "progress_bar"]
+__all__ = ["Advance", "RateColumn", "progress_bar"]
 
 
 class RateColumn(ProgressColumn):
@@ -39,13 +40,22 @@ class RateColumn(ProgressColumn):
         return Text(f"{speed:,.0f} {self.unit}/s", style="progress.data.speed")
 
 
+class Advance(Protocol):
+    def __call__(self, n: int = 1, description: str | None = None) -> None: ...
+
+
+def _nothing(n: int = 1, description: str | None = None) -> None:
+    return None
+
+
 @contextmanager
 def progress_bar(
     description: str, *, total: int | None, unit: str = "items", enabled: bool = True
-) -> Iterator[Callable[[int], None]]:
-    """Yield ``advance(n)``; when ``enabled``, a bar on stderr shows done/total, rate and ETA."""
+) -> Iterator[Advance]:
+    """Yield ``advance(n=1, description=None)``; when ``enabled``, a bar on stderr shows
+    done/total, rate and ETA (``description`` replaces the bar's label)."""
     if not enabled:
-        yield lambda n: None
+        yield _nothing
         return
     columns = (
         TextColumn("[progress.description]{task.description}"),
@@ -58,4 +68,10 @@ def progress_bar(
     )
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda n: bar.advance(task, n)
+
+        def advance(n: int = 1, description: str | None = None) -> None:
+            if description is not None:
+                bar.update(task, description=description)
+            bar.advance(task, n)
+
+        yield advance
