@@ -44,6 +44,10 @@ EXPECTED_TABLES = {
     "audit_log",
     "audit_nodes",
     "audit_checkpoints",
+    "audit_cosignatures",
+    "audit_witnessed",
+    "audit_receipts",
+    "audit_split_views",
     "nonces",
 }
 

@@ -34,6 +34,11 @@ answerable after the epoch that produced its token is retired):
   request's hit) and the onward-dissemination consent: ``onward_status``
   (none/requested/granted/refused), its recipient, purpose, reason and times.
 
+Migration 3 (why: peers cosign each other's audit checkpoints and keep each other's receipts,
+so a node that shows two histories is caught; see ``fiumatch.store.audit_witness``):
+``audit_cosignatures``, ``audit_witnessed``, ``audit_receipts``, ``audit_split_views``, all
+append-only.
+
 Times are Unix seconds (INTEGER); dates (retention) are ISO ``YYYY-MM-DD`` text, which sorts.
 Tables are STRICT, so SQLite refuses a value of the wrong type.
 """
@@ -303,12 +308,53 @@ _V2: tuple[str, ...] = (
     "CREATE INDEX disclosures_by_subject ON disclosures(subject_id)",
 )
 
+_V3: tuple[str, ...] = (
+    """CREATE TABLE audit_cosignatures (
+        size        INTEGER NOT NULL CHECK (size >= 0),
+        cosigner    TEXT NOT NULL,
+        line        TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        PRIMARY KEY (size, cosigner)
+    ) STRICT, WITHOUT ROWID""",
+    *_append_only("audit_cosignatures"),
+    """CREATE TABLE audit_witnessed (
+        origin  TEXT NOT NULL,
+        size    INTEGER NOT NULL CHECK (size >= 0),
+        note    TEXT NOT NULL,
+        seen_at INTEGER NOT NULL,
+        PRIMARY KEY (origin, size)
+    ) STRICT, WITHOUT ROWID""",
+    *_append_only("audit_witnessed"),
+    """CREATE TABLE audit_receipts (
+        entry_index INTEGER PRIMARY KEY REFERENCES audit_log(seq),
+        origin      TEXT NOT NULL,
+        leaf_index  INTEGER NOT NULL CHECK (leaf_index >= 0),
+        receipt     BLOB NOT NULL,
+        received_at INTEGER NOT NULL
+    ) STRICT""",
+    "CREATE UNIQUE INDEX audit_receipts_by_leaf ON audit_receipts(origin, leaf_index)",
+    *_append_only("audit_receipts"),
+    """CREATE TABLE audit_split_views (
+        id          INTEGER PRIMARY KEY,
+        origin      TEXT NOT NULL,
+        first_note  TEXT NOT NULL,
+        second_note TEXT NOT NULL,
+        detected_at INTEGER NOT NULL
+    ) STRICT""",
+    *_append_only("audit_split_views"),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="initial node schema", statements=_V1),
     Migration(
         version=2,
         description="hits get their own id; disclosures link subjects and onward consent",
         statements=_V2,
+    ),
+    Migration(
+        version=3,
+        description="audit witnessing: cosignatures, peer checkpoints, held receipts, split views",
+        statements=_V3,
     ),
 )
 
