@@ -1,0 +1,179 @@
+"""Balanced PSI at growing set sizes, every system side by side on the same sets.
+
+For each size ``n`` both parties hold ``n`` distinct 32-byte keys, half of them shared. Each
+repeat runs every system once, in the same order, on the same sets, and measures the unit
+costs (hash-to-group, scalar multiplication) once more on one core, so slow drift of a shared
+machine touches every figure of a repeat alike. Figures are medians over repeats.
+
+Efficiency of a fiumatch run = (its group operations × their unit cost / cores) / wall time:
+the share of the machine's cores the run spent in group operations. What is left is Python
+around them (framing, filter hashing, pickling to the workers) and waiting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+from benchmarks.systems import System
+from fiumatch.protocol import group, oprf
+
+
+def make_sets(n: int, seed: bytes = b"fiumatch-bench") -> tuple[list[bytes], list[bytes]]:
+    """``n`` owner keys and ``n`` querier keys, ``n // 2`` in common (32 bytes each)."""
+
+    def key(i: int) -> bytes:
+        return hashlib.sha256(seed + i.to_bytes(8, "big")).digest()
+
+    owner = [key(i) for i in range(n)]
+    querier = [key(i) for i in range(n // 2, n + n - n // 2)]
+    return owner, querier
+
+
+def unit_costs(batch: int = 512) -> dict[str, float]:
+    """CPU seconds per hash-to-group and per scalar multiplication on one core, now.
+
+    CPU time (not wall time), so that other work on a shared machine does not inflate the unit
+    cost; it shows up instead as lost efficiency, where it belongs."""
+    rng = os.urandom
+    inputs = [rng(32) for _ in range(batch)]
+    dst = b"HashToGroup-" + oprf.context_string(oprf.MODE_OPRF)
+    scalar = group.random_scalar(rng)
+    clock = time.process_time
+    t0 = clock()
+    elements = group.hash_to_group_many(inputs, dst)
+    t1 = clock()
+    group.scalar_mult_many(scalar, elements)
+    t2 = clock()
+    return {"hash_to_group": (t1 - t0) / batch, "scalar_mult": (t2 - t1) / batch}
+
+
+class _RssSampler:
+    """Peak resident memory of this process and its children while a run lasts."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        import psutil  # type: ignore[import-untyped]
+
+        self._proc = psutil.Process()
+        self._interval = interval
+        self.peak = 0
+
+    def _rss(self) -> int:
+        total = 0
+        with suppress(Exception):  # a child may exit while we read it
+            total = self._proc.memory_info().rss
+            for child in self._proc.children(recursive=True):
+                with suppress(Exception):
+                    total += child.memory_info().rss
+        return total
+
+    @contextmanager
+    def measure(self) -> Iterator[None]:
+        stop = threading.Event()
+        self.peak = base = self._rss()
+
+        def loop() -> None:
+            while not stop.wait(self._interval):
+                self.peak = max(self.peak, self._rss())
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            self.peak = max(self.peak, self._rss()) - base
+
+
+def run_ladder(
+    systems: list[System],
+    sizes: list[int],
+    repeats: int,
+    *,
+    cores: int,
+    advance: Callable[[str], None] = lambda _: None,
+    done: Callable[[], None] = lambda: None,
+) -> dict[str, Any]:
+    """Run every available system at every size ``repeats`` times; return raw and median data.
+
+    ``advance(label)`` is called before each run, ``done()`` after it (progress display)."""
+    sampler = _RssSampler()
+    skipped = {s.name: why for s in systems if (why := s.available()) is not None}
+    active = [s for s in systems if s.name not in skipped]
+    rows: list[dict[str, Any]] = []
+    units: list[dict[str, float]] = []
+    for n in sizes:
+        owner, querier = make_sets(n)
+        expected = len(set(owner) & set(querier))
+        samples: dict[str, list[dict[str, Any]]] = {s.name: [] for s in active}
+        for _ in range(repeats):
+            units.append(unit_costs())
+            for system in active:
+                advance(f"{system.name} n={n}")
+                with sampler.measure():
+                    outcome = system.run(owner, querier)
+                done()
+                if outcome.found < expected or outcome.found > expected + max(1, n // 10**6):
+                    raise RuntimeError(f"{system.name} found {outcome.found}, expected {expected}")
+                samples[system.name].append(
+                    {
+                        "seconds": outcome.seconds,
+                        "bytes_q2o": outcome.bytes_q2o,
+                        "bytes_o2q": outcome.bytes_o2q,
+                        "found": outcome.found,
+                        "phases": outcome.phases,
+                        "peak_rss_bytes": sampler.peak,
+                    }
+                )
+        unit = median_units(units)
+        for system in active:
+            got = samples[system.name]
+            seconds = statistics.median(r["seconds"] for r in got)
+            total_bytes = got[0]["bytes_q2o"] + got[0]["bytes_o2q"]
+            row: dict[str, Any] = {
+                "system": system.name,
+                "family": system.family,
+                "mode": system.mode,
+                "n": n,
+                "seconds": seconds,
+                "samples": [r["seconds"] for r in got],
+                "bytes_q2o": got[0]["bytes_q2o"],
+                "bytes_o2q": got[0]["bytes_o2q"],
+                "bytes_per_element": total_bytes / n,
+                "found": got[0]["found"],
+                "expected": expected,
+                "phases": {
+                    k: statistics.median(r["phases"][k] for r in got) for k in got[0]["phases"]
+                },
+                "peak_rss_mib": statistics.median(r["peak_rss_bytes"] for r in got) / 2**20,
+            }
+            ops = system.operations(n, n)
+            if ops is not None:
+                sys_cores = getattr(system, "workers", cores)
+                row["operations"] = {
+                    "hash_to_group": ops.hash_to_group,
+                    "scalar_mult": ops.scalar_mult,
+                }
+                row["cores"] = sys_cores
+                row["ideal_seconds"] = ops.seconds(unit) / sys_cores
+                row["efficiency"] = row["ideal_seconds"] / seconds
+            rows.append(row)
+    for row in rows:
+        base = next(
+            (r for r in rows if r["n"] == row["n"] and r["system"] == "openmined-gcs"), None
+        )
+        if base is not None:
+            row["time_vs_openmined_gcs"] = row["seconds"] / base["seconds"]
+            row["bytes_vs_openmined_gcs"] = row["bytes_per_element"] / base["bytes_per_element"]
+    return {"rows": rows, "unit_costs": median_units(units), "skipped": skipped}
+
+
+def median_units(units: list[dict[str, float]]) -> dict[str, float]:
+    return {k: statistics.median(u[k] for u in units) for k in units[0]} if units else {}

@@ -1,0 +1,276 @@
+"""The PSI systems the harness compares, each behind one small interface.
+
+A :class:`System` runs one balanced PSI between an owner set and a querier set and reports an
+:class:`Outcome`: wall time, bytes in each direction, the intersection size it found, and the
+group operations it needed (``None`` for systems whose internals are not ours). Every system
+gets the same sets in the same run (``run.py`` interleaves them per repeat).
+
+* ``openmined-gcs`` / ``openmined-raw``: OpenMined's ECDH PSI (``openmined-psi``) in process,
+  single-threaded, reveal-intersection, fpr 1e-9; bytes are the protobuf messages' sizes.
+* ``fiumatch-<mode>``: fiumatch's state machines in process through ``psi.pump`` (every frame
+  encoded, decoded and checked as over a transport), the crypto on a process pool (or one core
+  for the ``-1core`` variant). Filter mode includes the owner's precomputation (encoding its set
+  and building the filter), which a node does once per epoch.
+* ``fiumatch-http-<mode>``: two real nodes on loopback (signatures, audit) — see
+  :class:`HttpSystem`; not available until the node exposes what the harness needs.
+
+Adding a system: implement ``name``, ``family``, ``mode``, ``available()``, ``run()``,
+``operations()`` and ``close()``, and list it in ``make_systems``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fiumatch.engine import SerialExecutor, build_epoch_ledger
+from fiumatch.engine.executors import StreamingExecutor
+from fiumatch.protocol import keys, psi
+from fiumatch.protocol.wire import Limits, Suite
+
+FP_RATE = 1e-9
+"""False-positive rate of every filter (fiumatch Bloom, OpenMined GCS), as the issue asks."""
+CHUNK = Limits().chunk_elements
+
+
+@dataclass
+class Outcome:
+    seconds: float
+    bytes_q2o: int
+    bytes_o2q: int
+    found: int
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Operations:
+    """Group operations one run needs: hash-to-group and variable-base scalar multiplications."""
+
+    hash_to_group: int
+    scalar_mult: int
+
+    def seconds(self, unit: dict[str, float]) -> float:
+        return self.hash_to_group * unit["hash_to_group"] + self.scalar_mult * unit["scalar_mult"]
+
+
+class System(Protocol):
+    name: str
+    family: str
+    mode: str
+
+    def available(self) -> str | None:
+        """``None`` if the system can run here, else why not."""
+        ...
+
+    def run(self, owner: list[bytes], querier: list[bytes]) -> Outcome: ...
+
+    def operations(self, n_owner: int, n_querier: int) -> Operations | None: ...
+
+    def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# OpenMined
+
+
+class OpenMined:
+    family = "openmined"
+    mode = "intersection"
+
+    def __init__(self, structure: str) -> None:
+        self.structure = structure
+        self.name = f"openmined-{structure.lower()}"
+
+    def available(self) -> str | None:
+        try:
+            import private_set_intersection.python  # noqa: F401
+        except ImportError:
+            return "openmined-psi is not installed"
+        return None
+
+    def run(self, owner: list[bytes], querier: list[bytes]) -> Outcome:
+        from private_set_intersection.python import DataStructure, client, server
+
+        ds = getattr(DataStructure, self.structure)
+        start = time.perf_counter()
+        c = client.CreateWithNewKey(True)
+        s = server.CreateWithNewKey(True)
+        setup = s.CreateSetupMessage(FP_RATE, len(querier), owner, ds)
+        t_setup = time.perf_counter()
+        request = c.CreateRequest(querier)
+        response = s.ProcessRequest(request)
+        found = c.GetIntersection(setup, response)
+        end = time.perf_counter()
+        return Outcome(
+            seconds=end - start,
+            bytes_q2o=request.ByteSize(),
+            bytes_o2q=setup.ByteSize() + response.ByteSize(),
+            found=len(found),
+            phases={"owner_setup": t_setup - start, "session": end - t_setup},
+        )
+
+    def operations(self, n_owner: int, n_querier: int) -> Operations | None:
+        return None  # P-256 in C++ (BoringSSL): not our unit costs
+
+    def close(self) -> None:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+# fiumatch in process
+
+
+def fiumatch_operations(mode: str, n_owner: int, n_querier: int, *, proofs: bool) -> Operations:
+    """Hash-to-group and variable-base multiplications of one balanced session (SPEC §8).
+
+    filter: owner precompute ``H + mult`` per key; querier blind ``H + mult``; owner evaluate
+    ``mult``; querier finalize ``mult``. VOPRF proofs add one multiplication per element for the
+    prover's composite and two for the verifier's (plus a few per chunk). mutual: querier
+    ``H + mult``, owner evaluate + prove ``2 mult``, querier verify ``2 mult``, owner SET
+    ``H + mult``, querier SET ``mult``. cardinality: querier ``H + mult``, owner ``mult``,
+    querier unblind ``mult``, owner SET ``H + mult``.
+    """
+    chunks = -(-n_querier // CHUNK)
+    h2g = n_owner + n_querier
+    if mode == "filter":
+        mult = n_owner + 3 * n_querier
+        if proofs:
+            mult += 3 * n_querier + 5 * chunks
+    elif mode == "mutual":
+        mult = 5 * n_querier + 2 * n_owner + 5 * chunks
+    elif mode == "cardinality":
+        mult = 3 * n_querier + n_owner
+    else:
+        raise ValueError(mode)
+    return Operations(hash_to_group=h2g, scalar_mult=mult)
+
+
+class FiumatchInProcess:
+    family = "fiumatch"
+
+    def __init__(
+        self, mode: str, executor: StreamingExecutor, *, proofs: bool = False, label: str = ""
+    ) -> None:
+        self.mode = mode
+        self.proofs = proofs
+        self.executor = executor
+        suffix = "-voprf" if proofs and mode == "filter" else ""
+        self.name = f"fiumatch-{mode}{suffix}{label}"
+
+    def available(self) -> str | None:
+        return None
+
+    @property
+    def workers(self) -> int:
+        return self.executor.workers
+
+    def run(self, owner: list[bytes], querier: list[bytes]) -> Outcome:
+        ex, rng = self.executor, os.urandom
+        start = time.perf_counter()
+        if self.mode == "filter":
+            suite = (
+                Suite.VOPRF_RISTRETTO255_SHA512 if self.proofs else Suite.OPRF_RISTRETTO255_SHA512
+            )
+            key_pair = keys.derive_epoch_key(rng(32), "bench-peer", 1)
+            ledger = build_epoch_ledger(key_pair, owner, ex, suite=suite, epoch=1, fp_rate=FP_RATE)
+            t_pre = time.perf_counter()
+            run: Any = psi.run_filter(
+                owner,
+                querier,
+                rng=rng,
+                key_pair=key_pair,
+                ledger=ledger,
+                suite=suite,
+                fp_rate=FP_RATE,
+                executor=ex,
+            )
+            found = len(run.querier.hits)
+        else:
+            t_pre = start
+            runner = psi.run_mutual if self.mode == "mutual" else psi.run_cardinality
+            run = runner(owner, querier, rng=rng, executor=ex)
+            found = run.querier.count
+        end = time.perf_counter()
+        return Outcome(
+            seconds=end - start,
+            bytes_q2o=run.traffic.bytes_q2o,
+            bytes_o2q=run.traffic.bytes_o2q,
+            found=found,
+            phases={"owner_precompute": t_pre - start, "session": end - t_pre},
+        )
+
+    def operations(self, n_owner: int, n_querier: int) -> Operations | None:
+        return fiumatch_operations(self.mode, n_owner, n_querier, proofs=self.proofs)
+
+    def close(self) -> None:
+        return None  # the executor belongs to whoever made it (make_systems' caller)
+
+
+# ---------------------------------------------------------------------------------------------
+# fiumatch over HTTP between two node processes (plug-in point)
+
+
+class HttpSystem:
+    """Two real nodes on loopback, a session driven through the analyst API, signatures and
+    audit included.
+
+    TODO(engineer E's node): needs, from ``fiumatch.node.runner``/``fiumatch.client``, a way to
+    (1) create two nodes in temporary directories with an agreement between them, (2) load a
+    given list of match keys into each node's store without the ingest pipeline, and (3) run one
+    session synchronously and read back its traffic counters. Until then ``available()`` says
+    so and the harness reports the system as skipped.
+    """
+
+    family = "fiumatch-http"
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.name = f"fiumatch-http-{mode}"
+
+    def available(self) -> str | None:
+        return "needs a scriptable two-node setup from fiumatch.node (not available yet)"
+
+    def run(self, owner: list[bytes], querier: list[bytes]) -> Outcome:
+        raise NotImplementedError(self.available())
+
+    def operations(self, n_owner: int, n_querier: int) -> Operations | None:
+        return fiumatch_operations(self.mode, n_owner, n_querier, proofs=self.mode == "mutual")
+
+    def close(self) -> None:
+        return None
+
+
+ALL_SYSTEMS = (
+    "openmined-gcs",
+    "openmined-raw",
+    "fiumatch-filter",
+    "fiumatch-filter-1core",
+    "fiumatch-filter-voprf",
+    "fiumatch-mutual",
+    "fiumatch-cardinality",
+    "fiumatch-http-filter",
+)
+
+
+def make_systems(pool: StreamingExecutor, names: list[str] | None = None) -> list[System]:
+    """Every system (or those named), the fiumatch ones on ``pool`` (one shared process pool,
+    closed by the caller) except ``-1core`` (serial, in this process)."""
+    systems: list[System] = [
+        OpenMined("GCS"),
+        OpenMined("RAW"),
+        FiumatchInProcess("filter", pool),
+        FiumatchInProcess("filter", SerialExecutor(), label="-1core"),
+        FiumatchInProcess("filter", pool, proofs=True),
+        FiumatchInProcess("mutual", pool, proofs=True),
+        FiumatchInProcess("cardinality", pool),
+        HttpSystem("filter"),
+    ]
+    assert tuple(s.name for s in systems) == ALL_SYSTEMS
+    if names:
+        unknown = set(names) - {s.name for s in systems}
+        if unknown:
+            raise SystemExit(f"unknown systems: {sorted(unknown)}")
+        systems = [s for s in systems if s.name in names]
+    return systems
