@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fiumatch.errors import FiumatchError
+from fiumatch.node.audit import AuditSink
 from fiumatch.node.errors import (
     AgreementRefusedError,
     BadTokenError,
@@ -114,91 +115,6 @@ BATCH_FRAMES = 2
 """Element chunks sent per HTTP request by a querier: a long run reports progress per batch."""
 _U32 = struct.Struct(">I")
 _ROW_HEAD = struct.Struct(">HBB")  # key type, strength, length of the subject id
-
-
-# --------------------------------------------------------------------------------------------
-# Audit: the one seam every event goes through
-
-
-class AuditSink:
-    """Append audit events to the store's Merkle log, using ``fiumatch.auditlog``'s entry
-    encoding and appender. The only function the node calls to audit anything.
-
-    Never pass identifiers, match keys, blinded elements or OPRF outputs: the entry schema has no
-    field for them (digests and counts only), and free text is screened by the entry encoder.
-    """
-
-    def __init__(self, store: Store, clock: Clock) -> None:
-        self._store = store
-        self._clock = clock
-        self._lock = threading.Lock()
-
-    def record(
-        self,
-        event_type: str,
-        *,
-        actor: str,
-        peer: str | None = None,
-        session: str | None = None,
-        agreement_id: str | None = None,
-        epoch: int | None = None,
-        counts_in: int | None = None,
-        counts_out: int | None = None,
-        request_digest: bytes | None = None,
-        response_digest: bytes | None = None,
-        extra: Mapping[str, Any] | None = None,
-    ) -> int:
-        """Append one event; returns its sequence number. ``event_type`` is an
-        ``auditlog.entry.EventType`` name (case-insensitive); ``extra`` holds other entry
-        fields by name (``mode``, ``direction``, ``clause``, ``hits``, ``purpose``...)."""
-        from fiumatch.auditlog.entry import EVENT_SCHEMAS, Entry, EventType, encode_entry
-        from fiumatch.auditlog.errors import AuditLogError
-        from fiumatch.auditlog.merkle import CompactRange, leaf_hash
-        from fiumatch.store import AuditLeaf, AuditNode
-
-        fields: dict[str, Any] = {
-            "actor": _token(actor),
-            "peer": _token(peer) if peer else None,
-            "session": session,
-            "agreement": _token(agreement_id) if agreement_id else None,
-            "epoch": epoch,
-            "count_in": counts_in,
-            "count_out": counts_out,
-            "request_sha256": request_digest,
-            "response_sha256": response_digest,
-        }
-        fields.update(extra or {})
-        event = EventType[event_type.upper()]
-        for name in ("request_sha256", "response_sha256"):
-            if fields.get(name) is None and name in EVENT_SCHEMAS[event].required:
-                fields[name] = _EMPTY_DIGEST  # no body in that direction (documented)
-        with self._lock:
-            seq = self._store.audit.size()
-            time_ms = int(self._clock() * 1000)
-            kwargs = {k: v for k, v in fields.items() if v is not None}
-            try:
-                entry = Entry(seq=seq, time_ms=time_ms, event=event, **kwargs)
-            except AuditLogError:
-                # Keep the log complete even if an optional field does not fit the schema:
-                # drop the optional fields the event type does not allow and retry once.
-                allowed = EVENT_SCHEMAS[event].allowed
-                kwargs = {k: v for k, v in kwargs.items() if k in allowed}
-                entry = Entry(seq=seq, time_ms=time_ms, event=event, **kwargs)
-            data = encode_entry(entry)
-            lh = leaf_hash(data)
-
-            def get_node(level: int, index: int) -> bytes:
-                node = self._store.audit.node(level, index)
-                assert node is not None
-                return node
-
-            frontier = CompactRange.from_store(seq, get_node)
-            nodes = frontier.append(lh)
-            self._store.audit.append(
-                AuditLeaf(seq=seq, time=time_ms // 1000, entry=data, leaf_hash=lh),
-                [AuditNode(level=n.level, index=n.index, hash=n.hash) for n in nodes],
-            )
-            return seq
 
 
 def _token(value: str) -> str:
@@ -432,7 +348,7 @@ class NodeService:
             skew=settings.signature_skew_seconds,
             max_lifetime=settings.signature_max_lifetime_seconds,
         )
-        self.audit = AuditSink(store, clock)
+        self.audit = AuditSink(store, clock, node_id=self.node_id, key=keys.identity)
         self._live: dict[str, _LiveSession] = {}
         self._live_lock = threading.Lock()
         self._ledgers: dict[tuple[str, int], FilterLedger] = {}
