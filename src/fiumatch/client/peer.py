@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from fiumatch.errors import FiumatchError
 from fiumatch.node import httpsig
+from fiumatch.node.audit import AuditSink
 from fiumatch.node.keys import public_key_from_raw
 from fiumatch.store import Peer
 
@@ -82,6 +83,7 @@ class PeerClient:
         clock: Callable[[], float],
         rng: Callable[[int], bytes],
         transport: httpx.BaseTransport | None = None,
+        audit: AuditSink | None = None,
     ) -> None:
         self._own_id = own_id
         self._key = key
@@ -92,6 +94,7 @@ class PeerClient:
         self._base = peer.url.rstrip("/")
         self._authority = urlsplit(self._base).netloc
         self._http = httpx.Client(verify=False, timeout=TIMEOUT, transport=transport)
+        self._audit = audit  # receipts and cosignatures on every exchange (node.audit)
 
     def close(self) -> None:
         self._http.close()
@@ -133,6 +136,8 @@ class PeerClient:
                 rng=self._rng,
             )
         )
+        if self._audit is not None:
+            headers.update(self._audit.outgoing_headers(self._peer.node_id))
         try:
             r = self._http.request(method, self._base + path, content=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -163,6 +168,10 @@ class PeerClient:
                 status=r.status_code or 0,
                 peer_code="unauthentic_response" if r.status_code < 400 else _code(r),
             ) from None
+        if self._audit is not None:
+            self._audit.after_response(
+                self._peer.node_id, session, body, r.status_code, r.content, resp_headers
+            )
         if r.status_code >= 400:
             data = _json(r.content)
             details = data.get("details", {}) if isinstance(data.get("details"), dict) else {}

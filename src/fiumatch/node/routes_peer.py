@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from fiumatch.errors import FiumatchError
-from fiumatch.node import httpsig
+from fiumatch.node import audit, httpsig
 from fiumatch.node.errors import BadRequestError, BodyTooLargeError, MissingComponentError
 from fiumatch.node.keys import public_key_from_raw
 from fiumatch.node.service import NodeService
@@ -80,6 +80,7 @@ async def _verify(request: Request, service: NodeService) -> tuple[str, bytes]:
 
     peer_id = await run_in_threadpool(check)
     request.state.peer_id = peer_id
+    await run_in_threadpool(audit.begin_incoming, service, request, peer_id, body)
     return peer_id, body
 
 
@@ -114,6 +115,7 @@ def _sign(
         )
     )
     headers.update(extra or {})
+    headers.update(audit.answer_headers(service, request, status, body))  # receipts, cosigning
     return Response(content=body, status_code=status, headers=headers, media_type=content_type)
 
 

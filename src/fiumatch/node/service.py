@@ -367,6 +367,7 @@ class NodeService:
                     peer=peer,
                     clock=self.clock,
                     rng=self.rng,
+                    audit=self.audit,
                 )
 
             peer_client_factory = factory
