@@ -2,10 +2,10 @@
 
 Owns chain names and canonical address forms. Bitcoin base58check and bech32 (BIP 173)
 validation is python-stdnum's; hand-written here: bech32m (BIP 350, taproot) which stdnum
-2.2 does not know, the EIP-55 mixed-case check (with a small Keccak-256, since hashlib's
-SHA3 uses different padding) and Tron's base58check. Canonical forms: Bitcoin base58
-unchanged (it is case-sensitive), bech32 lower case, Ethereum ``0x`` + 40 lower-case hex,
-Tron base58 unchanged.
+2.2 does not know, the EIP-55 mixed-case rule and Tron's base58check. Keccak-256 is
+pycryptodome's (hashlib's SHA3 uses the NIST padding, which gives other digests).
+Canonical forms: Bitcoin base58 unchanged (it is case-sensitive), bech32 lower case,
+Ethereum ``0x`` + 40 lower-case hex, Tron base58 unchanged.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from functools import lru_cache
 
 from fiumatch.identifiers.errors import (
     ChecksumError,
     EmptyValueError,
+    Failure,
+    IdentifierError,
     InvalidFormatError,
     UnsupportedChainError,
 )
@@ -38,67 +41,12 @@ _B58_INDEX = {c: i for i, c in enumerate(_B58)}
 _BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 _BECH32M_CONST = 0x2BC830A3
 
-# --- Keccak-256 (FIPS 202 permutation, original Keccak padding 0x01) -------------------
-_RC = [
-    0x0000000000000001, 0x0000000000008082, 0x800000000000808A, 0x8000000080008000,
-    0x000000000000808B, 0x0000000080000001, 0x8000000080008081, 0x8000000000008009,
-    0x000000000000008A, 0x0000000000000088, 0x0000000080008009, 0x000000008000000A,
-    0x000000008000808B, 0x800000000000008B, 0x8000000000008089, 0x8000000000008003,
-    0x8000000000008002, 0x8000000000000080, 0x000000000000800A, 0x800000008000000A,
-    0x8000000080008081, 0x8000000000008080, 0x0000000080000001, 0x8000000080008008,
-]  # fmt: skip
-_ROT = [0, 1, 62, 28, 27, 36, 44, 6, 55, 20, 3, 10, 43, 25, 39, 41, 45, 15, 21, 8, 18, 2, 61,
-        56, 14]  # fmt: skip
-_M64 = (1 << 64) - 1
-
-
-# rho and pi combined: (source lane, destination lane, rotation), rotation 0 skipped.
-_RHO_PI = tuple(
-    (x + 5 * y, y + 5 * ((2 * x + 3 * y) % 5), _ROT[x + 5 * y]) for x in range(5) for y in range(5)
-)
-
-
-def _keccak_f(a: list[int]) -> None:
-    m = _M64
-    b = [0] * 25
-    for rc in _RC:
-        c0 = a[0] ^ a[5] ^ a[10] ^ a[15] ^ a[20]
-        c1 = a[1] ^ a[6] ^ a[11] ^ a[16] ^ a[21]
-        c2 = a[2] ^ a[7] ^ a[12] ^ a[17] ^ a[22]
-        c3 = a[3] ^ a[8] ^ a[13] ^ a[18] ^ a[23]
-        c4 = a[4] ^ a[9] ^ a[14] ^ a[19] ^ a[24]
-        d = (
-            c4 ^ (((c1 << 1) | (c1 >> 63)) & m),
-            c0 ^ (((c2 << 1) | (c2 >> 63)) & m),
-            c1 ^ (((c3 << 1) | (c3 >> 63)) & m),
-            c2 ^ (((c4 << 1) | (c4 >> 63)) & m),
-            c3 ^ (((c0 << 1) | (c0 >> 63)) & m),
-        )
-        for src, dst, rot in _RHO_PI:
-            v = a[src] ^ d[src % 5]
-            b[dst] = ((v << rot) | (v >> (64 - rot))) & m if rot else v
-        for y in range(0, 25, 5):
-            b0, b1, b2, b3, b4 = b[y], b[y + 1], b[y + 2], b[y + 3], b[y + 4]
-            a[y] = b0 ^ (~b1 & b2)
-            a[y + 1] = b1 ^ (~b2 & b3)
-            a[y + 2] = b2 ^ (~b3 & b4)
-            a[y + 3] = b3 ^ (~b4 & b0)
-            a[y + 4] = b4 ^ (~b0 & b1)
-        a[0] ^= rc
-
 
 def keccak256(data: bytes) -> bytes:
-    """Keccak-256 as used by Ethereum (not NIST SHA3-256)."""
-    rate = 136
-    padded = bytearray(data) + b"\x01" + b"\x00" * ((-len(data) - 1) % rate)
-    padded[-1] |= 0x80
-    state = [0] * 25
-    for off in range(0, len(padded), rate):
-        block = padded[off : off + rate]
-        for i in range(rate // 8):
-            state[i] ^= int.from_bytes(block[8 * i : 8 * i + 8], "little")
-        _keccak_f(state)
-    return b"".join(state[i].to_bytes(8, "little") for i in range(4))
+    """Keccak-256 as used by Ethereum (original Keccak padding, not NIST SHA3-256)."""
+    from Crypto.Hash import keccak
+
+    return keccak.new(data=data, digest_bits=256).digest()
 
 
 def eip55(address_hex40: str) -> str:
@@ -198,6 +146,21 @@ def normalise_wallet(
     address: str, chain: str | None = None, field: str = "wallet"
 ) -> tuple[str, str]:
     """Canonical ``(chain, address)``. An unknown or missing chain is inferred from the shape."""
+    found = _cached(address, chain)
+    if isinstance(found, Failure):
+        raise found.at(field)
+    return found
+
+
+@lru_cache(maxsize=1 << 14)
+def _cached(address: str, chain: str | None) -> tuple[str, str] | Failure:
+    try:
+        return _normalise(address, chain, "")
+    except IdentifierError as exc:
+        return Failure.of(exc)
+
+
+def _normalise(address: str, chain: str | None, field: str) -> tuple[str, str]:
     text = unicodedata.normalize("NFKC", address).strip().replace(" ", "")
     if not text:
         raise EmptyValueError(field, "no address")

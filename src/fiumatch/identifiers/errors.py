@@ -20,11 +20,14 @@ Tree::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fiumatch.errors import FiumatchError
 
 __all__ = [
     "ChecksumError",
     "EmptyValueError",
+    "Failure",
     "IdentifierError",
     "InvalidDateError",
     "InvalidFormatError",
@@ -101,3 +104,28 @@ class KeyEncodingError(IdentifierError):
     """A match-key field is too long or a key has too many fields."""
 
     code = "key_encoding"
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A normaliser's error as a value, so a bounded cache can keep it.
+
+    Normalisers cache their results by raw value (the same phone number or passport recurs
+    across records); a cached failure is kept without the caller's field name and turned
+    back into the same error, for the caller's field, by :meth:`at`. ``suffix`` is what the
+    normaliser appended to its field (``"_country"`` when the error is in the country).
+    """
+
+    error: type[IdentifierError]
+    suffix: str
+    reason: str
+
+    @classmethod
+    def of(cls, exc: IdentifierError, base: str = "") -> Failure:
+        """The failure of ``exc``, raised by a normaliser that was given field ``base``."""
+        suffix = exc.field[len(base) :] if exc.field.startswith(base) else exc.field
+        return cls(type(exc), suffix, exc.bare_reason)
+
+    def at(self, field: str) -> IdentifierError:
+        """The error for ``field``, as the normaliser would have raised it uncached."""
+        return self.error(field + self.suffix, self.reason)
