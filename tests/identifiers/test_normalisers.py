@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from fiumatch.identifiers import (
@@ -185,3 +187,55 @@ def test_partial_date_precision() -> None:
     assert PartialDate(1980).precision == "year"
     assert PartialDate(1980, 5).precision == "month"
     assert PartialDate(1980, 5, 12).precision == "day"
+
+
+@pytest.mark.parametrize(
+    ("call", "field", "error"),
+    [
+        (lambda f: normalise_phone("030 1234567", "XQ", f), "{}_country", UnknownCountryError),
+        (lambda f: normalise_phone("+49 1", None, f), "{}", InvalidFormatError),
+        (lambda f: normalise_iban("DE88 3704 0044 0532 0130 00", f), "{}", ChecksumError),
+        (lambda f: normalise_bic("DEUT", f), "{}", InvalidFormatError),
+        (lambda f: normalise_lei("529900T8BM49AURSDO56", f), "{}", ChecksumError),
+        (lambda f: normalise_email("a@b@c.de", f), "{}", InvalidFormatError),
+        (lambda f: normalise_wallet("0xabc", "ETH", f), "{}", InvalidFormatError),
+        (lambda f: normalise_wallet("addr1qx2f", "ADA", f), "{}_chain", UnsupportedChainError),
+        (
+            lambda f: normalise_document(DocumentKind.NATIONAL_ID, "12345678A", "ES", f),
+            "{}",
+            ChecksumError,
+        ),
+        (
+            lambda f: normalise_document(DocumentKind.PASSPORT, "C01X00T47", "XQ", f),
+            "{}_country",
+            UnknownCountryError,
+        ),
+    ],
+)
+def test_cached_failures_name_each_callers_field(
+    call: Callable[[str], object], field: str, error: type[IdentifierError]
+) -> None:
+    # Normalisers cache failures by raw value; the second call must still name its own
+    # field (and keep the suffix the normaliser adds), with the same type and reason.
+    with pytest.raises(error) as first:
+        call("first")
+    with pytest.raises(error) as second:
+        call("second")
+    assert first.value.field == field.format("first")
+    assert second.value.field == field.format("second")
+    assert second.value.bare_reason == first.value.bare_reason
+    assert type(second.value) is type(first.value)
+
+
+def test_cached_results_are_the_uncached_results() -> None:
+    from fiumatch.identifiers import contacts, documents
+
+    contacts._phone_cached.cache_clear()
+    documents._cached.cache_clear()
+    assert normalise_phone("030 1234567", "DEU") == normalise_phone("030 1234567", "DEU")
+    assert contacts._phone_cached.cache_info().hits == 1
+    assert normalise_phone("030 1234567", "DEU") == contacts._phone("030 1234567", "DEU", "p")
+    doc = normalise_document(DocumentKind.PASSPORT, "c01x 00t47", "deu")
+    assert doc == documents._normalise(DocumentKind.PASSPORT, "c01x 00t47", "deu", "x")
+    assert documents._cached.cache_info().currsize == 1
+    assert contacts._phone_cached.cache_info().maxsize == contacts.CACHE_SIZE

@@ -3,17 +3,22 @@
 Owns their canonical forms. IBAN and BIC structure and checksums are schwifty's (IBAN: ISO
 13616 mod 97-10, country length and BBAN structure; BIC: ISO 9362 structure and country);
 LEI is python-stdnum's (ISO 17442). Hand-written here: only compaction and the BIC8 rule.
-Error messages never contain the value.
+Error messages never contain the value. IBAN, BIC and LEI results (and failures) are
+cached by raw value in bounded LRU caches.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
+from functools import lru_cache
 
 from fiumatch.identifiers.errors import (
     ChecksumError,
     EmptyValueError,
+    Failure,
+    IdentifierError,
     InvalidFormatError,
 )
 
@@ -42,8 +47,26 @@ def _required(value: str, field: str) -> str:
     return compact
 
 
+def _cached(normalise: Callable[[str, str], str]) -> Callable[[str], str | Failure]:
+    @lru_cache(maxsize=1 << 16)
+    def cached(value: str) -> str | Failure:
+        try:
+            return normalise(value, "")
+        except IdentifierError as exc:
+            return Failure.of(exc)
+
+    return cached
+
+
 def normalise_iban(value: str, field: str = "iban") -> str:
     """Canonical IBAN: electronic format (upper case, no separators), checksum verified."""
+    found = _iban_cached(value)
+    if isinstance(found, Failure):
+        raise found.at(field)
+    return found
+
+
+def _iban(value: str, field: str) -> str:
     from schwifty import IBAN
     from schwifty import exceptions as sx
 
@@ -65,6 +88,13 @@ def normalise_iban(value: str, field: str = "iban") -> str:
 
 def normalise_bic(value: str, field: str = "bic") -> str:
     """Canonical BIC: 8 characters, or 11 when the branch code is not ``XXX``."""
+    found = _bic_cached(value)
+    if isinstance(found, Failure):
+        raise found.at(field)
+    return found
+
+
+def _bic(value: str, field: str) -> str:
     from schwifty import BIC
     from schwifty import exceptions as sx
 
@@ -96,6 +126,13 @@ def normalise_account_number(value: str, field: str = "account_number") -> str:
 
 def normalise_lei(value: str, field: str = "lei") -> str:
     """Canonical LEI (ISO 17442): 20 characters, mod 97-10 verified."""
+    found = _lei_cached(value)
+    if isinstance(found, Failure):
+        raise found.at(field)
+    return found
+
+
+def _lei(value: str, field: str) -> str:
     from stdnum import lei
     from stdnum.exceptions import InvalidChecksum, ValidationError
 
@@ -106,6 +143,11 @@ def normalise_lei(value: str, field: str = "lei") -> str:
         raise ChecksumError(field, "LEI check digits do not verify") from None
     except ValidationError:
         raise InvalidFormatError(field, "LEI must be 20 alphanumeric characters") from None
+
+
+_iban_cached = _cached(_iban)
+_bic_cached = _cached(_bic)
+_lei_cached = _cached(_lei)
 
 
 def normalise_registration_number(value: str, field: str = "registration_number") -> str:

@@ -4,7 +4,8 @@ Owns their canonical forms: the issuing country as ISO 3166-1 alpha-2 and the nu
 compacted to ``[0-9A-Z]``. Where python-stdnum has a validator for the (country, kind) pair
 in :data:`STDNUM_VALIDATORS`, the number must also pass it; elsewhere only the generic length
 rule applies. The table is hand-written and part of the spec: changing it changes which
-records are rejected, never the bytes of a key.
+records are rejected, never the bytes of a key. Results and failures are cached by raw
+(kind, number, country) in a bounded LRU cache.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from types import ModuleType
 
 from fiumatch.identifiers.accounts import compact_alnum
 from fiumatch.identifiers.countries import normalise_country
-from fiumatch.identifiers.errors import ChecksumError, EmptyValueError, InvalidFormatError
+from fiumatch.identifiers.errors import (
+    ChecksumError,
+    EmptyValueError,
+    Failure,
+    IdentifierError,
+    InvalidFormatError,
+)
 
 __all__ = ["STDNUM_VALIDATORS", "DocumentKind", "IssuedNumber", "normalise_document"]
 
@@ -70,7 +77,21 @@ def normalise_document(
     kind: DocumentKind, number: str, country: str, field: str | None = None
 ) -> IssuedNumber:
     """Canonical (kind, country alpha-2, compacted number); validated where stdnum can."""
-    field = field or str(kind)
+    found = _cached(kind, number, country)
+    if isinstance(found, Failure):
+        raise found.at(field or str(kind))
+    return found
+
+
+@lru_cache(maxsize=1 << 16)
+def _cached(kind: DocumentKind, number: str, country: str) -> IssuedNumber | Failure:
+    try:
+        return _normalise(kind, number, country, "")
+    except IdentifierError as exc:
+        return Failure.of(exc)
+
+
+def _normalise(kind: DocumentKind, number: str, country: str, field: str) -> IssuedNumber:
     cc = normalise_country(country, f"{field}_country")
     compact = compact_alnum(number)
     if not compact:
