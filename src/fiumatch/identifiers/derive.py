@@ -11,12 +11,13 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
 from fiumatch.identifiers.dates import PartialDate
-from fiumatch.identifiers.errors import NoMatchKeyError
+from fiumatch.identifiers.errors import EmptyValueError, NoMatchKeyError
 from fiumatch.identifiers.keys import KeyType, MatchKey, dedupe
 from fiumatch.identifiers.model import Identifier, IdentifierKind, Subject, SubjectType
 from fiumatch.identifiers.names import (
     NormalisedOrgName,
     NormalisedPersonName,
+    PersonName,
     normalise_org_name,
     normalise_person_name,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "identifier_keys",
     "org_keys",
     "person_keys",
+    "person_name_keys",
 ]
 
 _DOC_KEYS = {
@@ -64,25 +66,63 @@ def person_keys(
     """Person composites; none without a date of birth."""
     if birth_date is None:
         return []
-    dob = birth_date.iso
-    year = f"{birth_date.year:04d}"
     out: list[MatchKey] = []
     for v in variants:
-        joined, core, family, codes = _person_fields(v)
-        out.append(MatchKey(KeyType.PERSON_NAME_DOB, (joined, dob)))
-        out.append(MatchKey(KeyType.PERSON_TOKENS_DOB, (core, dob)))
-        if family:
-            out.append(MatchKey(KeyType.PERSON_SURNAME_INITIAL_DOB, (family, v.initial, dob)))
-        if codes:
-            out.append(MatchKey(KeyType.PERSON_PHONETIC_YEAR, (codes, year)))
+        out += _dated(_variant_templates(v), birth_date)
     return out
 
 
+def person_name_keys(
+    name: PersonName, birth_date: PartialDate | None, field: str = "name"
+) -> list[MatchKey]:
+    """``person_keys(normalise_person_name(name, field), birth_date)``, cached by name.
+
+    Raises :class:`EmptyValueError` (naming ``field``) when the name has no tokens, with or
+    without a date of birth, exactly as that composition does.
+    """
+    templates = _name_templates(name)
+    if templates is None:
+        raise EmptyValueError(field, "no name tokens after normalisation")
+    if birth_date is None:
+        return []
+    return _dated(templates, birth_date)
+
+
+_Template = tuple[KeyType, tuple[str, ...]]
+
+
+def _dated(templates: Sequence[_Template], birth_date: PartialDate) -> list[MatchKey]:
+    """The keys of undated templates: the date of birth, or the year for phonetic keys."""
+    dob = birth_date.iso
+    year = dob[:4]
+    return [
+        MatchKey(kt, (*fields, year if kt is KeyType.PERSON_PHONETIC_YEAR else dob))
+        for kt, fields in templates
+    ]
+
+
 @lru_cache(maxsize=1 << 16)
-def _person_fields(v: NormalisedPersonName) -> tuple[str, str, str, str]:
-    """(joined name, core tokens, surname or "" if no initial, phonetic codes) of a variant."""
-    family = " ".join(v.family) if v.family and v.initial else ""
-    return v.joined, v.core_text, family, v.phonetic_text
+def _variant_templates(v: NormalisedPersonName) -> tuple[_Template, ...]:
+    """A variant's person keys without their date field, in derivation order."""
+    out: list[_Template] = [
+        (KeyType.PERSON_NAME_DOB, (v.joined,)),
+        (KeyType.PERSON_TOKENS_DOB, (v.core_text,)),
+    ]
+    if v.family and v.initial:
+        out.append((KeyType.PERSON_SURNAME_INITIAL_DOB, (" ".join(v.family), v.initial)))
+    codes = v.phonetic_text
+    if codes:
+        out.append((KeyType.PERSON_PHONETIC_YEAR, (codes,)))
+    return tuple(out)
+
+
+@lru_cache(maxsize=1 << 16)
+def _name_templates(name: PersonName) -> tuple[_Template, ...] | None:
+    try:
+        variants = normalise_person_name(name)
+    except EmptyValueError:
+        return None
+    return tuple(t for v in variants for t in _variant_templates(v))
 
 
 def org_keys(variants: Sequence[NormalisedOrgName], countries: Sequence[str]) -> list[MatchKey]:
@@ -99,7 +139,7 @@ def derive_keys(subject: Subject) -> tuple[MatchKey, ...]:
     keys = identifier_keys(subject.identifiers)
     if subject.type is SubjectType.PERSON:
         for i, name in enumerate(subject.names):
-            keys += person_keys(normalise_person_name(name, f"names[{i}]"), subject.birth_date)
+            keys += person_name_keys(name, subject.birth_date, f"names[{i}]")
     elif subject.type is SubjectType.ORGANISATION:
         for i, name in enumerate(subject.names):
             keys += org_keys(normalise_org_name(name.display, f"names[{i}]"), subject.countries)

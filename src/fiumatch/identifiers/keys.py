@@ -118,6 +118,8 @@ _HEADERS = {
     for kt, (code, _, fields) in _CODES.items()
 }
 _ARITY = {kt: len(fields) for kt, (_, _, fields) in _CODES.items()}
+_SHORT = 1024
+_LENGTHS = [n.to_bytes(2, "big") for n in range(_SHORT)]  # length prefixes of short fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,18 +135,27 @@ class MatchKey:
 
     def encode(self) -> bytes:
         """The bytes handed to the OPRF (see the module docstring)."""
-        if len(self.fields) != _ARITY[self.type]:
+        fields = self.fields
+        if len(fields) != _ARITY[self.type]:
             raise KeyEncodingError(self.type.value, "wrong number of fields for key type")
-        out = bytearray(_HEADERS[self.type])
-        for value in self.fields:
+        out = _HEADERS[self.type]
+        for value in fields:
             raw = value.encode("utf-8")
-            if len(raw) > MAX_FIELD_BYTES:
+            n = len(raw)
+            if n < _SHORT:
+                out += _LENGTHS[n] + raw
+            elif n <= MAX_FIELD_BYTES:
+                out += n.to_bytes(2, "big") + raw
+            else:
                 raise KeyEncodingError(self.type.value, "field longer than 65535 bytes")
-            out += len(raw).to_bytes(2, "big") + raw
-        return bytes(out)
+        return out
 
     def hex(self) -> str:
         return self.encode().hex()
+
+    def __reduce__(self) -> tuple[object, tuple[KeyType, tuple[str, ...]]]:
+        # Positional pickling (see PartialDate.__reduce__).
+        return MatchKey, (self.type, self.fields)
 
 
 def decode_key(data: bytes) -> MatchKey:

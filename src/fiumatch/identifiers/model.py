@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from functools import lru_cache
 
 from fiumatch.identifiers.dates import PartialDate
 from fiumatch.identifiers.errors import UnknownSubjectTypeError
@@ -88,6 +89,10 @@ class Identifier:
     value: str
     qualifier: str = ""
 
+    def __reduce__(self) -> tuple[type[Identifier], tuple[IdentifierKind, str, str]]:
+        # Positional pickling (see Subject.__reduce__).
+        return Identifier, (self.kind, self.value, self.qualifier)
+
 
 @dataclass(frozen=True, slots=True)
 class Provenance:
@@ -96,6 +101,9 @@ class Provenance:
     source: str
     record: str
     line: int | None = None
+
+    def __reduce__(self) -> tuple[type[Provenance], tuple[str, str, int | None]]:
+        return Provenance, (self.source, self.record, self.line)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,6 +129,34 @@ class Subject:
     def display_name(self) -> str:
         return self.names[0].display if self.names else ""
 
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # Positional pickling: the dataclass default for slots goes through fields() per
+        # object and made unpickling cost more than deriving the keys, which the parallel
+        # reader pays for every subject its worker processes return.
+        return _subject, (
+            self.subject_id, self.type, self.local_ref, self.retention_until, self.provenance,
+            self.names, self.birth_date, self.countries, self.identifiers, self.keys,
+        )  # fmt: skip
+
+
+def _subject(
+    subject_id: str,
+    type: SubjectType,
+    local_ref: str,
+    retention_until: date,
+    provenance: Provenance,
+    names: tuple[PersonName, ...],
+    birth_date: PartialDate | None,
+    countries: tuple[str, ...],
+    identifiers: tuple[Identifier, ...],
+    keys: tuple[MatchKey, ...],
+) -> Subject:
+    return Subject(
+        subject_id=subject_id, type=type, local_ref=local_ref, retention_until=retention_until,
+        provenance=provenance, names=names, birth_date=birth_date, countries=countries,
+        identifiers=identifiers, keys=keys,
+    )  # fmt: skip
+
 
 def _lp(value: str) -> bytes:
     raw = value.encode("utf-8")
@@ -132,5 +168,12 @@ def subject_id(source: str, local_ref: str) -> str:
 
     Re-ingesting the same record from the same source gives the same id, so a store can upsert.
     """
-    digest = hashlib.sha256(b"fiumatch-subject-id-v1" + _lp(source) + _lp(local_ref)).digest()
-    return digest[:16].hex()
+    hasher = _source_hasher(source).copy()
+    hasher.update(_lp(local_ref))
+    return hasher.digest()[:16].hex()
+
+
+@lru_cache(maxsize=256)
+def _source_hasher(source: str) -> hashlib._Hash:
+    """SHA-256 state after the domain and the source (a file holds one source)."""
+    return hashlib.sha256(b"fiumatch-subject-id-v1" + _lp(source))

@@ -35,7 +35,7 @@ from fiumatch.identifiers.model import (
     parse_subject_type,
     subject_id,
 )
-from fiumatch.identifiers.names import PersonName, normalise_org_name, normalise_person_name
+from fiumatch.identifiers.names import PersonName, normalise_org_name
 from fiumatch.ingest.rejects import Reject
 
 __all__ = ["FIELDS", "MULTI_VALUED", "Value", "build_subject"]
@@ -111,6 +111,9 @@ def build_subject(
     default_retention: date,
 ) -> Subject | list[Reject]:
     """Validate and normalise one record; return the subject (keys derived) or its rejects."""
+    # Every optional group is skipped outright when its fields are absent or empty: a CSV
+    # row fills a handful of the 27 columns, and this function runs once per record.
+    get = fields.get
     errors: list[IdentifierError] = []
     local_ref = _one(fields, "local_ref")
     if not local_ref:
@@ -122,7 +125,7 @@ def build_subject(
         errors.append(exc)
 
     retention = default_retention
-    raw_retention = _one(fields, "retention_until")
+    raw_retention = _one(fields, "retention_until") if get("retention_until") else ""
     if raw_retention:
         try:
             when = parse_partial_date(raw_retention, "retention_until")
@@ -147,50 +150,49 @@ def build_subject(
     sole_country = countries[0] if len(countries) == 1 else None
 
     birth: PartialDate | None = None
-    raw_birth = _one(fields, "birth_date")
+    raw_birth = _one(fields, "birth_date") if get("birth_date") else ""
     if raw_birth:
         try:
             birth = parse_partial_date(raw_birth, "birth_date")
         except IdentifierError as exc:
             errors.append(exc)
 
-    identifiers: list[Identifier] = []
-
-    def add(kind: IdentifierKind, value: str, qualifier: str = "") -> None:
-        ident = Identifier(kind, value, qualifier)
-        if ident not in identifiers:
-            identifiers.append(ident)
-
-    for raw in _many(fields, "iban"):
-        try:
-            add(IdentifierKind.IBAN, normalise_iban(raw, "iban"))
-        except IdentifierError as exc:
-            errors.append(exc)
-    raw_account, raw_bic = _one(fields, "account_number"), _one(fields, "bic")
+    # Canonical identifiers, deduplicated in first-seen order (dict keys).
+    identifiers: dict[Identifier, None] = {}
+    if get("iban"):
+        for raw in _many(fields, "iban"):
+            try:
+                identifiers[Identifier(IdentifierKind.IBAN, normalise_iban(raw, "iban"))] = None
+            except IdentifierError as exc:
+                errors.append(exc)
+    raw_account = _one(fields, "account_number") if get("account_number") else ""
     if raw_account:
+        raw_bic = _one(fields, "bic")
         try:
             number = normalise_account_number(raw_account, "account_number")
             if not raw_bic:
                 raise EmptyValueError("bic", "a domestic account number needs its BIC")
-            add(IdentifierKind.ACCOUNT, number, normalise_bic(raw_bic, "bic"))
+            ident = Identifier(IdentifierKind.ACCOUNT, number, normalise_bic(raw_bic, "bic"))
+            identifiers[ident] = None
         except IdentifierError as exc:
             errors.append(exc)
-    raw_lei = _one(fields, "lei")
+    raw_lei = _one(fields, "lei") if get("lei") else ""
     if raw_lei:
         try:
-            add(IdentifierKind.LEI, normalise_lei(raw_lei, "lei"))
+            identifiers[Identifier(IdentifierKind.LEI, normalise_lei(raw_lei, "lei"))] = None
         except IdentifierError as exc:
             errors.append(exc)
-    raw_reg = _one(fields, "registration_number")
+    raw_reg = _one(fields, "registration_number") if get("registration_number") else ""
     if raw_reg:
         try:
             if sole_country is None:
                 raise EmptyValueError("country", "registration number needs one country")
-            add(IdentifierKind.REGISTRATION, normalise_registration_number(raw_reg), sole_country)
+            number = normalise_registration_number(raw_reg)
+            identifiers[Identifier(IdentifierKind.REGISTRATION, number, sole_country)] = None
         except IdentifierError as exc:
             errors.append(exc)
     for number_field, country_name, doc_kind, ident_kind in _DOCS:
-        if not fields.get(number_field):
+        if not get(number_field):
             continue
         numbers = _paired(fields, number_field)
         doc_countries = _paired(fields, country_name)
@@ -204,41 +206,44 @@ def build_subject(
                         raise EmptyValueError(country_name, "issuing country unknown")
                     cc_raw = sole_country
                 doc = normalise_document(doc_kind, raw, cc_raw, number_field)
-                add(ident_kind, doc.number, doc.country)
+                identifiers[Identifier(ident_kind, doc.number, doc.country)] = None
             except IdentifierError as exc:
                 errors.append(exc)
-    phone_region = _one(fields, "phone_country") or (countries[0] if countries else None)
-    for raw in _many(fields, "phone"):
-        try:
-            add(IdentifierKind.PHONE, normalise_phone(raw, phone_region, "phone"))
-        except IdentifierError as exc:
-            errors.append(exc)
-    for raw in _many(fields, "email"):
-        try:
-            add(IdentifierKind.EMAIL, normalise_email(raw, "email"))
-        except IdentifierError as exc:
-            errors.append(exc)
-    raw_wallet = _one(fields, "wallet_address") if "wallet_address" in fields else ""
+    if get("phone"):
+        phone_region = _one(fields, "phone_country") or (countries[0] if countries else None)
+        for raw in _many(fields, "phone"):
+            try:
+                e164 = normalise_phone(raw, phone_region, "phone")
+                identifiers[Identifier(IdentifierKind.PHONE, e164)] = None
+            except IdentifierError as exc:
+                errors.append(exc)
+    if get("email"):
+        for raw in _many(fields, "email"):
+            try:
+                email = normalise_email(raw, "email")
+                identifiers[Identifier(IdentifierKind.EMAIL, email)] = None
+            except IdentifierError as exc:
+                errors.append(exc)
+    raw_wallet = _one(fields, "wallet_address") if get("wallet_address") else ""
     if raw_wallet:
         try:
             chain, address = normalise_wallet(raw_wallet, _one(fields, "wallet_chain"), "wallet")
-            add(IdentifierKind.WALLET, address, chain)
+            identifiers[Identifier(IdentifierKind.WALLET, address, chain)] = None
         except IdentifierError as exc:
             errors.append(exc)
 
     # Names.
     names: list[PersonName] = []
-    given, middle, family = (
-        _one(fields, "given_name"),
-        _one(fields, "middle_name"),
-        _one(fields, "family_name"),
-    )
-    full = _one(fields, "name")
-    if stype is SubjectType.PERSON and (given or family):
-        names.append(PersonName(full=full, given=given, middle=middle, family=family))
+    full = _one(fields, "name") if get("name") else ""
+    if stype is SubjectType.PERSON and (get("given_name") or get("family_name")):
+        given, family = _one(fields, "given_name"), _one(fields, "family_name")
+        if given or family:
+            middle = _one(fields, "middle_name")
+            names.append(PersonName(full=full, given=given, middle=middle, family=family))
     if full:
         names.append(PersonName(full=full))
-    names.extend(PersonName(full=alias) for alias in _many(fields, "aliases"))
+    if get("aliases"):
+        names.extend(PersonName(full=alias) for alias in _many(fields, "aliases"))
 
     keys: list[MatchKey] = derive.identifier_keys(identifiers)
     if stype is SubjectType.PERSON:
@@ -247,7 +252,7 @@ def build_subject(
         for name in names:
             field = "aliases" if name.full and name.full != full else "name"
             try:
-                keys += derive.person_keys(normalise_person_name(name, field), birth)
+                keys += derive.person_name_keys(name, birth, field)
             except IdentifierError as exc:
                 errors.append(exc)
     elif stype is SubjectType.ORGANISATION:

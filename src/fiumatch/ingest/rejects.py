@@ -31,6 +31,10 @@ class Reject:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
+    def __reduce__(self) -> tuple[type[Reject], tuple[str, int | None, str, str, str, str]]:
+        # Positional pickling: rejects cross from ingest worker processes.
+        return Reject, (self.file, self.line, self.record, self.field, self.code, self.reason)
+
 
 class RejectReport:
     """Writes rejects as JSON Lines, one object per reject, and counts them."""
