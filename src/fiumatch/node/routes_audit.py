@@ -1,28 +1,100 @@
-"""Auditor routes (``/audit/v1``): read the Merkle audit log (entries and root). Bearer token,
-role auditor (or admin). Entries hold no identifiers by construction."""
+"""Auditor routes (``/audit/v1``): the audit log as an auditor reads it. Bearer token, role
+auditor (or admin). Thin: check the role, call one :class:`~fiumatch.node.audit.AuditSink`
+method, return its dict (or stream its bundle).
+
+* ``GET /status``: size, latest checkpoint, counts;
+* ``GET /entries?start=&end=&limit=``: entries as JSON (at most 10,000 per page);
+* ``GET /checkpoint?fresh=``: the latest signed checkpoint (``fresh``: sign one now);
+* ``GET /proof/inclusion?index=&size=``: an inclusion proof (default size: a signed checkpoint
+  that includes the entry), with that checkpoint;
+* ``GET /proof/consistency?first=&second=``: a consistency proof between two sizes;
+* ``GET /export?start=``: the bundle (``application/octet-stream``), streamed;
+* ``GET /keys``: the log's and the peers' verifier keys and fingerprints (what to pin, and to
+  compare out of band);
+* ``GET /witness``: peers' checkpoints this node cosigned, and any split-view evidence.
+
+Entries hold no identifiers by construction; these routes never show anything else.
+"""
 
 # No ``from __future__ import annotations`` here: FastAPI must evaluate the route signatures,
 # whose ``Annotated[..., Depends(current)]`` refer to a closure variable.
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 
+from fiumatch.node.audit import AuditSink
 from fiumatch.node.routes_api import user_dependency
 from fiumatch.node.service import NodeService
 from fiumatch.store import User
 
-__all__ = ["router"]
+__all__ = ["BUNDLE_MEDIA_TYPE", "router"]
+
+BUNDLE_MEDIA_TYPE = "application/octet-stream"
 
 
 def router(service: NodeService) -> APIRouter:
     r = APIRouter(prefix="/audit/v1")
     current = user_dependency(service)
+    sink: AuditSink = service.audit
+
+    def auditor(user: Annotated[User, Depends(current)]) -> User:
+        service.require_role(user, "auditor")
+        return user
+
+    Auditor = Annotated[User, Depends(auditor)]
+
+    @r.get("/status")
+    def status(user: Auditor) -> Any:
+        return sink.status()
 
     @r.get("/entries")
     def entries(
-        user: Annotated[User, Depends(current)], start: int = 0, end: int | None = None
+        user: Auditor,
+        start: Annotated[int, Query(ge=0)] = 0,
+        end: Annotated[int | None, Query(ge=0)] = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> Any:
-        return service.audit_entries(user, start, end)
+        return sink.entries(start, end, limit)
+
+    @r.get("/checkpoint")
+    def checkpoint(user: Auditor, fresh: bool = False) -> Any:
+        note = sink.checkpoint(fresh=fresh)
+        return {"note": note.decode("utf-8") if note else None, "origin": sink.origin}
+
+    @r.get("/proof/inclusion")
+    def inclusion(
+        user: Auditor,
+        index: Annotated[int, Query(ge=0)],
+        size: Annotated[int | None, Query(ge=1)] = None,
+    ) -> Any:
+        return sink.inclusion(index, size)
+
+    @r.get("/proof/consistency")
+    def consistency(
+        user: Auditor,
+        first: Annotated[int, Query(ge=0)],
+        second: Annotated[int | None, Query(ge=0)] = None,
+    ) -> Any:
+        return sink.consistency(first, second)
+
+    @r.get("/export")
+    def export(user: Auditor, start: Annotated[int, Query(ge=0)] = 0) -> StreamingResponse:
+        chunks = sink.export(start)  # range errors are raised here, before streaming starts
+        name = f"{service.node_id}-audit-{start}.fiuaudit"
+        return StreamingResponse(
+            chunks,
+            media_type=BUNDLE_MEDIA_TYPE,
+            headers={"content-disposition": f'attachment; filename="{name}"'},
+        )
+
+    @r.get("/keys")
+    def keys(user: Auditor) -> Any:
+        return sink.keys()
+
+    @r.get("/witness")
+    def witness(user: Auditor) -> Any:
+        return sink.witness_report()
 
     return r
