@@ -8,17 +8,20 @@ never hold a whole file in memory.
 
 API::
 
-    read(path, fmt=None, *, default_retention, source=None, stats=None)
+    read(path, fmt=None, *, default_retention, source=None, stats=None, workers=1)
         -> Iterator[Subject | Reject]
 
 ``fmt`` is one of :data:`FORMATS` or ``None`` to guess from the file name. ``source`` names
 the data source in subject ids (default: the file name), so moving a file does not change
-its subjects' ids. Persisting what is yielded is the caller's business (the node's store).
+its subjects' ids. ``workers`` > 1 normalises CSV rows in that many processes
+(:mod:`fiumatch.ingest.parallel`) with the same output in the same order; the other formats
+are read in the calling process. Persisting what is yielded is the caller's business (the
+node's store).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -83,6 +86,7 @@ def read(
     default_retention: date,
     source: str | None = None,
     stats: IngestStats | None = None,
+    workers: int = 1,
 ) -> Iterator[Subject | Reject]:
     """Stream subjects and rejects from one file, in file order."""
     path = Path(path)
@@ -91,17 +95,32 @@ def read(
     if fmt not in readers:
         raise UnknownFormatError(f"format must be one of {', '.join(FORMATS)}")
     counters = stats if stats is not None else IngestStats()
+    name = source or path.name
+    stream: Iterator[Subject | Reject]
+    if workers > 1 and fmt == "csv":
+        from fiumatch.ingest.parallel import read_csv_parallel
+
+        stream = read_csv_parallel(
+            path, source=name, default_retention=default_retention, stats=counters,
+            workers=workers,
+        )  # fmt: skip
+    else:
+        stream = readers[fmt](
+            path, source=name, default_retention=default_retention, stats=counters
+        )
     last_rejected: tuple[str, int | None, str] | None = None
-    for item in readers[fmt](
-        path, source=source or path.name, default_retention=default_retention, stats=counters
-    ):
-        if isinstance(item, Reject):
-            counters.rejects += 1
-            ident = (item.file, item.line, item.record)
-            if ident != last_rejected:
-                counters.rejected_records += 1
-                last_rejected = ident
-        else:
-            counters.subjects += 1
-            counters.keys += len(item.keys)
-        yield item
+    try:
+        for item in stream:
+            if isinstance(item, Reject):
+                counters.rejects += 1
+                ident = (item.file, item.line, item.record)
+                if ident != last_rejected:
+                    counters.rejected_records += 1
+                    last_rejected = ident
+            else:
+                counters.subjects += 1
+                counters.keys += len(item.keys)
+            yield item
+    finally:
+        if isinstance(stream, Generator):
+            stream.close()  # a caller that stops early stops the parallel reader's workers now

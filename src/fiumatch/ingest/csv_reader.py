@@ -4,11 +4,16 @@ Owns CSV framing only (UTF-8, optional BOM, RFC 4180 quoting, a header row). Str
 row in memory at a time. A row whose field count differs from the header, or that the csv
 module cannot parse, becomes a reject with its line number; the load goes on. Unknown
 columns are ignored and counted.
+
+Framing (:func:`csv_units`) is split from building (:func:`build_unit`) so the parallel
+reader (:mod:`fiumatch.ingest.parallel`) frames in its own process and builds in worker
+processes, through exactly the same two functions as the serial :func:`read_csv`.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -18,16 +23,23 @@ from fiumatch.ingest.build import FIELDS, build_subject
 from fiumatch.ingest.rejects import Reject
 from fiumatch.ingest.stats import IngestStats
 
-__all__ = ["read_csv"]
+__all__ = ["CsvUnit", "build_unit", "csv_units", "read_csv"]
 
 _KNOWN = frozenset(FIELDS)
+_BYTES_EVERY = 256  # rows between updates of ``stats.bytes_read``
+
+#: One framed row: its (last) line number and its non-empty fields; or a framing reject.
+CsvUnit = tuple[int, dict[str, str]] | Reject
 
 
-def read_csv(
-    path: Path, *, source: str, default_retention: date, stats: IngestStats
-) -> Iterator[Subject | Reject]:
+def csv_units(path: Path, *, stats: IngestStats) -> Iterator[CsvUnit]:
+    """Frame a CSV file into rows: ``(line, fields)`` or a :class:`Reject` for a broken row.
+
+    Counts every row looked at in ``stats.records`` and keeps ``stats.bytes_read`` (bytes
+    decoded so far, for progress bars) roughly current.
+    """
     file = str(path)
-    with path.open("r", encoding="utf-8-sig", newline="") as fh:
+    with path.open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as fh:
         reader = csv.reader(fh)
         try:
             header = [h.strip() for h in next(reader)]
@@ -39,6 +51,7 @@ def read_csv(
             return
         stats.ignored_columns.update(h for h in header if h not in _KNOWN)
         width = len(header)
+        countdown = _BYTES_EVERY
         while True:
             try:
                 row = next(reader)
@@ -58,21 +71,56 @@ def read_csv(
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # blank line
             stats.records += 1
+            countdown -= 1
+            if not countdown:
+                countdown = _BYTES_EVERY
+                stats.bytes_read = raw.tell()
             if len(row) != width:
                 yield Reject(
                     file, line, f"line {line}", "<row>", "broken_row",
                     f"row has {len(row)} fields, header has {width}",
                 )  # fmt: skip
                 continue
-            result = build_subject(
-                {k: v for k, v in zip(header, row, strict=True) if v},
-                source=source,
-                file=file,
-                record=f"line {line}",
-                line=line,
-                default_retention=default_retention,
-            )
-            if isinstance(result, list):
-                yield from result
-            else:
-                yield result
+            yield line, {k: v for k, v in zip(header, row, strict=True) if v}
+        stats.bytes_read = raw.tell()
+
+
+def build_unit(
+    unit: CsvUnit, *, source: str, file: str, default_retention: date
+) -> list[Subject | Reject]:
+    """What one framed row yields: its subject, or its rejects (a framing reject as is)."""
+    if isinstance(unit, Reject):
+        return [unit]
+    line, fields = unit
+    result = build_subject(
+        fields,
+        source=source,
+        file=file,
+        record=f"line {line}",
+        line=line,
+        default_retention=default_retention,
+    )
+    return list(result) if isinstance(result, list) else [result]
+
+
+def read_csv(
+    path: Path, *, source: str, default_retention: date, stats: IngestStats
+) -> Iterator[Subject | Reject]:
+    file = str(path)
+    for unit in csv_units(path, stats=stats):
+        if isinstance(unit, Reject):
+            yield unit
+            continue
+        line, fields = unit
+        result = build_subject(
+            fields,
+            source=source,
+            file=file,
+            record=f"line {line}",
+            line=line,
+            default_retention=default_retention,
+        )
+        if isinstance(result, list):
+            yield from result
+        else:
+            yield result

@@ -41,6 +41,8 @@ def read_jsonl(
     file = str(path)
     with path.open("rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
+            if not line_no % 256:
+                stats.bytes_read = fh.tell()  # for progress bars
             if not raw.strip():
                 continue
             stats.records += 1

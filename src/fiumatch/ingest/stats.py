@@ -17,6 +17,7 @@ class IngestStats:
     rejects: int = 0
     keys: int = 0
     skipped: int = 0  # FtM entities that are not subjects (relations, addresses, ...)
+    bytes_read: int = 0  # into the file being read, roughly, for progress bars (not goAML)
     ignored_columns: set[str] = field(default_factory=set)
 
     def to_dict(self) -> dict[str, object]:
