@@ -53,3 +53,32 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as info:
         main(["synth"])  # --out is required
     assert info.value.code == 2
+
+
+def test_ingest_with_workers_writes_the_serial_output(tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    assert main(["synth", "-j", "DE,CN", "-n", "60", "--seed", "9", "--out", str(out)]) == 0
+    outputs = []
+    for workers in ("1", "2"):
+        subjects = tmp_path / f"subjects-{workers}.jsonl"
+        code = main(["ingest", str(out / "DE.csv"), str(out / "CN.csv"), "--workers", workers,
+                     "--out", str(subjects), "--rejects", str(tmp_path / "r.jsonl"),
+                     "--no-progress"])  # fmt: skip
+        assert code == 0
+        outputs.append(subjects.read_text(encoding="utf-8"))
+    assert outputs[0] == outputs[1] and outputs[0].count("\n") == 120
+    assert main(["ingest", str(out / "DE.csv"), "--workers", "0", "--no-progress"]) == 2
+
+
+def test_workers_default_to_cores_only_for_large_csv(tmp_path: Path) -> None:
+    import os
+
+    from fiumatch.cli.ingest import PARALLEL_MIN_BYTES, workers_for
+
+    small, big = tmp_path / "small.csv", tmp_path / "big.csv"
+    small.write_text("local_ref,type\n", encoding="utf-8")
+    big.write_bytes(b"x" * PARALLEL_MIN_BYTES)
+    assert workers_for(small, None, None) == 1
+    assert workers_for(big, None, None) == (os.cpu_count() or 1)
+    assert workers_for(big, "goaml", None) == 1
+    assert workers_for(small, None, 3) == 3
