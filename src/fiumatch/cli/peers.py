@@ -1,12 +1,23 @@
 """``fiumatch peers``: pin a peer after an out-of-band fingerprint check, list peers, and show the
-fingerprint a URL announces (``peers fingerprint URL``), as with SSH host keys."""
+fingerprint a URL announces (``peers fingerprint URL``), as with SSH host keys.
+
+``peers add`` asks the node to pin; the node fetches the key the URL announces and refuses,
+storing nothing, unless its fingerprint is exactly ``--fingerprint``. A mismatch exits 1 with
+both fingerprints shown; an unreachable node or peer exits 3."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
-from fiumatch.client._cli import EXIT_OK, EXIT_REMOTE, EXIT_USAGE, add_connection, run_api
+from fiumatch.client._cli import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    EXIT_REMOTE,
+    EXIT_USAGE,
+    add_connection,
+    run_api,
+)
 
 __all__ = ["register"]
 
@@ -36,12 +47,23 @@ def register(subparsers: Any) -> None:
 def _add(args: argparse.Namespace, client: Any) -> int:
     from rich.console import Console
 
-    from fiumatch.client.peer import fetch_well_known
+    from fiumatch.client.api import ApiError
 
-    info = fetch_well_known(args.peer_url)
-    Console().print(f"{args.node_id} announces fingerprint [bold]{info.get('fingerprint')}[/bold]")
-    p = client.add_peer(args.node_id, args.peer_url, args.fingerprint)
-    Console().print(f"pinned {p['node_id']} at {p['url']}")
+    try:
+        p = client.add_peer(args.node_id, args.peer_url, args.fingerprint)
+    except ApiError as exc:
+        if exc.error_code != "fingerprint_mismatch":
+            raise
+        announced = exc.error_details.get("announced", "?")
+        Console(stderr=True).print(
+            f"[red]fingerprint mismatch: nothing was pinned.[/red]\n"
+            f"  {args.peer_url} announces  {announced}\n"
+            f"  you gave                   {args.fingerprint}\n"
+            "Check the fingerprint with the peer's operator out of band (phone, signed letter). "
+            "A different key can mean a typo, a re-initialised node, or someone in between."
+        )
+        return EXIT_PROBLEM
+    Console().print(f"pinned {p['node_id']} at {p['url']} ({p['fingerprint']})")
     return EXIT_OK
 
 

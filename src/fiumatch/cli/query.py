@@ -1,8 +1,11 @@
 """``fiumatch query`` and ``fiumatch hits``: run an analyst query that fans out to every peer
-whose agreement permits it (progress per peer), and show a query's hits per peer.
+whose agreement permits it, and show a query's hits per peer.
+
+While the query runs, a progress bar per peer shows the stage (opening, filter download,
+evaluating, owner set, ...) and how many of our match keys the peer has evaluated so far.
 
 Exit codes: 0 all peers answered; 3 at least one peer refused or was unreachable (the result
-is partial and says so); 2 usage errors.
+is partial and says so); 1 the query was still running at ``--timeout``; 2 usage errors.
 """
 
 from __future__ import annotations
@@ -13,9 +16,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fiumatch.client._cli import EXIT_OK, EXIT_REMOTE, add_connection, run_api
+from fiumatch.client._cli import (
+    EXIT_OK,
+    EXIT_PROBLEM,
+    EXIT_REMOTE,
+    add_connection,
+    key_types_text,
+    readable_ref,
+    run_api,
+)
 
-__all__ = ["register"]
+__all__ = ["register", "update_progress"]
 
 
 def register(subparsers: Any) -> None:
@@ -33,9 +44,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--subject", action="append", default=[], help="stored subject id (repeat)")
     p.add_argument("--all", action="store_true", help="all stored subjects (bulk)")
     p.add_argument(
-        "--records", type=Path, help="JSON Lines of pasted identifier records (CSV column names)"
+        "--records",
+        type=Path,
+        help="JSON Lines of pasted identifier records (the CSV column names as keys)",
     )
     p.add_argument("--peer", action="append", default=[], help="limit to these peers")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds to wait (default 600)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_connection(p)
     p.set_defaults(func=run_api(_query))
@@ -47,9 +61,32 @@ def register(subparsers: Any) -> None:
     h.set_defaults(func=run_api(_hits))
 
 
+def update_progress(progress: Any, tasks: dict[str, Any], query: dict[str, Any]) -> None:
+    """Bring one rich progress bar per peer up to date with a query as the node reports it."""
+    for peer in query["peers"]:
+        info = peer.get("progress") or {}
+        total = info.get("total") or None  # unknown until the keys for this peer are counted
+        done = int(info.get("done", 0))
+        stage = peer["status"] if peer["done"] else str(info.get("stage", peer["status"]))
+        if peer["done"]:
+            total = total or 1
+            done = total if peer["status"] == "ok" else done
+        task = tasks.get(peer["peer"])
+        if task is None:
+            task = progress.add_task(peer["peer"], total=total, peer=peer["peer"], stage=stage)
+            tasks[peer["peer"]] = task
+        progress.update(task, total=total, completed=done, stage=stage)
+
+
 def _query(args: argparse.Namespace, client: Any) -> int:
     from rich.console import Console
-    from rich.progress import Progress
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     records = []
     if args.records:
@@ -66,19 +103,28 @@ def _query(args: argparse.Namespace, client: Any) -> int:
         records=records,
         peers=args.peer,
     )
-    console = Console(stderr=True)
-    with Progress(console=console, transient=True, disable=args.json) as progress:
-        tasks = {p["peer"]: progress.add_task(p["peer"], total=1) for p in q["peers"]}
-        deadline = time.monotonic() + 600
+    columns = (
+        TextColumn("[bold]{task.fields[peer]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("keys  {task.fields[stage]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(
+        *columns, console=Console(stderr=True), transient=True, disable=args.json
+    ) as progress:
+        tasks: dict[str, Any] = {}
+        update_progress(progress, tasks, q)
+        deadline = time.monotonic() + args.timeout
         while q["status"] == "running" and time.monotonic() < deadline:
             time.sleep(0.2)
             q = client.query(q["id"])
-            for p in q["peers"]:
-                tid = tasks.get(p["peer"]) or progress.add_task(p["peer"], total=1)
-                tasks[p["peer"]] = tid
-                progress.update(
-                    tid, description=f"{p['peer']}: {p['status']}", completed=1 if p["done"] else 0
-                )
+            update_progress(progress, tasks, q)
+    if q["status"] == "running":
+        Console(stderr=True).print(
+            f"[yellow]query {q['id']} is still running; see `fiumatch hits {q['id']}`[/yellow]"
+        )
+        return EXIT_PROBLEM
     return _show(q, args.json)
 
 
@@ -95,17 +141,18 @@ def _show(q: dict[str, Any], as_json: bool) -> int:
             t.add_row(p["peer"], p["status"], str(p["hit_count"]), p["reason"])
         c.print(t)
         if q["hits"]:
-            h = Table("peer", "subject", "name", "key types", "strength", "hit token")
+            h = Table("hit id", "peer", "subject", "name", "key types matched", "strength")
             for hit in q["hits"]:
                 h.add_row(
+                    hit["id"],
                     hit["peer"],
-                    hit["local_ref"],
+                    readable_ref(hit["local_ref"]),
                     hit["name"],
-                    ", ".join(hit["key_types"]),
-                    str(hit["strength"]),
-                    hit["hit_token"][:16] + "…",
+                    key_types_text(hit["key_types"]),
+                    hit.get("strength_label", str(hit["strength"])),
                 )
             c.print(h)
+            c.print("ask the owner for the record behind a hit: fiumatch disclosure request HIT_ID")
         if q["partial"]:
             c.print("[yellow]partial result: some peers refused or were unreachable[/yellow]")
     return EXIT_REMOTE if q["partial"] else EXIT_OK

@@ -87,14 +87,37 @@ def run_api(
 def readable_ref(local_ref: str) -> str:
     """An FIU's subject reference as a person reads it: a goAML path such as
     ``DE-SYNTH-11/activity/report_parties/report_party[2]/entity`` becomes
-    ``DE-SYNTH-11 · report party 2 · entity``; plain references are kept."""
+    ``DE-SYNTH-11 report party 2 (entity)``; plain references are kept."""
     parts = [p for p in local_ref.split("/") if p]
     if len(parts) <= 2:
         return local_ref
-    parent = parts[-2]
-    name, _, index = parent.partition("[")
+    name, _, index = parts[-2].partition("[")
     number = index.rstrip("]") or "1"
-    return f"{parts[0]} · {name.replace('_', ' ')} {number} · {parts[-1].replace('_', ' ')}"
+    return f"{parts[0]} {name.replace('_', ' ')} {number} ({parts[-1].replace('_', ' ')})"
+
+
+KEY_TYPE_LABELS = {
+    "iban": "IBAN",
+    "account_bic": "account",
+    "lei": "LEI",
+    "passport": "passport",
+    "national_id": "national id",
+    "tax_id": "tax id",
+    "wallet": "wallet",
+    "email": "e-mail",
+    "phone": "phone",
+    "person_name_dob": "name+dob",
+    "person_tokens_dob": "name parts+dob",
+    "person_surname_initial_dob": "surname+dob",
+    "person_phonetic_year": "sounds-like name+year",
+    "org_name_country": "org name",
+    "org_registration_country": "org reg. no.",
+}
+
+
+def key_types_text(key_types: list[str]) -> str:
+    """Matched key types in short words, identifiers first (``passport, name+dob``)."""
+    return ", ".join(KEY_TYPE_LABELS.get(t, t) for t in key_types)
 
 
 def print_json(data: Any) -> None:

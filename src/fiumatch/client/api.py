@@ -1,8 +1,10 @@
 """The bearer-token client of a node's own API (analysts, supervisors, admins, auditors).
 
-The node's certificate is self-signed; the client verifies it against the certificate file
-(``cacert``, from the node directory), so a CLI talking to its own node has a verified TLS
-channel. Errors come back as :class:`ApiError` with the node's error code and details.
+The client verifies the node's TLS certificate against a certificate file (``cacert``, from
+the node directory): the self-signed one ``node init`` made, or the operator's own certificate
+(trusted as an anchor even when a CA issued it), so a CLI talking to its own node has a
+verified TLS channel. Without ``cacert`` it does not verify (for ``--url`` use only).
+Errors come back as :class:`ApiError` with the node's error code and details.
 """
 
 from __future__ import annotations
@@ -42,7 +44,12 @@ class ApiClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        verify: Any = ssl.create_default_context(cafile=str(cacert)) if cacert else False
+        verify: Any = False
+        if cacert:
+            verify = ssl.create_default_context(cafile=str(cacert))
+            # The node's own certificate is the trust anchor, whether self-signed or issued by
+            # the operator's CA (then it is not self-signed: allow a partial chain).
+            verify.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
         self._http = httpx.Client(
             base_url=url.rstrip("/"),
             headers=headers,

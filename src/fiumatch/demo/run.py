@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from fiumatch.client._cli import readable_ref
+from fiumatch.client._cli import key_types_text, readable_ref
 from fiumatch.client.api import ApiClient
 from fiumatch.node.directory import NodeDir, create_node_dir
 from fiumatch.node.runner import NodeProcess, free_port
@@ -285,7 +285,7 @@ def run_demo(workdir: Path | None = None, subjects: int = 60, seed: int = 7) -> 
                 h["peer"],
                 readable_ref(h["local_ref"]),
                 h["name"],
-                ", ".join(h["key_types"]),
+                key_types_text(h["key_types"]),
                 h["strength_label"],
             )
         console.print(hits)

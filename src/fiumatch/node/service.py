@@ -94,8 +94,10 @@ __all__ = [
     "AuditSink",
     "EpochRetiredError",
     "NodeService",
+    "PeerProgress",
     "PeerRefusedError",
     "check_agreement",
+    "pump",
     "to_stored",
 ]
 
@@ -1235,8 +1237,13 @@ class NodeService:
                 default_retention=retention,
             )
             if isinstance(built, list):
-                reasons = sorted({r.reason for r in built if isinstance(r, Reject)})
-                raise ConflictError("a pasted record was rejected", record=i, reasons=reasons)
+                rejects = [r for r in built if isinstance(r, Reject)]
+                raise ConflictError(
+                    "a pasted record was rejected",
+                    record=i,
+                    fields=sorted({r.field for r in rejects if r.field}),
+                    reasons=sorted({r.reason for r in rejects}),
+                )
             built_all.append(built)
         with self.store.transaction():
             for built in built_all:
@@ -1371,7 +1378,7 @@ class NodeService:
                 )
                 epoch = int(opened["epoch"])
                 machine = self._querier_machine(mode, sid, epoch, element_list, peer, opened)
-                self._pump(client, sid, epoch, machine, progress)
+                pump(client, sid, epoch, machine, progress)
                 break
             except PeerError as err:
                 if err.code == "epoch_retired" and attempt == 0:
@@ -1478,34 +1485,6 @@ class NodeService:
         return CardinalityQuerier(
             session_id=session_id, epoch=epoch, elements=elements, rng=self.rng, limits=limits
         )
-
-    def _pump(
-        self, client: Any, sid: str, epoch: int, machine: _Querier, progress: PeerProgress
-    ) -> None:
-        """Drive a querier machine to the end: send its frames (element chunks in batches of
-        ``BATCH_FRAMES`` per request, so a long run shows progress), feed it the replies."""
-        queue = deque(machine.start())
-        while queue:
-            batch: list[bytes] = []
-            chunks = 0
-            while queue and chunks < BATCH_FRAMES:
-                frame = queue.popleft()
-                batch.append(frame)
-                kind = decode_frame(frame, machine.limits).header.msg_type
-                chunks += kind in (MsgType.QUERY_CHUNK, MsgType.REVEAL_CHUNK)
-            reply = client.send_frames(sid, epoch, b"".join(batch))
-            reader = FrameReader(machine.limits)
-            frames = reader.feed(reply)
-            reader.close()
-            for frame in frames:
-                decoded = decode_frame(frame, machine.limits)
-                kind = decoded.header.msg_type
-                progress.stage = _STAGES.get(kind, progress.stage)
-                if kind is MsgType.EVAL_CHUNK and isinstance(decoded.body, ElementChunk):
-                    progress.done = min(progress.total, progress.done + decoded.body.count)
-                queue.extend(machine.receive(frame))
-        if not machine.done:
-            raise ConflictError("the peer ended the session early")
 
     def query_progress(self, qid: str) -> dict[str, dict[str, Any]]:
         return {peer: p.as_dict() for peer, p in self._progress.get(qid, {}).items()}
@@ -2056,6 +2035,34 @@ class NodeService:
             entries.append(entry_to_dict(decode_entry(leaf.entry)))
         root = root_from_leaf_hashes(self.store.audit.leaf_hashes(0, size)) if size else b""
         return {"size": size, "root": root.hex(), "entries": entries}
+
+
+def pump(client: Any, sid: str, epoch: int, machine: _Querier, progress: PeerProgress) -> None:
+    """Drive a querier machine to the end over ``client.send_frames``: element chunks go in
+    batches of ``BATCH_FRAMES`` per request, so a long run reports progress (stage, and how
+    many of our elements the owner has evaluated) after each batch; replies feed the machine."""
+    queue = deque(machine.start())
+    while queue:
+        batch: list[bytes] = []
+        chunks = 0
+        while queue and chunks < BATCH_FRAMES:
+            frame = queue.popleft()
+            batch.append(frame)
+            kind = decode_frame(frame, machine.limits).header.msg_type
+            chunks += kind in (MsgType.QUERY_CHUNK, MsgType.REVEAL_CHUNK)
+        reply = client.send_frames(sid, epoch, b"".join(batch))
+        reader = FrameReader(machine.limits)
+        frames = reader.feed(reply)
+        reader.close()
+        for frame in frames:
+            decoded = decode_frame(frame, machine.limits)
+            kind = decoded.header.msg_type
+            progress.stage = _STAGES.get(kind, progress.stage)
+            if kind is MsgType.EVAL_CHUNK and isinstance(decoded.body, ElementChunk):
+                progress.done = min(progress.total, progress.done + decoded.body.count)
+            queue.extend(machine.receive(frame))
+    if not machine.done:
+        raise ConflictError("the peer ended the session early")
 
 
 def to_stored(subject: Any) -> tuple[StoredSubject, list[StoredKey]]:
