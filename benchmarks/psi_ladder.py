@@ -7,7 +7,10 @@ machine touches every figure of a repeat alike. Figures are medians over repeats
 
 Efficiency of a fiumatch run = (its group operations × their unit cost / cores) / wall time:
 the share of the machine's cores the run spent in group operations. What is left is Python
-around them (framing, filter hashing, pickling to the workers) and waiting.
+around them (framing, filter hashing, pickling to the workers) and waiting. Two diagnostics
+separate the two on a shared machine: ``cpu_efficiency`` = operations × unit cost / CPU time
+the run used (this process and its workers; load-independent), and ``cores_busy`` = CPU time /
+wall time (how many cores the run actually got).
 """
 
 from __future__ import annotations
@@ -54,33 +57,49 @@ def unit_costs(batch: int = 512) -> dict[str, float]:
     return {"hash_to_group": (t1 - t0) / batch, "scalar_mult": (t2 - t1) / batch}
 
 
-class _RssSampler:
-    """Peak resident memory of this process and its children while a run lasts."""
+class Meter:
+    """While a run lasts: peak resident memory and CPU time of this process and its children
+    (the pool's workers), sampled in a thread."""
 
     def __init__(self, interval: float = 0.02) -> None:
         import psutil  # type: ignore[import-untyped]
 
         self._proc = psutil.Process()
         self._interval = interval
-        self.peak = 0
+        self.peak_rss = 0
+        self.cpu_seconds = 0.0
+
+    def _family(self) -> list[Any]:
+        procs = [self._proc]
+        with suppress(Exception):
+            procs += self._proc.children(recursive=True)
+        return procs
 
     def _rss(self) -> int:
         total = 0
-        with suppress(Exception):  # a child may exit while we read it
-            total = self._proc.memory_info().rss
-            for child in self._proc.children(recursive=True):
-                with suppress(Exception):
-                    total += child.memory_info().rss
+        for p in self._family():
+            with suppress(Exception):  # a child may exit while we read it
+                total += p.memory_info().rss
         return total
+
+    def _cpu(self) -> dict[int, float]:
+        out: dict[int, float] = {}
+        for p in self._family():
+            with suppress(Exception):
+                t = p.cpu_times()
+                out[p.pid] = t.user + t.system
+        return out
 
     @contextmanager
     def measure(self) -> Iterator[None]:
         stop = threading.Event()
-        self.peak = base = self._rss()
+        base = peak = self._rss()
+        cpu0 = self._cpu()
 
         def loop() -> None:
+            nonlocal peak
             while not stop.wait(self._interval):
-                self.peak = max(self.peak, self._rss())
+                peak = max(peak, self._rss())
 
         thread = threading.Thread(target=loop, daemon=True)
         thread.start()
@@ -89,7 +108,9 @@ class _RssSampler:
         finally:
             stop.set()
             thread.join()
-            self.peak = max(self.peak, self._rss()) - base
+            cpu1 = self._cpu()
+            self.peak_rss = max(peak, self._rss()) - base
+            self.cpu_seconds = sum(t - cpu0.get(pid, 0.0) for pid, t in cpu1.items())
 
 
 def run_ladder(
@@ -104,7 +125,7 @@ def run_ladder(
     """Run every available system at every size ``repeats`` times; return raw and median data.
 
     ``advance(label)`` is called before each run, ``done()`` after it (progress display)."""
-    sampler = _RssSampler()
+    meter = Meter()
     skipped = {s.name: why for s in systems if (why := s.available()) is not None}
     active = [s for s in systems if s.name not in skipped]
     rows: list[dict[str, Any]] = []
@@ -117,7 +138,7 @@ def run_ladder(
             units.append(unit_costs())
             for system in active:
                 advance(f"{system.name} n={n}")
-                with sampler.measure():
+                with meter.measure():
                     outcome = system.run(owner, querier)
                 done()
                 if outcome.found < expected or outcome.found > expected + max(1, n // 10**6):
@@ -129,14 +150,15 @@ def run_ladder(
                         "bytes_o2q": outcome.bytes_o2q,
                         "found": outcome.found,
                         "phases": outcome.phases,
-                        "peak_rss_bytes": sampler.peak,
+                        "peak_rss_bytes": meter.peak_rss,
+                        "cpu_seconds": meter.cpu_seconds,
                     }
                 )
         unit = median_units(units)
         for system in active:
             got = samples[system.name]
             seconds = statistics.median(r["seconds"] for r in got)
-            total_bytes = got[0]["bytes_q2o"] + got[0]["bytes_o2q"]
+            total_bytes = got[0]["bytes_q2o"] + got[0]["bytes_o2q"]  # 0: not observable
             row: dict[str, Any] = {
                 "system": system.name,
                 "family": system.family,
@@ -146,14 +168,18 @@ def run_ladder(
                 "samples": [r["seconds"] for r in got],
                 "bytes_q2o": got[0]["bytes_q2o"],
                 "bytes_o2q": got[0]["bytes_o2q"],
-                "bytes_per_element": total_bytes / n,
+                "bytes_per_element": total_bytes / n if total_bytes else None,
                 "found": got[0]["found"],
                 "expected": expected,
                 "phases": {
                     k: statistics.median(r["phases"][k] for r in got) for k in got[0]["phases"]
                 },
                 "peak_rss_mib": statistics.median(r["peak_rss_bytes"] for r in got) / 2**20,
+                "cpu_seconds": statistics.median(r["cpu_seconds"] for r in got),
             }
+            row["cores_busy"] = row["cpu_seconds"] / seconds
+            if system.family == "fiumatch-http":  # the nodes exit before the meter reads them
+                row["cpu_seconds"] = row["cores_busy"] = None
             ops = system.operations(n, n)
             if ops is not None:
                 sys_cores = getattr(system, "workers", cores)
@@ -164,6 +190,8 @@ def run_ladder(
                 row["cores"] = sys_cores
                 row["ideal_seconds"] = ops.seconds(unit) / sys_cores
                 row["efficiency"] = row["ideal_seconds"] / seconds
+                if row["cpu_seconds"]:
+                    row["cpu_efficiency"] = ops.seconds(unit) / row["cpu_seconds"]
             rows.append(row)
     for row in rows:
         base = next(
@@ -171,7 +199,8 @@ def run_ladder(
         )
         if base is not None:
             row["time_vs_openmined_gcs"] = row["seconds"] / base["seconds"]
-            row["bytes_vs_openmined_gcs"] = row["bytes_per_element"] / base["bytes_per_element"]
+            if row["bytes_per_element"] is not None:
+                row["bytes_vs_openmined_gcs"] = row["bytes_per_element"] / base["bytes_per_element"]
     return {"rows": rows, "unit_costs": median_units(units), "skipped": skipped}
 
 

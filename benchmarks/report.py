@@ -73,20 +73,27 @@ def write_psi(out: Path, machine: dict[str, Any], psi: dict[str, Any]) -> None:
         f"filters at fpr {psi['fp_rate']:g}. Unit costs on one core in this run: hash-to-group "
         f"{unit['hash_to_group'] * 1e6:.1f} µs, scalar multiplication "
         f"{unit['scalar_mult'] * 1e6:.1f} µs. Efficiency = operations × unit cost / cores / "
-        "wall time. `fiumatch-filter` includes the owner's precomputation (encoding its set and "
+        "wall time; CPU efficiency = the same over the CPU time the run used (this process and its "
+        "workers), and cores busy = CPU time / wall time, which show what a loaded machine took "
+        "away. `fiumatch-filter` includes the owner's precomputation (encoding its set and "
         "building the filter); `-1core` is the same on one core; `-voprf` has proofs on "
-        "(mutual always proves).",
+        "(mutual always proves). `fiumatch-http-*`: two node processes on loopback (TLS, signed "
+        "frames, audit), timed from the owner's epoch rotation to the finished query; its bytes "
+        "and CPU are inside the nodes and not measured (the frames are the in-process ones plus "
+        "HTTP, signatures and audit headers).",
         "",
         "| n | system | time (s) | × openmined-gcs | bytes/element | × openmined-gcs bytes "
-        "| efficiency | peak RSS (MiB) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| efficiency | CPU efficiency | cores busy | peak RSS (MiB) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
             f"| {_pow2(r['n'])} | {r['system']} | {r['seconds']:.2f} "
             f"| {_fmt(r.get('time_vs_openmined_gcs'), '.2f')} "
-            f"| {r['bytes_per_element']:.1f} | {_fmt(r.get('bytes_vs_openmined_gcs'), '.2f')} "
-            f"| {_fmt(r.get('efficiency'), '.0%')} | {r['peak_rss_mib']:.0f} |"
+            f"| {_fmt(r['bytes_per_element'], '.1f')} "
+            f"| {_fmt(r.get('bytes_vs_openmined_gcs'), '.2f')} "
+            f"| {_fmt(r.get('efficiency'), '.0%')} | {_fmt(r.get('cpu_efficiency'), '.0%')} "
+            f"| {_fmt(r['cores_busy'], '.2f')} | {r['peak_rss_mib']:.0f} |"
         )
     if psi["skipped"]:
         lines += ["", "Skipped: " + "; ".join(f"`{k}`: {v}" for k, v in psi["skipped"].items())]
@@ -123,7 +130,9 @@ def _plot_psi(out: Path, machine: dict[str, Any], rows: list[dict[str, Any]]) ->
     ):
         fig, ax = plt.subplots(figsize=(8, 5))
         for s in systems:
-            pts = sorted((r["n"], r[key]) for r in rows if r["system"] == s)
+            pts = sorted((r["n"], r[key]) for r in rows if r["system"] == s and r[key] is not None)
+            if not pts:
+                continue
             style = "--" if s.startswith("openmined") else "-"
             ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=s)
         ax.set_xscale("log", base=2)
