@@ -93,3 +93,23 @@ def test_bad_arguments() -> None:
         generate(["DE", "DE"])
     with pytest.raises(ValueError):
         generate(["DE", "FR"], overlap=1.5)
+
+
+def test_organisations_have_register_unique_names_with_sector_words() -> None:
+    from fiumatch.synth.profiles import SECTORS
+
+    ds = generate(["CN", "KR", "AE"], subjects=400, overlap=0.2, seed=4, kinds=("organisation",))
+    orgs = [s for s in ds.subjects.values() if s.kind == "organisation"]
+    assert len(orgs) > 1000
+    # A register never gives one name twice in its jurisdiction, even with small name pools
+    # (Korean surnames, the hand-written Arabic lists): the generator does not either.
+    names = [(s.home.code, s.org_name) for s in orgs]
+    assert len(set(names)) == len(names)
+    with_sector = sum(
+        any(word in s.org_name for word, _ in SECTORS[s.home.code]) for s in orgs
+    )  # fmt: skip
+    assert with_sector > 0.6 * len(orgs)
+    registrations = [s.registration for s in orgs]
+    assert len(set(registrations)) == len(registrations)
+    arabic = next(s for s in orgs if s.home.code == "AE")
+    assert arabic.org_name_latin.isascii() and " " in arabic.org_name_latin

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ARABIC_FAMILY", "ARABIC_GIVEN", "PROFILES", "Profile"]
+__all__ = ["ARABIC_FAMILY", "ARABIC_GIVEN", "PROFILES", "SECTORS", "Profile"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +82,45 @@ ARABIC_FAMILY: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("الفلاسي", ("Al Falasi", "Alfalasi")), ("العامري", ("Al Ameri", "Alameri")),
     ("الحمادي", ("Al Hammadi", "Alhammadi")),
 )  # fmt: skip
+
+# Sector words that make organisation names: (as written at home, Latin form used abroad).
+# For Latin scripts the two are equal; for Cyrillic, Greek, Han and Hangul the Latin form is
+# the generator's usual transliteration of the whole name, so only Arabic and Japanese
+# (whose kanji ICU reads as Chinese) list their own. Hand-written, synthetic data only.
+SECTORS: dict[str, tuple[tuple[str, str], ...]] = {
+    code: tuple((w, w) for w in words) for code, words in {
+        "DE": ("Handel", "Logistik", "Bau", "Immobilien", "Consulting", "Technik",
+               "Transport", "Maschinenbau", "Elektro", "Energie", "Software", "Finanz"),
+        "FR": ("Transports", "Immobilier", "Conseil", "Négoce", "Bâtiment", "Logistique",
+               "Énergie", "Informatique", "Finance", "Distribution", "Industrie", "Services"),
+        "ES": ("Construcciones", "Inmobiliaria", "Transportes", "Consultores", "Logística",
+               "Comercial", "Energía", "Servicios", "Inversiones", "Distribuciones",
+               "Tecnología", "Finanzas"),
+        "PL": ("Handel", "Budownictwo", "Transport", "Nieruchomości", "Logistyka", "Doradztwo",
+               "Energia", "Usługi", "Inwestycje", "Technologie", "Dystrybucja", "Finanse"),
+        "TR": ("Ticaret", "İnşaat", "Lojistik", "Gayrimenkul", "Enerji", "Danışmanlık",
+               "Teknoloji", "Tekstil", "Gıda", "Nakliyat", "Yatırım", "Turizm"),
+        "GB": ("Trading", "Logistics", "Construction", "Properties", "Consulting",
+               "Engineering", "Transport", "Energy", "Software", "Finance", "Holdings",
+               "Services"),
+        "RU": ("Торг", "Строй", "Транс", "Инвест", "Логистик", "Энерго", "Технологии",
+               "Девелопмент", "Консалтинг", "Импорт", "Финанс", "Сервис"),
+        "UA": ("Торг", "Буд", "Транс", "Інвест", "Логістик", "Енерго", "Технології", "Агро",
+               "Консалтинг", "Імпорт", "Фінанс", "Сервіс"),
+        "GR": ("Εμπορική", "Κατασκευαστική", "Μεταφορική", "Ακίνητα", "Ενέργεια", "Τεχνική",
+               "Συμβουλευτική", "Ναυτιλιακή", "Τουριστική", "Επενδυτική", "Λογισμικό",
+               "Τροφίμων"),
+        "CN": ("科技", "贸易", "物流", "投资", "实业", "电子", "建设", "网络", "传媒", "医药",
+               "能源", "食品"),
+        "KR": ("무역", "건설", "물산", "산업", "전자", "물류", "개발", "상사", "테크", "에너지",
+               "식품", "투자"),
+    }.items()
+} | {
+    "JP": (("商事", "Shoji"), ("物産", "Bussan"), ("建設", "Kensetsu"), ("運輸", "Unyu"),
+           ("不動産", "Fudosan"), ("電機", "Denki"), ("工業", "Kogyo"), ("製作所", "Seisakusho"),
+           ("精機", "Seiki"), ("通商", "Tsusho"), ("産業", "Sangyo"), ("技研", "Giken")),
+    "AE": (("تجارة", "Trading"), ("عقارات", "Real Estate"), ("استثمار", "Investment"),
+           ("نقل", "Transport"), ("مقاولات", "Contracting"), ("سياحة", "Tourism"),
+           ("صناعة", "Industries"), ("خدمات", "Services"), ("ذهب", "Gold"),
+           ("إلكترونيات", "Electronics"), ("شحن", "Shipping"), ("هندسة", "Engineering")),
+}  # fmt: skip

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from fiumatch.identifiers.crypto import eip55
-from fiumatch.synth.profiles import ARABIC_FAMILY, ARABIC_GIVEN, PROFILES, Profile
+from fiumatch.synth.profiles import ARABIC_FAMILY, ARABIC_GIVEN, PROFILES, SECTORS, Profile
 
 __all__ = ["TrueSubject", "World"]
 
@@ -94,6 +94,7 @@ class World:
         self.seed = seed
         self._fakers: dict[str, Any] = {}
         self._issued: set[str] = set()
+        self._org_names: set[tuple[str, str]] = set()
 
     def unique(self, make: Any) -> str:
         """Draw from ``make()`` until the value was never issued: distinct true subjects never
@@ -327,30 +328,19 @@ class World:
         return _cap(_latin_of(name))
 
     def organisation(self, truth_id: str, home: Profile) -> TrueSubject:
-        rng = self.rng
         s = TrueSubject(truth_id, "organisation", home)
-        if home.script == "arabic":
-            f = rng.choice(ARABIC_FAMILY)
-            words = rng.choice((("تجارة", "Trading"), ("عقارات", "Real Estate"),
-                                ("استثمار", "Investment"), ("نقل", "Transport")))  # fmt: skip
-            s.org_name = f"{f[0]} لل{words[0]}"
-            s.org_name_latin = f"{f[1][0]} {words[1]}"
+        for _ in range(1000):
+            native, latin = self._org_name(home)
+            # A register refuses a name already taken in its jurisdiction: two true
+            # organisations of one country never share a name as written at home, so an
+            # org_name_country false match is one the key's normalisation makes.
+            if (home.code, native) not in self._org_names:
+                self._org_names.add((home.code, native))
+                break
         else:
-            fk = self.faker(home.locale)
-            base = fk.last_name()
-            if home.script in ("han", "japanese", "hangul"):
-                base = base + fk.last_name()
-            else:
-                base = f"{base} {fk.last_name()}"
-            if home.script == "japanese":
-                from faker.providers.person.ja_JP import Provider as JaProvider
-
-                a = rng.choice(list(JaProvider.last_name_pairs.keys()))
-                b = rng.choice(list(JaProvider.last_name_pairs.keys()))
-                s.org_name, s.org_name_latin = a[0] + b[0], f"{a[2]} {b[2]}"
-            else:
-                s.org_name = base
-                s.org_name_latin = self._passport_spelling(home, base)
+            raise RuntimeError("organisation name space exhausted")
+        s.org_name, s.org_name_latin = native, latin
+        rng = self.rng
         s.legal_form = rng.randrange(len(home.legal_forms))
         s.registration = self.unique(lambda: self._digits(rng.choice((8, 10, 13))))
         if rng.random() < 0.3:
@@ -362,6 +352,41 @@ class World:
         if rng.random() < 0.3:
             s.email = self.unique(lambda: f"info{rng.randrange(100, 99999)}@{home.email_domain}")
         return s
+
+    def _org_name(self, home: Profile) -> tuple[str, str]:
+        """A name as registered at home and its Latin form: one or two trade names (surnames
+        in the home language) and a sector word, from pools large enough that a register's
+        uniqueness rule is cheap to honour."""
+        rng = self.rng
+        sector, sector_latin = rng.choice(SECTORS[home.code])
+        roll = rng.random()
+        if home.script == "arabic":
+            family = rng.choice(ARABIC_FAMILY)
+            native, latin = f"{family[0]} لل{sector}", f"{family[1][0]} {sector_latin}"
+            if roll < 0.6:
+                given = rng.choice(ARABIC_GIVEN)
+                native, latin = f"{given[0]} {native}", f"{given[1][0]} {latin}"
+            return native, latin
+        if home.script == "japanese":
+            from faker.providers.person.ja_JP import Provider as JaProvider
+
+            pairs = list(JaProvider.last_name_pairs.keys())
+            a = rng.choice(pairs)
+            if roll < 0.5:
+                return a[0] + sector, f"{a[2]} {sector_latin}"
+            b = rng.choice(pairs)
+            return a[0] + b[0] + sector, f"{a[2]} {b[2]} {sector_latin}"
+        fk = self.faker(home.locale)
+        first, second = fk.last_name(), fk.last_name()
+        if home.script in ("han", "hangul"):
+            native = first + second + sector if roll < 0.7 else first + sector
+        elif roll < 0.45:
+            native = f"{first} {sector}"
+        elif roll < 0.7:
+            native = f"{first} {second}"
+        else:
+            native = f"{first} {second} {sector}"
+        return native, self._passport_spelling(home, native)
 
     def account(self, truth_id: str, home: Profile) -> TrueSubject:
         s = TrueSubject(truth_id, "bank_account", home)
