@@ -223,3 +223,30 @@ def test_a_restart_restores_the_filter_ledger_without_oprf_work(
     finally:
         restarted.close()
         restarted.store.close()
+
+
+def test_a_session_left_idle_is_closed_and_audited(
+    service: tuple[NodeService, FakeClock],
+) -> None:
+    svc, clock = service
+    activated = svc.store.epochs.active("FIU-P", "local").activated_at  # type: ignore[union-attr]
+    assert activated is not None
+    clock.t = activated + 10  # no rotation due during this test
+    sid = "ab" * 16
+    meta = {
+        "session_id": sid,
+        "mode": "filter",
+        "purpose": "money_laundering",
+        "id_types": ["passport"],
+        "set_size": 1,
+    }
+    svc.open_session("FIU-P", b"{}", meta)
+    assert svc.store.sessions.count_open("FIU-P") == 1
+    clock.t += svc.settings.session_idle_timeout_seconds - 1
+    assert svc.expire_idle_sessions() == 0
+    clock.t += 2
+    assert Scheduler(svc).tick() is None and svc.store.sessions.count_open("FIU-P") == 0
+    record = svc.store.sessions.require(sid)
+    assert (record.state, record.open) == ("expired", False)
+    closed = [e for e in _events(svc, "SESSION_CLOSED") if e["session"] == sid]
+    assert [e["outcome"] for e in closed] == ["expired"]

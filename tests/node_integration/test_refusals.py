@@ -139,3 +139,24 @@ def test_replayed_forged_and_unknown_requests_get_401(
     with y.client("auditor") as c:
         entries = c.audit_entries()["entries"]
     assert sum(1 for e in entries if e.get("clause") == "auth") >= 4
+
+
+def test_open_sessions_are_capped_per_peer_and_a_rotation_frees_them(
+    strict_pair: tuple[DemoNode, DemoNode],
+) -> None:
+    x, y = strict_pair
+    cap = y.dir.settings.session_max_open_per_peer
+    client, _ = peer_client(x, y)
+    with y.client() as c:
+        c.rotate("FIU-X")  # a fresh budget, and no session of X open on Y
+    with client:
+        for _ in range(cap):
+            _open(client)  # opened and left idle
+        with pytest.raises(PeerError) as err:
+            _open(client)
+        assert (err.value.status, err.value.code) == (409, "conflict")
+        with y.client() as c:
+            c.rotate("FIU-X")  # sessions on the retired epoch stop counting
+        _open(client)
+    with y.client() as c:
+        c.rotate("FIU-X")  # leave nothing open for the other tests

@@ -719,6 +719,7 @@ class NodeService:
             if retired is not None:
                 self._ledgers.pop((peer_id, retired.epoch), None)
                 self._indexes.pop((peer_id, retired.epoch), None)
+                self._abort_sessions_of(peer_id, retired.epoch)
             self.store.budget.prune_before(new)
         kp = self._epoch_key(peer_id, new)
         self.audit.record(
@@ -1005,6 +1006,25 @@ class NodeService:
                 self._finish_owner(sid, live, digest)
         return b"".join(out)
 
+    def _abort_sessions_of(self, peer_id: str, epoch: int) -> None:
+        """Sessions on a retired epoch cannot go on: close their records now, so they stop
+        counting against ``sessions.max_open_per_peer``. The machines stay until the peer's
+        next frame (answered ``epoch_retired``, so it reopens on the new epoch) or idle expiry.
+        """
+        with self._live_lock:
+            stale = [
+                s
+                for s, live in self._live.items()
+                if (live.peer_id, live.epoch) == (peer_id, epoch)
+            ]
+        for sid in stale:
+            rec = self.store.sessions.get(sid)
+            if rec is not None and rec.open:
+                with contextlib.suppress(RecordConflictError):
+                    self.store.sessions.transition(
+                        sid, from_state=rec.state, to_state="aborted", now=self.now(), close=True
+                    )
+
     def expire_idle_sessions(self) -> int:
         """Close sessions a peer left idle longer than ``sessions.idle_timeout_seconds``."""
         limit = self.now() - self.settings.session_idle_timeout_seconds
@@ -1046,15 +1066,16 @@ class NodeService:
             learned = res.peer_count
             matches = res.count
             self._record_mutual_owner(sid, live, res.intersection)
-        self.store.sessions.transition(
-            sid,
-            from_state="start",
-            to_state="done",
-            now=self.now(),
-            close=True,
-            add_received=learned,
-            add_matches=matches,
-        )
+        with contextlib.suppress(RecordConflictError):  # a rotation closed it meanwhile
+            self.store.sessions.transition(
+                sid,
+                from_state="start",
+                to_state="done",
+                now=self.now(),
+                close=True,
+                add_received=learned,
+                add_matches=matches,
+            )
         with self._live_lock:
             self._live.pop(sid, None)
         self.audit.record(

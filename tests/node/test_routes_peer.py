@@ -1,0 +1,63 @@
+"""Peer routes in process (ASGI, no sockets): an oversized body is refused before anything else,
+and the request target the signature covers is the raw one."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fiumatch.node.app import build_service, create_app
+from fiumatch.node.directory import create_node_dir
+from fiumatch.node.routes_peer import request_target
+from tests.node.helpers import det_rng
+
+
+@pytest.fixture(scope="module")
+def node_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("routes") / "FIU-R"
+    create_node_dir(root, "FIU-R", port=8443, scrypt_log2_n=10, rng=det_rng(b"r"))
+    return root
+
+
+def _post(node_dir: Path, body: bytes) -> httpx.Response:
+    service = build_service(node_dir, env={"FIUMATCH_SESSIONS_MAX_BODY_BYTES": "1024"})
+    app = create_app(service, scheduler=False)
+
+    async def run() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://fiu-r") as client:
+            return await client.post("/peer/v1/sessions", content=body)
+
+    try:
+        return asyncio.run(run())
+    finally:
+        service.close()
+        service.store.close()
+
+
+def test_a_body_above_the_limit_is_refused_with_413(node_dir: Path) -> None:
+    r = _post(node_dir, b"x" * 1025)
+    assert r.status_code == 413 and r.json()["error"] == "body_too_large"
+    assert r.json()["details"] == {"max_body_bytes": 1024}
+    small = _post(node_dir, b"{}")
+    assert small.status_code == 401  # within the limit: on to the signature check
+
+
+def test_the_request_target_is_the_raw_path_and_query() -> None:
+    from starlette.requests import Request
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/peer/v1/disclosures/d- x",
+        "raw_path": b"/peer/v1/disclosures/d-%20x",
+        "query_string": b"a=%2F",
+        "headers": [],
+    }
+    assert request_target(Request(scope)) == "/peer/v1/disclosures/d-%20x?a=%2F"
+    del scope["raw_path"]
+    scope["query_string"] = b""
+    assert request_target(Request(scope)) == "/peer/v1/disclosures/d- x"
