@@ -57,7 +57,7 @@ def bar_chart(
 ) -> BarChart:
     """Bars for ``values`` (label, value), scaled so the tallest bar and the budget line fit;
     a bar above the budget is flagged ``over_budget``."""
-    left, right, top, bottom = 48, 8, 10, 28
+    left, right, top, bottom = 56, 8, 22, 28  # room for the axis values and the budget label
     plot_w, plot_h = width - left - right, height - top - bottom
     top_value = _nice_top(max([v for _, v in values] + [budget or 0]))
     n = max(len(values), 1)

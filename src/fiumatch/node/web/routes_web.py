@@ -237,11 +237,13 @@ class WebInterface:
         path = request.url.path
         nav = []
         if viewer is not None:
-            for label, href, roles in NAV:
-                if viewer.role in roles:
-                    full = PREFIX + href
-                    current = path == full or (href != "/" and path.startswith(full + "/"))
-                    nav.append({"label": label, "href": full, "current": current})
+            mine = [(label, PREFIX + href) for label, href, roles in NAV if viewer.role in roles]
+            # The current page is the longest entry the path falls under (one entry only).
+            under = [
+                h for _, h in mine if path == h or (h != PREFIX + "/" and path.startswith(h + "/"))
+            ]
+            current = max(under, key=len, default=None)
+            nav = [{"label": label, "href": h, "current": h == current} for label, h in mine]
         html = self.env.get_template(template).render(
             viewer=viewer,
             nav=nav,
@@ -1146,17 +1148,21 @@ class WebInterface:
                     p = service.add_peer(viewer.user, v["node_id"], v["url"], v["fingerprint"])
                 except PeerError:
                     state.error("url", "The peer could not be reached at this URL")
-                except ConflictError as exc:
-                    if "fetched" in exc.details:
+                except FiumatchError as exc:
+                    if exc.code == "fingerprint_mismatch" or "fetched" in exc.details:
                         state.error(
                             "fingerprint",
                             "The peer presents a different key. Do not pin it: check the "
                             "fingerprint with the peer's operator out of band",
                         )
+                    elif exc.code == "peer_refused" or "describe" in exc.reason:
+                        state.error("url", "No fiumatch node answers at this URL")
                     elif "announced" in exc.details:
                         state.error("node_id", "The peer at this URL announces another node id")
-                    else:
+                    elif isinstance(exc, ConflictError):
                         state.error("node_id", "This peer (or its key) is already pinned")
+                    else:
+                        raise
                 else:
                     self.reach.forget(p.node_id)
                     viewer.session.flash("ok", f"Peer {p.node_id} pinned ({p.fingerprint})")

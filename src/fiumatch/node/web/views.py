@@ -151,13 +151,13 @@ def agreement_status(agreements: Sequence[Agreement], now: int) -> tuple[str, bo
     if in_force:
         until = max(a.valid_until for a in in_force)
         budget = max(a.budget_per_epoch for a in in_force)
-        return f"in force until {utc(until)[:10]}", True, budget
+        return f"in force until {utc(until - 1)[:10]}", True, budget
     live = [a for a in agreements if a.revoked_at is None]
     future = [a for a in live if a.valid_from > now]
     if future:
         return f"not yet valid (from {utc(min(a.valid_from for a in future))[:10]})", False, None
     if live:
-        return f"expired on {utc(max(a.valid_until for a in live))[:10]}", False, None
+        return f"expired after {utc(max(a.valid_until for a in live) - 1)[:10]}", False, None
     if agreements:
         return "revoked", False, None
     return "no agreement", False, None
@@ -303,10 +303,12 @@ def _parse_csv(text: str) -> list[dict[str, str | list[str]]]:
         header = [h.strip() for h in next(reader)]
     except (StopIteration, csv.Error):
         raise PasteError("line 1 must be a header row of column names") from None
-    unknown = [h for h in header if h not in _KNOWN_FIELDS]
+    unknown = [i for i, h in enumerate(header, 1) if h not in _KNOWN_FIELDS]
     if unknown:
+        # By position, not by name: without a header row, line 1 holds identifiers.
         raise PasteError(
-            f"line 1: unknown column {unknown[0][:40]!r} (columns are those of fiumatch ingest)"
+            f"line 1, column {unknown[0]} is not a known column name; the first line must "
+            "be a header row with the columns of fiumatch ingest"
         )
     if "type" not in header:
         raise PasteError("line 1: a 'type' column is required (person, organisation, ...)")
