@@ -134,7 +134,10 @@ class SignedNote:
     def parse(cls, data: bytes | str) -> SignedNote:
         """Strictly parse a signed note (c2sp.org/signed-note); :class:`NoteError` if not."""
         if isinstance(data, str):
-            data = data.encode("utf-8")
+            try:
+                data = data.encode("utf-8")
+            except UnicodeEncodeError:  # lone surrogates, e.g. a JSON "\udc80" escape
+                raise NoteError("note is not UTF-8") from None
         if len(data) > MAX_NOTE_BYTES:
             raise NoteError("note too large")
         try:
