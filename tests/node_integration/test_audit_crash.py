@@ -81,9 +81,8 @@ def test_kill_9_mid_append_loses_nothing_acknowledged(tmp_path: Path) -> None:
         # The restarted node resumes its tree and keeps appending a log that verifies.
         with node.client("admin") as c:
             c.add_user("after-restart", "auditor")
-        with node.client("auditor") as api:
-            with bundle_path.open("wb") as fh:
-                AuditClient.over(api).export_to(fh)
+        with node.client("auditor") as api, bundle_path.open("wb") as fh:
+            AuditClient.over(api).export_to(fh)
         again = verify(bundle_path.read_bytes(), key)
         assert again.size == report.size + 1
     finally:
