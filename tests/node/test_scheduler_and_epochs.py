@@ -183,8 +183,8 @@ def test_a_purge_takes_subjects_out_of_the_served_sets_without_oprf_work(
     svc._refresh_precompute("FIU-P")  # GONE-2 is served in the active epoch
     epoch = _active(svc)
     gone = next(
-        s for s in svc.store.subjects.ids() if svc.store.subjects.get(s).local_ref == "GONE-2"
-    )  # type: ignore[union-attr]
+        s for s in svc.store.subjects.ids() if svc.store.subjects.require(s).local_ref == "GONE-2"
+    )
     served = {r.subject_id for refs in svc._index("FIU-P", epoch).values() for r in refs}
     assert gone in served
     count = svc._ledger("FIU-P", epoch).count
@@ -245,7 +245,8 @@ def test_a_session_left_idle_is_closed_and_audited(
     clock.t += svc.settings.session_idle_timeout_seconds - 1
     assert svc.expire_idle_sessions() == 0
     clock.t += 2
-    assert Scheduler(svc).tick() is None and svc.store.sessions.count_open("FIU-P") == 0
+    Scheduler(svc).tick()
+    assert svc.store.sessions.count_open("FIU-P") == 0
     record = svc.store.sessions.require(sid)
     assert (record.state, record.open) == ("expired", False)
     closed = [e for e in _events(svc, "SESSION_CLOSED") if e["session"] == sid]

@@ -36,7 +36,7 @@ from fiumatch.demo.run import DemoNode, connect, make_node
 from fiumatch.node.directory import open_node_dir
 from fiumatch.node.keys import NodeKeys
 from fiumatch.node.runner import NodeProcess, free_port
-from fiumatch.store import Peer, User, issue_token
+from fiumatch.store import Peer, Role, User, issue_token
 
 JURISDICTIONS = (("FIU-DE", "DE"), ("FIU-FR", "FR"), ("FIU-LV", "RU"))
 
@@ -127,13 +127,14 @@ def adopt(directory: Path) -> DemoNode:
     """A node directory made by ``fiumatch node init``: add one user per role (not started)."""
     opened = open_node_dir(directory)
     tokens = {}
+    roles: tuple[Role, ...] = ("analyst", "supervisor", "auditor")
     with opened.open_store() as store:
-        for role in ("analyst", "supervisor", "auditor"):
+        for role in roles:
             t = issue_token(os.urandom)
             store.users.add(
                 User(
                     name=f"{role}-{opened.node_id.lower()}",
-                    role=role,  # type: ignore[arg-type]
+                    role=role,
                     token_id=t.token_id,
                     token_hash=t.token_hash,
                     created_at=int(time.time()),
