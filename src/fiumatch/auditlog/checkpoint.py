@@ -94,6 +94,10 @@ def _b64decode(text: str, what: str) -> bytes:
 def _check_key_name(name: str) -> None:
     if not name or "+" in name or any(c.isspace() or ord(c) < 0x20 for c in name):
         raise NoteError("key names are non-empty, without spaces or '+'")
+    try:
+        name.encode("utf-8")  # the key ID hashes it; a lone surrogate cannot be encoded
+    except UnicodeEncodeError:
+        raise NoteError("key names are UTF-8") from None
 
 
 def _key_id(name: str, sig_type: int, public: bytes) -> bytes:
