@@ -4,9 +4,11 @@ exchange between two sinks (mirrors, held receipts, cosignatures, split views)."
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ from fiumatch.auditlog.errors import (
 )
 from fiumatch.node.audit import (
     H_RECEIPTS,
+    AuditNestingError,
     AuditRangeError,
     AuditSink,
     PeerLogError,
@@ -44,7 +47,7 @@ from fiumatch.node.audit import (
     log_verifier,
 )
 from fiumatch.node.keys import fingerprint, raw_public_key
-from fiumatch.store import Peer, Store
+from fiumatch.store import Peer, Store, StoreError
 from fiumatch.store.audit_witness import AuditWitnessRepo
 
 T0 = 1_700_000_000.0
@@ -203,12 +206,58 @@ def test_a_refused_entry_is_not_appended_and_does_not_shift_numbers(node: Node) 
     assert login(node.sink) == 1
 
 
-def test_rollback_of_a_caller_transaction_is_noticed(node: Node) -> None:
+def test_recording_inside_a_store_transaction_is_refused(node: Node) -> None:
     login(node.sink)
-    with pytest.raises(RuntimeError), node.store.transaction():
+    with pytest.raises(AuditNestingError), node.store.transaction():
         login(node.sink)
-        raise RuntimeError("the caller's transaction fails")
-    assert login(node.sink) == 1  # the sink resynchronised with the store
+    assert login(node.sink) == 1
+    assert verify(export(node), pinned(node)).size == 2
+
+
+def test_concurrent_appends_share_commits(node: Node, monkeypatch: pytest.MonkeyPatch) -> None:
+    transactions = 0
+    db = node.store.db
+    original = db.transaction
+
+    @contextlib.contextmanager
+    def slow() -> Iterator[object]:
+        nonlocal transactions
+        outer = not db.connection().in_transaction
+        transactions += outer
+        with original() as conn:
+            yield conn
+            if outer:
+                time.sleep(0.02)  # a slow fsync: others queue up meanwhile
+
+    monkeypatch.setattr(db, "transaction", slow)
+    threads = [
+        threading.Thread(target=lambda w=w: [login(node.sink, w) for _ in range(5)])
+        for w in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    monkeypatch.undo()
+    assert node.sink.size == 40
+    assert transactions < 40  # one fsync acknowledged several entries
+    assert verify(export(node), pinned(node)).size == 40
+
+
+def test_a_failed_commit_fails_its_callers_and_the_log_stays_whole(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login(node.sink)
+    original = node.store.audit.append
+
+    def broken(*args: object, **kw: object) -> None:
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(node.store.audit, "append", broken)
+    with pytest.raises(StoreError):
+        login(node.sink)
+    monkeypatch.setattr(node.store.audit, "append", original)
+    assert login(node.sink) == 1  # the number of the lost entry is reused: nothing was written
     assert verify(export(node), pinned(node)).size == 2
 
 

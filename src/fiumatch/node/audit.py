@@ -3,9 +3,11 @@ cosignatures on peer exchanges, and the auditor's views (docs/AUDIT.md, "Using i
 
 This module owns:
 
-* :class:`AuditSink`: appends events to the Merkle log kept in the store. One SQLite
-  transaction per entry (the leaf and the tree nodes it completes; the connection runs with
-  ``synchronous=FULL``), so :meth:`AuditSink.record` returning means the entry is on disk. One
+* :class:`AuditSink`: appends events to the Merkle log kept in the store. An entry and the tree
+  nodes it completes are written in one SQLite transaction (``synchronous=FULL``), and
+  :meth:`AuditSink.record` returns only once that transaction committed: a returned entry is on
+  disk. Concurrent appends share a transaction (group commit: the first waiter writes every
+  queued entry, in order), so one fsync acknowledges many. One
   :class:`~fiumatch.auditlog.merkle.CompactRange` lives in memory, resumed once from the store
   at start. Entry times never go backwards (``max(clock, previous time)``). Checkpoints are C2SP
   signed notes by the node's Ed25519 identity key under the origin ``<node id>/audit``, signed
@@ -96,6 +98,7 @@ __all__ = [
     "H_RECEIPTS",
     "H_WANT",
     "ORIGIN_SUFFIX",
+    "AuditNestingError",
     "AuditRangeError",
     "AuditSink",
     "Incoming",
@@ -148,6 +151,15 @@ class AuditRangeError(FiumatchError):
 
     code = "audit_range_invalid"
     http_status = 400
+
+
+class AuditNestingError(FiumatchError):
+    """An audit entry was recorded inside an open store transaction: its durability would be
+    the caller's, and a group commit would wait for a lock the caller holds. Record after the
+    transaction."""
+
+    code = "audit_inside_transaction"
+    http_status = 500
 
 
 class PeerLogError(FiumatchError):
@@ -298,6 +310,20 @@ class Incoming:
     closed: bool = False
 
 
+@dataclass(eq=False)
+class _Pending:
+    """An entry numbered and queued for the next group commit."""
+
+    seq: int
+    leaf: AuditLeaf
+    nodes: list[AuditNode]
+    also: Callable[[int], None] | None
+    frontier: CompactRange
+    entry: Entry
+    done: bool = False
+    error: BaseException | None = None
+
+
 @dataclass(frozen=True)
 class _Appended:
     seq: int
@@ -344,7 +370,8 @@ class AuditSink:
         self._last_exchange: _Recent[tuple[str, str], int] = _Recent()
         self._mirrored: _Recent[tuple[str, str, int], int] = _Recent()
         self._want: dict[str, int] = {}
-        self._resync = False
+        self._commit_lock = threading.Lock()
+        self._pending: list[_Pending] = []
         self._resume()
 
     # --- state ------------------------------------------------------------------------------
@@ -355,6 +382,7 @@ class AuditSink:
         size = audit.size()
         try:
             self._range = CompactRange.from_store(size, self.get_node) if size else CompactRange()
+            self._committed = self._range.copy()
         except KeyError as exc:
             raise MissingNodeError(
                 "the stored audit tree lacks a frontier node", node=str(exc)
@@ -365,7 +393,6 @@ class AuditSink:
         self._cp: tuple[int, bytes] | None = (
             (cp.size, cp.note.encode("utf-8")) if cp is not None else None
         )
-        self._resync = False
 
     @property
     def origin(self) -> str | None:
@@ -378,8 +405,9 @@ class AuditSink:
 
     @property
     def size(self) -> int:
+        """Entries on disk (appends still waiting for their commit are not counted)."""
         with self._lock:
-            return self._range.size
+            return self._committed.size
 
     def get_node(self, level: int, index: int) -> bytes:
         """A stored complete-subtree hash; ``KeyError((level, index))`` if the store lacks it."""
@@ -413,6 +441,8 @@ class AuditSink:
         extra: Mapping[str, Any] | None = None,
     ) -> int:
         """Append one event and return its sequence number once it is on disk.
+
+        Must not be called inside an open store transaction (:class:`AuditNestingError`).
 
         ``event_type`` is an ``auditlog.entry.EventType`` name (case-insensitive); ``extra``
         holds other entry fields by name (``mode``, ``direction``, ``clause``, ``hits``,
@@ -455,56 +485,86 @@ class AuditSink:
                         _make_entry(0, 0, event, fields)  # refuse a bad entry now, not later
                         ex.deferred.append((event, fields))
                         return -1
-            return self._append(event, fields).seq
+            ticket = self._enqueue(event, fields)
+        self._commit(ticket)
+        return ticket.seq
 
-    def _append(
+    def _enqueue(
         self,
         event: EventType,
         fields: Mapping[str, Any],
         also: Callable[[int], None] | None = None,
-    ) -> _Appended:
-        """Append under the lock: one transaction for the leaf, its nodes and ``also``."""
-        if self._resync:
-            self._resume()
-        conn = self._store.db.connection()
-        nested = conn.in_transaction
+    ) -> _Pending:
+        """Give the entry its number and time and queue it for the next commit (lock held).
+
+        The in-memory frontier advances at once; :meth:`_commit` writes the queue."""
+        if self._store.db.connection().in_transaction:
+            raise AuditNestingError(
+                "an audit entry cannot be appended inside an open store transaction"
+            )
         seq = self._range.size
         time_ms = max(int(self._clock() * 1000), self._last_time)
         entry = _make_entry(seq, time_ms, event, fields)
         data = encode_entry(entry)
         lh = leaf_hash(data)
-        frontier = self._range.copy()
-        nodes = frontier.append(lh)
-        try:
-            with self._store.transaction():
-                self._store.audit.append(
-                    AuditLeaf(seq=seq, time=time_ms // 1000, entry=data, leaf_hash=lh),
-                    [AuditNode(level=n.level, index=n.index, hash=n.hash) for n in nodes],
-                )
-                if also is not None:
-                    also(seq)
-        except BaseException:
-            self._resync = True  # the store is the truth: reload before the next append
-            raise
-        self._range = frontier
+        nodes = self._range.append(lh)
         self._last_time = time_ms
-        # Inside a caller's transaction the commit is the caller's; it may still roll back.
-        self._resync = nested
-        if (
-            entry.direction is Direction.IN
-            and entry.session is not None
-            and entry.peer is not None
-            and entry.request_sha256 is not None
-        ):
-            self._last_exchange.put((entry.peer, entry.session), seq)
-        self._after_append()
-        return _Appended(seq, lh, data)
+        ticket = _Pending(
+            seq=seq,
+            leaf=AuditLeaf(seq=seq, time=time_ms // 1000, entry=data, leaf_hash=lh),
+            nodes=[AuditNode(level=n.level, index=n.index, hash=n.hash) for n in nodes],
+            also=also,
+            frontier=self._range.copy(),
+            entry=entry,
+        )
+        self._pending.append(ticket)
+        return ticket
+
+    def _commit(self, ticket: _Pending) -> None:
+        """Return once ``ticket`` is on disk (lock not held). Group commit: the first waiter
+        writes every queued entry in one transaction, so concurrent appends share an fsync."""
+        while not ticket.done:
+            with self._commit_lock:
+                if ticket.done:
+                    break
+                with self._lock:
+                    batch, self._pending = self._pending, []
+                try:
+                    with self._store.transaction():
+                        for p in batch:
+                            self._store.audit.append(p.leaf, p.nodes)
+                            if p.also is not None:
+                                p.also(p.seq)
+                except BaseException as exc:
+                    with self._lock:
+                        # Whatever followed the failed batch was built on it: void it all and
+                        # reload the truth from the store.
+                        void, self._pending = self._pending, []
+                        for p in (*batch, *void):
+                            p.error, p.done = exc, True
+                        self._resume()
+                    break
+                with self._lock:
+                    self._committed = batch[-1].frontier
+                    for p in batch:
+                        p.done = True
+                        e = p.entry
+                        if (
+                            e.direction is Direction.IN
+                            and e.session is not None
+                            and e.peer is not None
+                            and e.request_sha256 is not None
+                        ):
+                            self._last_exchange.put((e.peer, e.session), p.seq)
+                    self._after_append()
+        if ticket.error is not None:
+            raise ticket.error
 
     def _after_append(self) -> None:
         if self._signer is None:
             return
         signed = self._cp[0] if self._cp else 0
-        if self._range.size - signed >= self._every:
+        if self._committed.size - signed >= self._every:
             self._sign_now()
         elif self._timer is None:
             self._timer = threading.Timer(self._seconds, self._timer_fired)
@@ -520,16 +580,14 @@ class AuditSink:
     # --- checkpoints ---------------------------------------------------------------------------
 
     def _sign_now(self) -> tuple[int, bytes]:
-        """The checkpoint of the current size, signed and stored if not yet (lock held)."""
-        if self._resync:
-            self._resume()
-        size = self._range.size
+        """The checkpoint of the size on disk, signed and stored if not yet (lock held)."""
+        size = self._committed.size
         if self._cp is not None and self._cp[0] == size:
             return self._cp
         if self._signer is None:
             raise AuditRangeError("this log has no signing key")
         note = sign_checkpoint(
-            Checkpoint(self._signer.name, size, self._range.root()), self._signer
+            Checkpoint(self._signer.name, size, self._committed.root()), self._signer
         )
         try:
             self._store.audit.add_checkpoint(
@@ -568,8 +626,8 @@ class AuditSink:
     def receipt(self, seq: int) -> Receipt:
         """A receipt for leaf ``seq`` under a signed checkpoint that includes it."""
         with self._lock:
-            if not 0 <= seq < self._range.size:
-                raise AuditRangeError("no such entry", index=seq, size=self._range.size)
+            if not 0 <= seq < self._committed.size:
+                raise AuditRangeError("no such entry", index=seq, size=self._committed.size)
             cp = self._covering(seq)
         leaf = self._store.audit.leaf(seq)
         assert leaf is not None
@@ -579,7 +637,7 @@ class AuditSink:
         """The inclusion proof of ``index`` in the tree of ``size`` (default: a signed
         checkpoint that includes it, signing one if needed), with that checkpoint if any."""
         with self._lock:
-            current = self._range.size
+            current = self._committed.size
             if size is None:
                 if not 0 <= index < current:
                     raise AuditRangeError("no such entry", index=index, size=current)
@@ -608,7 +666,7 @@ class AuditSink:
     def consistency(self, size1: int, size2: int | None = None) -> dict[str, Any]:
         """The consistency proof from ``size1`` to ``size2`` (default: the latest checkpoint)."""
         with self._lock:
-            current = self._range.size
+            current = self._committed.size
             if size2 is None:
                 size2 = self._sign_now()[0] if self._signer else current
         if not 0 <= size1 <= size2 <= current:
@@ -648,26 +706,31 @@ class AuditSink:
     def answer(self, ex: Incoming, status: int, body: bytes) -> dict[str, str]:
         """The response is signed: append what waited for it, then the audit headers."""
         digest = hashlib.sha256(body).digest()
+        queued: list[_Pending] = []
+        exchanges: list[_Pending] = []
         receipted: list[_Appended] = []
         with self._lock:
             self._close(ex)
             for event, fields in ex.deferred:
                 if fields.get("request_sha256") == ex.request_digest and _is_exchange(fields):
                     fields["response_sha256"] = digest
-                done = self._append(event, fields)
+                queued.append(self._enqueue(event, fields))
                 if _is_exchange(fields):
-                    receipted.append(done)
+                    exchanges.append(queued[-1])
             ex.deferred.clear()
-            if not receipted and status >= 400:
-                receipted.append(
-                    self._append(EventType.REFUSAL, self._refusal_fields(ex, status, body, digest))
-                )
-            if not receipted and ex.session is not None:
+            if not exchanges and status >= 400:
+                refusal = self._refusal_fields(ex, status, body, digest)
+                queued.append(self._enqueue(EventType.REFUSAL, refusal))
+                exchanges.append(queued[-1])
+            if not exchanges and ex.session is not None:
                 last = self._last_exchange.get((ex.peer, ex.session))
-                if last is not None:
-                    leaf = self._store.audit.leaf(last)
-                    if leaf is not None:
-                        receipted.append(_Appended(last, leaf.leaf_hash, leaf.entry))
+                leaf = self._store.audit.leaf(last) if last is not None else None
+                if leaf is not None:
+                    receipted.append(_Appended(leaf.seq, leaf.leaf_hash, leaf.entry))
+        if queued:
+            self._commit(queued[-1])  # the queue is written in order: all of it is on disk
+        receipted += [_Appended(t.seq, t.leaf.leaf_hash, t.leaf.entry) for t in exchanges]
+        with self._lock:
             cp = (
                 self._covering(max(r.seq for r in receipted))
                 if (receipted and self._signer is not None)
@@ -723,7 +786,7 @@ class AuditSink:
         for ex in [e for e in self._open.values() if now - e.opened > _EXCHANGE_TTL]:
             self._close(ex)
             for event, fields in ex.deferred:
-                self._append(event, fields)
+                self._enqueue(event, fields)  # written by the commit that follows
             ex.deferred.clear()
 
     # --- asking side of a peer exchange ------------------------------------------------------
@@ -832,8 +895,10 @@ class AuditSink:
             )
 
         with self._lock:
-            done = self._append(event, fields, also=hold)
-            self._mirrored.put((peer_id, entry.session, int(event)), done.seq)
+            ticket = self._enqueue(event, fields, also=hold)
+        self._commit(ticket)
+        with self._lock:
+            self._mirrored.put((peer_id, entry.session, int(event)), ticket.seq)
 
     # --- witnessing ----------------------------------------------------------------------------
 
@@ -1015,7 +1080,7 @@ class AuditSink:
     def status(self) -> dict[str, Any]:
         """Size, latest checkpoint, and counts for a dashboard."""
         with self._lock:
-            size = self._range.size
+            size = self._committed.size
             cp = self._cp
         return {
             "origin": self.origin,
