@@ -62,6 +62,15 @@ MULTI_VALUED = frozenset(
 
 Value = str | Sequence[str] | None
 
+_FIELD_SET = frozenset(FIELDS)
+
+#: Longest value any field may hold (characters) and most values a multi-valued field may
+#: list. Real names and identifiers are far shorter. A hostile file's 10 MB "name" would
+#: otherwise reach the name normaliser, whose phonetic key (rigour's Metaphone) takes time
+#: quadratic in a token's length: hours for one record.
+MAX_VALUE_CHARS = 1024
+MAX_VALUES = 256
+
 _DOCS = (
     ("passport_number", "passport_country", DocumentKind.PASSPORT, IdentifierKind.PASSPORT),
     ("national_id", "national_id_country", DocumentKind.NATIONAL_ID, IdentifierKind.NATIONAL_ID),
@@ -101,6 +110,24 @@ def _paired(fields: Mapping[str, Value], name: str) -> list[str]:
     return [(v or "").strip() for v in items]
 
 
+def _hostile_values(fields: Mapping[str, Value]) -> list[tuple[str, str]]:
+    """(field, reason) for values no real record holds: over :data:`MAX_VALUE_CHARS`
+    characters, over :data:`MAX_VALUES` values, or a NUL character (a binary or corrupted
+    file). Checked before any normaliser runs. Unknown columns are never read, so skipped."""
+    out: list[tuple[str, str]] = []
+    for name, value in fields.items():
+        if not value or name not in _FIELD_SET:
+            continue
+        items: Sequence[str] = (value,) if isinstance(value, str) else value
+        if len(items) > MAX_VALUES:
+            out.append((name, f"more than {MAX_VALUES} values"))
+        elif any(len(v) > MAX_VALUE_CHARS for v in items if v):
+            out.append((name, f"value longer than {MAX_VALUE_CHARS} characters"))
+        elif any("\x00" in v for v in items if v):
+            out.append((name, "value holds a NUL character"))
+    return out
+
+
 def build_subject(
     fields: Mapping[str, Value],
     *,
@@ -114,6 +141,11 @@ def build_subject(
     # Every optional group is skipped outright when its fields are absent or empty: a CSV
     # row fills a handful of the 27 columns, and this function runs once per record.
     get = fields.get
+    hostile = _hostile_values(fields)
+    if hostile:
+        bad = {name for name, _ in hostile}
+        ref = record if "local_ref" in bad else _one(fields, "local_ref") or record
+        return [Reject(file, line, ref, name, "invalid_format", why) for name, why in hostile]
     errors: list[IdentifierError] = []
     local_ref = _one(fields, "local_ref")
     if not local_ref:
