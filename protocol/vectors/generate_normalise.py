@@ -135,6 +135,12 @@ def run_case(fields: dict[str, Any]) -> dict[str, Any]:
     return {"rejects": sorted({(r.field, r.code) for r in result})}
 
 
+def _icu_version() -> str:
+    import icu  # type: ignore[import-untyped]
+
+    return str(icu.ICU_VERSION)
+
+
 def build() -> dict[str, Any]:
     return {
         "description": "Raw records -> canonical match keys (SPEC-identifiers.md). Positive "
@@ -146,6 +152,7 @@ def build() -> dict[str, Any]:
             for name in ("rigour", "normality", "pyicu", "python-stdnum", "schwifty",
                          "phonenumbers", "pycountry")
         },
+        "icu": _icu_version(),  # transliteration of Han, kana, Arabic, ... (SPEC section 1)
         "unicode": unicodedata.unidata_version,
         "python": sys.version.split()[0],
         "cases": [{"name": name, "input": fields, **run_case(fields)} for name, fields in CASES],

@@ -41,3 +41,14 @@ def test_vector(case: dict[str, Any]) -> None:
     else:
         assert not isinstance(result, Subject)
         assert sorted({(r.field, r.code) for r in result}) == [tuple(r) for r in case["rejects"]]
+
+
+def test_vectors_name_the_icu_they_were_made_with() -> None:
+    import icu  # type: ignore[import-untyped]
+
+    # Keys of Han, kana, Arabic, ... names depend on the system ICU (SPEC-identifiers.md,
+    # section 1): the vectors must say which one made them, and the replay above is the
+    # check a machine with another ICU must pass.
+    major, _, minor = DATA["icu"].partition(".")
+    assert major.isdigit() and minor.isdigit()
+    assert DATA["libraries"]["pyicu"] and str(icu.ICU_VERSION)
