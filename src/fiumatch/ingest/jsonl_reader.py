@@ -52,6 +52,9 @@ def read_jsonl(
             except (ValueError, UnicodeDecodeError):
                 yield Reject(file, line_no, record, "<row>", "broken_row", "not valid JSON")
                 continue
+            except RecursionError:  # e.g. 100 000 nested '[': json recurses once per level
+                yield Reject(file, line_no, record, "<row>", "broken_row", "JSON nested too deeply")
+                continue
             if not isinstance(obj, dict):
                 yield Reject(file, line_no, record, "<row>", "broken_row", "not a JSON object")
                 continue
