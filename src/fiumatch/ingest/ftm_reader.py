@@ -65,6 +65,14 @@ def _values(props: Mapping[str, Any], name: str) -> list[str]:
     return [str(v) for v in value if v is not None and str(v).strip()]
 
 
+def _is_property_value(value: object) -> bool:
+    if value is None or isinstance(value, str):
+        return True
+    return isinstance(value, list) and all(
+        v is None or isinstance(v, str | int | float) for v in value
+    )
+
+
 def entity_fields(entity: Mapping[str, Any], subject_type: str) -> dict[str, Value]:
     """Map one FtM entity (as a dict) onto the column vocabulary."""
     props = entity.get("properties") or {}
@@ -136,6 +144,10 @@ def read_ftm(
                 stats.records += 1
                 yield Reject(file, line_no, record, "<row>", "broken_row", "not valid JSON")
                 continue
+            except RecursionError:  # e.g. 100 000 nested '[': json recurses once per level
+                stats.records += 1
+                yield Reject(file, line_no, record, "<row>", "broken_row", "JSON nested too deeply")
+                continue
             if not isinstance(entity, dict) or not isinstance(entity.get("schema"), str):
                 stats.records += 1
                 yield Reject(file, line_no, record, "schema", "broken_row", "not an FtM entity")
@@ -151,6 +163,13 @@ def read_ftm(
             stats.records += 1
             if not isinstance(entity.get("properties", {}), dict):
                 yield Reject(file, line_no, record, "properties", "broken_row", "not an object")
+                continue
+            # _values iterates a property's value: {"name": 5} raised TypeError (a traceback
+            # that stopped the whole load); FtM property values are lists of strings.
+            props = entity.get("properties") or {}
+            if not all(_is_property_value(v) for v in props.values()):
+                reason = "a property value is not a string or a list of strings"
+                yield Reject(file, line_no, record, "properties", "invalid_format", reason)
                 continue
             result = build_subject(
                 entity_fields(entity, subject_type),
