@@ -332,6 +332,21 @@ def test_export_from_a_checkpoint_and_after_restart(node: Node) -> None:
         list(node.sink.export(5))
 
 
+def test_exports_keep_fewer_checkpoints_and_still_check_every_receipt(tmp_path: Path) -> None:
+    n = make_node(tmp_path, "FIU-A", 1, checkpoint_every=10)
+    receipts = []
+    for i in range(40):
+        login(n.sink, i)
+        receipts.append(n.sink.receipt(i))  # a checkpoint per "response", as a busy node signs
+    every = decode_bundle(b"".join(n.sink.export(every=0)))
+    lean = b"".join(n.sink.export())
+    kept = decode_bundle(lean).checkpoints
+    assert len(every.checkpoints) == 40 and 4 <= len(kept) <= 5
+    report = verify(lean, pinned(n), issued_receipts=receipts)
+    assert report.issued_receipts == 40 and report.checkpoints == len(kept)
+    n.sink.close()
+
+
 def test_a_tampered_stored_entry_fails_verification(node: Node) -> None:
     for i in range(6):
         login(node.sink, i)

@@ -60,6 +60,12 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("-o", "--out", type=Path, required=True, help="bundle file to write")
     p.add_argument("--start", type=int, default=0, help="first entry (a checkpoint size)")
+    p.add_argument(
+        "--all-checkpoints",
+        action="store_true",
+        help="every checkpoint the node signed (default: one per checkpoint period and each "
+        "peer's newest cosigned one)",
+    )
     add_connection(p)
     p.set_defaults(func=_export)
 
@@ -151,7 +157,7 @@ def _export(args: argparse.Namespace) -> int:
             client = AuditClient.over(api)
             keys = client.keys()
             with partial.open("wb") as fh:
-                size = client.export_to(fh, args.start)
+                size = client.export_to(fh, args.start, 0 if args.all_checkpoints else None)
             witness = client.witness()
     except ApiError as exc:
         partial.unlink(missing_ok=True)

@@ -66,11 +66,13 @@ class AuditClient(ApiClient):
     def witness(self) -> dict[str, Any]:
         return dict(self.call("GET", "/audit/v1/witness"))
 
-    def export_to(self, out: IO[bytes], start: int = 0) -> int:
-        """Stream the bundle into ``out``; returns the bytes written."""
+    def export_to(self, out: IO[bytes], start: int = 0, every: int | None = None) -> int:
+        """Stream the bundle into ``out``; returns the bytes written. ``every``: keep one
+        checkpoint at least every so many entries (0: all; default: the node's)."""
         written = 0
+        params = {"start": start} | ({"every": every} if every is not None else {})
         try:
-            with self._http.stream("GET", "/audit/v1/export", params={"start": start}) as r:
+            with self._http.stream("GET", "/audit/v1/export", params=params) as r:
                 if r.status_code >= 400:
                     r.read()
                     self._raise(r)

@@ -996,10 +996,16 @@ class AuditSink:
             "entries": [entry_to_dict(decode_entry(r.entry)) for r in rows],
         }
 
-    def export(self, start: int = 0) -> Iterator[bytes]:
-        """Stream a bundle of leaves ``[start, size)``: every checkpoint in that range (with
-        the cosignatures peers gave), the consistency proofs between them, the receipts we
-        hold. Signs a checkpoint at the current size first, so nothing is left unsigned."""
+    def export(self, start: int = 0, *, every: int | None = None) -> Iterator[bytes]:
+        """Stream a bundle of leaves ``[start, size)``: checkpoints in that range (with the
+        cosignatures peers gave), the consistency proofs between them, the receipts we hold.
+        Signs a checkpoint at the current size first, so nothing is left unsigned.
+
+        A busy node signs a checkpoint for nearly every peer response; ``every`` keeps the
+        bundle lean: the first and last checkpoints, one at least every ``every`` entries, and
+        each peer's newest cosigned one (default: ``checkpoint_every``; 0 keeps them all).
+        Checkpoints left out are still checked: peers' receipts and cosigned checkpoints name
+        their sizes and roots, which ``verify`` recomputes from the entries."""
         with self._lock:
             if self._signer is None:
                 raise AuditRangeError("this log has no signing key")
@@ -1012,6 +1018,7 @@ class AuditSink:
                 "a bundle must start at the size of a signed checkpoint", start=start
             )
         cosigs = self._witness.cosignatures(start, end)
+        notes = _thin(notes, cosigs, self._every if every is None else every)
         checkpoints = [note + "".join(cosigs.get(size, [])) for size, note in notes]
         held = [
             HeldReceipt(r.entry_index, Receipt.decode(r.receipt))
@@ -1090,6 +1097,26 @@ class AuditSink:
             "checkpoints": self._witness.checkpoint_count(),
             "split_views": len(self._witness.split_views()),
         }
+
+
+def _thin(
+    notes: list[tuple[int, str]], cosigs: Mapping[int, list[str]], every: int
+) -> list[tuple[int, str]]:
+    """The checkpoints an export keeps (see :meth:`AuditSink.export`), in size order."""
+    if every <= 0 or len(notes) <= 2:
+        return notes
+    newest: dict[str, int] = {}
+    for size, lines in cosigs.items():
+        for line in lines:
+            name = line.split(" ", 2)[1] if line.count(" ") >= 2 else line
+            newest[name] = max(newest.get(name, -1), size)
+    keep_sizes = set(newest.values())
+    kept: list[tuple[int, str]] = []
+    for i, (size, note) in enumerate(notes):
+        last = i == len(notes) - 1
+        if not kept or last or size in keep_sizes or size - kept[-1][0] >= every:
+            kept.append((size, note))
+    return kept
 
 
 def _token(value: str) -> str:

@@ -8,7 +8,9 @@ method, return its dict (or stream its bundle).
 * ``GET /proof/inclusion?index=&size=``: an inclusion proof (default size: a signed checkpoint
   that includes the entry), with that checkpoint;
 * ``GET /proof/consistency?first=&second=``: a consistency proof between two sizes;
-* ``GET /export?start=``: the bundle (``application/octet-stream``), streamed;
+* ``GET /export?start=&every=``: the bundle (``application/octet-stream``), streamed; ``every``
+  thins the checkpoints (one at least every so many entries, each peer's newest cosigned one;
+  0 keeps them all);
 * ``GET /keys``: the log's and the peers' verifier keys and fingerprints (what to pin, and to
   compare out of band);
 * ``GET /witness``: peers' checkpoints this node cosigned, and any split-view evidence.
@@ -80,8 +82,12 @@ def router(service: NodeService) -> APIRouter:
         return sink.consistency(first, second)
 
     @r.get("/export")
-    def export(user: Auditor, start: Annotated[int, Query(ge=0)] = 0) -> StreamingResponse:
-        chunks = sink.export(start)  # range errors are raised here, before streaming starts
+    def export(
+        user: Auditor,
+        start: Annotated[int, Query(ge=0)] = 0,
+        every: Annotated[int | None, Query(ge=0)] = None,
+    ) -> StreamingResponse:
+        chunks = sink.export(start, every=every)  # range errors are raised before streaming
         name = f"{service.node_id}-audit-{start}.fiuaudit"
         return StreamingResponse(
             chunks,
