@@ -243,3 +243,32 @@ def test_a_query_reports_progress_per_peer_and_the_cli_shows_hits(
     out = capsys.readouterr().out
     assert "hit id" in out and "h-" in out and "FIU-FR" in out
     assert any(word in out for word in ("strong", "composite", "phonetic"))
+
+
+def test_the_disclosure_commands_carry_onward_consent_end_to_end(
+    cluster: list[DemoNode], capsys: pytest.CaptureFixture[str]
+) -> None:
+    de, fr = cluster[0], cluster[1]
+    hit = _query(de, "FIU-FR")["hits"][-1]
+    capsys.readouterr()
+    request = ["disclosure", "request", hit["id"], "--purpose", "money_laundering"]
+    request += ["--case-ref", "CLI-2", "--onward-recipient", "customs", "--onward-purpose"]
+    request += ["customs fraud case", "--dir", str(de.root)]
+    assert main(request) == 0
+    did = json.loads(capsys.readouterr().out)["id"]
+    # the owner's admin may decide (admins hold every role); analysts may not
+    decide = ["disclosure", "decide", did, "--approve", "--reason", "within the MoU"]
+    decide += ["--fields", "name,local_ref", "--grant-onward", "--dir", str(fr.root)]
+    assert main(decide) == 0
+    decided = json.loads(capsys.readouterr().out)
+    assert set(decided["released"]) == {"name", "local_ref", "decision_reason"}
+    assert decided["onward"]["status"] == "granted"
+    assert main(["disclosure", "status", did, "--dir", str(de.root)]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["status"] == "released" and status["onward"]["status"] == "granted"
+    assert (
+        main(
+            ["disclosure", "onward-decide", did, "--refuse", "--reason", "x", "--dir", str(fr.root)]
+        )
+        == 3
+    )  # already decided: 409
