@@ -31,7 +31,7 @@ def test_the_demo_runs_three_nodes_prints_tidy_tables_and_stops_them(
     assert "report party" in hits and "/activity/" not in hits  # goAML paths read as words
     assert "released:" in out
     # Nothing left running: every node process is gone and its port is closed.
-    assert runner._RUNNING == running
+    assert running == runner._RUNNING
     for port in ports:
         with socket.socket() as s:
             s.settimeout(1)
