@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -27,6 +28,11 @@ __all__ = ["CsvUnit", "build_unit", "csv_units", "read_csv"]
 
 _KNOWN = frozenset(FIELDS)
 _BYTES_EVERY = 256  # rows between updates of ``stats.bytes_read``
+# Bytes that are not UTF-8 are decoded with surrogateescape (to U+DC80..U+DCFF) and the row
+# holding them is rejected at its own line. A strict TextIOWrapper decodes 8 KiB at a time:
+# the error surfaced at whichever row was being read (the header, for a small file) and the
+# rest of the file was lost.
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
 
 #: One framed row: its (last) line number and its non-empty fields; or a framing reject.
 CsvUnit = tuple[int, dict[str, str]] | Reject
@@ -39,15 +45,22 @@ def csv_units(path: Path, *, stats: IngestStats) -> Iterator[CsvUnit]:
     decoded so far, for progress bars) roughly current.
     """
     file = str(path)
-    with path.open("rb") as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as fh:
+    with path.open("rb") as raw, io.TextIOWrapper(
+        raw, encoding="utf-8-sig", errors="surrogateescape", newline=""
+    ) as fh:
         reader = csv.reader(fh)
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
             return
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except csv.Error as exc:
             stats.records += 1
             yield Reject(file, 1, "header", "<row>", "broken_row", type(exc).__name__)
+            return
+        if _NOT_UTF8.search("".join(header)):
+            stats.records += 1
+            yield Reject(file, reader.line_num, "header", "<row>", "broken_row",
+                         "header is not UTF-8")  # fmt: skip
             return
         stats.ignored_columns.update(h for h in header if h not in _KNOWN)
         width = len(header)
@@ -57,15 +70,11 @@ def csv_units(path: Path, *, stats: IngestStats) -> Iterator[CsvUnit]:
                 row = next(reader)
             except StopIteration:
                 break
-            except (csv.Error, UnicodeDecodeError) as exc:
+            except csv.Error:
                 stats.records += 1
                 line = reader.line_num
-                reason = "row cannot be parsed as CSV" if isinstance(exc, csv.Error) else (
-                    "row is not UTF-8"
-                )
+                reason = "row cannot be parsed as CSV"
                 yield Reject(file, line, f"line {line}", "<row>", "broken_row", reason)
-                if isinstance(exc, UnicodeDecodeError):
-                    return  # the decoder cannot resynchronise; the rest of the file is lost
                 continue
             line = reader.line_num
             if not row or (len(row) == 1 and not row[0].strip()):
@@ -75,6 +84,9 @@ def csv_units(path: Path, *, stats: IngestStats) -> Iterator[CsvUnit]:
             if not countdown:
                 countdown = _BYTES_EVERY
                 stats.bytes_read = raw.tell()
+            if _NOT_UTF8.search("".join(row)):
+                yield Reject(file, line, f"line {line}", "<row>", "broken_row", "row is not UTF-8")
+                continue
             if len(row) != width:
                 yield Reject(
                     file, line, f"line {line}", "<row>", "broken_row",
