@@ -24,7 +24,12 @@ from fiumatch.identifiers.countries import normalise_country
 from fiumatch.identifiers.crypto import normalise_wallet
 from fiumatch.identifiers.dates import PartialDate, parse_partial_date
 from fiumatch.identifiers.documents import DocumentKind, normalise_document
-from fiumatch.identifiers.errors import EmptyValueError, IdentifierError, InvalidDateError
+from fiumatch.identifiers.errors import (
+    EmptyValueError,
+    IdentifierError,
+    InvalidDateError,
+    KeyEncodingError,
+)
 from fiumatch.identifiers.keys import MatchKey, dedupe
 from fiumatch.identifiers.model import (
     Identifier,
@@ -70,6 +75,15 @@ _FIELD_SET = frozenset(FIELDS)
 #: quadratic in a token's length: hours for one record.
 MAX_VALUE_CHARS = 1024
 MAX_VALUES = 256
+#: Longest match key the node's store accepts (the CHECK on match_keys.key in
+#: fiumatch/store/migrations.py). A name can normalise to more than it has characters (NFKC
+#: expands U+FDFA to 18 letters), so 300 of them made a 5 KB key that aborted a whole
+#: ``fiumatch node load`` with a constraint error; such a record is rejected here instead.
+MAX_KEY_BYTES = 4096
+#: Names (all parts and aliases together) up to this many characters cannot reach
+#: MAX_KEY_BYTES (measured over every code point below U+30000: at most 17 key bytes per
+#: character, U+FDFA), so their keys are not encoded again: the check stays off the hot path.
+_SHORT_NAMES = 64
 
 _DOCS = (
     ("passport_number", "passport_country", DocumentKind.PASSPORT, IdentifierKind.PASSPORT),
@@ -303,6 +317,10 @@ def build_subject(
         ):
             errors.append(EmptyValueError(_REQUIRED_FIELDS[stype][0], f"required for {stype}"))
 
+    if names and sum(
+        len(n.full) + len(n.given) + len(n.middle) + len(n.family) for n in names
+    ) > _SHORT_NAMES and any(len(k.encode()) > MAX_KEY_BYTES for k in keys):
+        errors.append(KeyEncodingError("name", f"a match key would exceed {MAX_KEY_BYTES} bytes"))
     if not errors and not keys:
         errors.append(
             EmptyValueError("birth_date" if stype is SubjectType.PERSON else "country",
