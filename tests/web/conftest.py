@@ -99,9 +99,9 @@ def identifiers_in(*paths: Path) -> set[str]:
 def export_node_bundle(
     nd: NodeDir, origin: str | None = None, key: NodeKeys | None = None
 ) -> bytes:
-    """The node's whole log as an audit bundle, with one checkpoint signed by the node's
-    identity key under its node id (what an export gives an auditor)."""
-    origin = origin or nd.node_id
+    """The node's whole log as a bundle with one checkpoint, signed like the node's own export
+    (its identity key under ``<node id>/audit``) or by ``key`` to forge one."""
+    origin = origin or f"{nd.node_id}/audit"
     keys = key or nd.keys()
     with Store.open(nd.settings.db_path) as store:
         size = store.audit.size()

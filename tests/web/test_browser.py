@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -35,7 +36,7 @@ from fiumatch.identifiers import KeyType
 from fiumatch.node.directory import NodeDir, create_node_dir
 from fiumatch.node.runner import NodeProcess, free_port
 
-from .conftest import ARTIFACTS, ROOT, add_role_users, export_node_bundle, identifiers_in, load_csv
+from .conftest import ARTIFACTS, ROOT, add_role_users, identifiers_in, load_csv
 
 pytestmark = pytest.mark.slow
 
@@ -286,12 +287,12 @@ def test_sign_in_and_the_role_decides_the_pages(
     assert response is not None
     assert response.headers["content-security-policy"].startswith("default-src 'self'")
     _check(page)
-    _shot(page, "01-sign-in")
+    _shot(page, "00-sign-in")
     page.get_by_label("Your user token").fill("fmu_0000000000000000_" + "A" * 43)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#f-token-error")).to_contain_text("unknown, disabled or wrong")
     expect(page.get_by_label("Your user token")).to_have_attribute("aria-invalid", "true")
-    assert page.evaluate("document.activeElement.closest('.error-summary') !== null")
+    expect(page.locator(".error-summary")).to_be_focused()  # keyboard users land on it
     page.context.close()
 
     analyst = _sign_in(browser, watch, de, "analyst")
@@ -302,7 +303,7 @@ def test_sign_in_and_the_role_decides_the_pages(
     expect(analyst.locator("table").first).to_contain_text("FIU-FR")
     expect(analyst.get_by_text("key matches pin")).to_be_visible()
     _check(analyst)
-    _shot(analyst, "02-overview")
+    _shot(analyst, "01-overview")
     analyst.context.close()
 
     for role, pages in (
@@ -332,7 +333,7 @@ def test_admin_pins_a_peer_after_the_fingerprint_check(
     expect(page.locator("#peer-fingerprint-error")).to_contain_text("presents a different key")
     expect(page.locator("#peers table")).not_to_contain_text("FIU-LV")
     _check(page)
-    _shot(page, "08-admin-fingerprint-mismatch")
+    _shot(page, "02-admin-fingerprint-mismatch")
 
     form = page.locator("form[action='/ui/admin/peers']")
     form.get_by_label("Key fingerprint").fill(lv.fingerprint())
@@ -353,7 +354,7 @@ def test_admin_pins_a_peer_after_the_fingerprint_check(
     expect(page.get_by_role("status")).to_contain_text("with FIU-LV recorded")
     expect(page.locator("#agreements table")).to_contain_text("FIU-LV")
     _check(page)
-    _shot(page, "09-admin")
+    _shot(page, "02-admin")
     page.context.close()
     STATE["lv_pinned"] = True
 
@@ -371,7 +372,7 @@ def test_fan_out_query_shows_hits_and_requests_disclosure(
     page.get_by_role("button", name="Run query").click()  # nothing filled in
     for name in ("purpose", "legal_basis", "case_ref", "subjects"):
         expect(page.locator(f"#f-{name}-error")).to_be_visible()
-    assert page.evaluate("document.activeElement.classList.contains('error-summary')")
+    expect(page.locator(".error-summary")).to_be_focused()
     _check(page)
     _shot(page, "03-new-query-errors")
 
@@ -382,9 +383,32 @@ def test_fan_out_query_shows_hits_and_requests_disclosure(
     page.get_by_label("Purpose").select_option("money_laundering")
     page.get_by_label("Legal basis").fill("AMLD art. 53")
     page.get_by_label("Case reference").fill("DE-2024-17")
-    page.get_by_role("button", name="Run query").click()
 
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Query q-")
+    # Live progress: with FIU-LV frozen (SIGSTOP on its process group; it resumes within a
+    # few seconds, well inside the peer client's 5 s connect timeout), FIU-FR's row must turn
+    # "ok" on the open page through the page's own polling, while FIU-LV's is still pending.
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if r.url.endswith("/progress") else None)
+    lv = cluster["FIU-LV"]
+    frozen = bool(STATE.get("lv_pinned")) and lv.process.proc is not None
+    if frozen:
+        assert lv.process.proc is not None
+        os.killpg(lv.process.proc.pid, signal.SIGSTOP)
+    try:
+        page.get_by_role("button", name="Run query").click()
+        expect(page.get_by_role("heading", level=1)).to_contain_text("Query q-")
+        if frozen:
+            expect(page.locator("#progress tr[data-peer='FIU-FR'] .badge")).to_have_text("ok")
+            expect(page.locator("#progress")).to_have_attribute("data-running", "true")
+            pending = page.locator("#progress tr[data-peer='FIU-LV'] .badge").inner_text()
+            assert pending != "ok"
+            expect(page.get_by_text("this list updates by itself")).to_be_visible()
+            _shot(page, "04-query-running")
+            assert polls, "the progress table was not refreshed by the page"
+    finally:
+        if frozen:
+            assert lv.process.proc is not None
+            os.killpg(lv.process.proc.pid, signal.SIGCONT)
     expect(page.locator("#hits")).to_be_visible(timeout=30_000)  # the page reloads when done
     rows = page.locator("#progress tbody tr")
     assert {rows.nth(i).get_attribute("data-peer") for i in range(rows.count())} == expected_peers
@@ -395,7 +419,7 @@ def test_fan_out_query_shows_hits_and_requests_disclosure(
     expect(hits.filter(has_text="FIU-FR").first).to_be_visible()
     STATE["analyst_hits_html"] = page.content()
     _check(page)
-    _shot(page, "04-query-hits")
+    _shot(page, "05-query-hits")
 
     page.get_by_label("Peer", exact=True).select_option("FIU-FR")
     page.get_by_role("button", name="Filter").click()
@@ -414,7 +438,7 @@ def test_fan_out_query_shows_hits_and_requests_disclosure(
     expect(page.get_by_role("heading", level=1)).to_have_text("Request disclosure")
     expect(page.get_by_label("Case reference")).to_have_value("DE-2024-17")
     _check(page)
-    _shot(page, "05-disclosure-request")
+    _shot(page, "06-disclosure-request")
     page.get_by_role("button", name="Send request").click()
     expect(page.get_by_role("status")).to_contain_text("sent to FIU-FR: pending")
     row = page.locator("tr[data-request]").first
@@ -443,7 +467,7 @@ def test_supervisor_on_the_other_node_approves_and_the_analyst_receives(
     released_ref = their_ref.inner_text().strip()
     assert released_ref
     _check(page)
-    _shot(page, "06-supervisor-queue")
+    _shot(page, "07-supervisor-queue")
 
     request.get_by_role("button", name="Record decision").click()
     request = page.locator(f"#req-{did}")
@@ -464,7 +488,7 @@ def test_supervisor_on_the_other_node_approves_and_the_analyst_receives(
     expect(row).to_contain_text(released_ref)
     expect(row).to_contain_text("Consistent with the MoU")
     _check(page)
-    _shot(page, "07-disclosures")
+    _shot(page, "08-disclosures")
     page.context.close()
 
 
@@ -494,21 +518,27 @@ def test_auditor_verifies_the_log_and_sees_no_identifier(
     session = page.locator("#entries tbody tr td:nth-child(6) a").first
     assert STATE["disclosure"][:12] in session.inner_text()
     _check(page)
-    _shot(page, "10-audit-log")
+    _shot(page, "09-audit-log")
     seen.append(page.content())
     page.goto(de.url + "/ui/audit?since=2024-02-30")
     expect(page.locator("#f-since-error")).to_contain_text("YYYY-MM-DD")
 
+    # The bundle an auditor takes away: downloaded from the node, then checked against the
+    # node's pinned key.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download this node's bundle").click()
+    bundle = Path(download.value.path()).read_bytes()
+    assert bundle.startswith(b"FIUAUDIT")
     page.get_by_role("link", name="Verify bundle").click()
-    bundle = export_node_bundle(de.nd)
     page.get_by_label("Bundle file").set_input_files(
         files=[{"name": "FIU-DE.bundle", "mimeType": "application/octet-stream", "buffer": bundle}]
     )
     page.get_by_label("Signed by (pinned key)").select_option("self")
     page.get_by_role("button", name="Verify").click()
     expect(page.locator(".result.good")).to_contain_text("The bundle: verified")
+    expect(page.locator(".result.good")).to_contain_text("FIU-DE/audit")
     _check(page)
-    _shot(page, "11-audit-verify")
+    _shot(page, "10-audit-verify")
     seen.append(page.content())
     damaged = bytearray(bundle)
     damaged[len(bundle) // 2] ^= 0x40
@@ -522,38 +552,39 @@ def test_auditor_verifies_the_log_and_sees_no_identifier(
     expect(page.locator(".result.bad")).to_contain_text("does not verify")
     expect(page.locator(".result.bad")).to_contain_text(re.compile(r"record \d+"))
     seen.append(page.content())
-
-    page.get_by_role("link", name="Reconcile", exact=True).click()
-    ours = page.locator("fieldset").filter(has_text="Our bundle")
-    theirs = page.locator("fieldset").filter(has_text="The peer's bundle")
-    ours.get_by_label("Bundle file").set_input_files(
-        files=[
-            {
-                "name": "de.bundle",
-                "mimeType": "application/octet-stream",
-                "buffer": export_node_bundle(de.nd),
-            }
-        ]
+    # FR's bundle signed by the wrong key (DE's pin for FR) does not pass either.
+    page.get_by_label("Bundle file").set_input_files(
+        files=[{"name": "x.bundle", "mimeType": "application/octet-stream", "buffer": bundle}]
     )
-    ours.get_by_label("Signed by").select_option("self")
+    page.get_by_label("Signed by (pinned key)").select_option("peer:FIU-FR")
+    page.get_by_role("button", name="Verify").click()
+    expect(page.locator(".result.bad")).to_contain_text("does not verify")
+
+    # FR's auditor downloads FR's bundle from FR; DE's auditor reconciles it with DE's log.
+    fr_page = _sign_in(browser, watch, fr, "auditor")
+    fr_page.get_by_role("link", name="Audit log").click()
+    with fr_page.expect_download() as download:
+        fr_page.get_by_role("link", name="Download this node's bundle").click()
+    fr_bundle = Path(download.value.path()).read_bytes()
+    fr_page.context.close()
+    page.get_by_role("link", name="Reconcile", exact=True).click()
+    theirs = page.locator("fieldset").filter(has_text="The peer's bundle")
     theirs.get_by_label("Bundle file").set_input_files(
-        files=[
-            {
-                "name": "fr.bundle",
-                "mimeType": "application/octet-stream",
-                "buffer": export_node_bundle(fr.nd),
-            }
-        ]
+        files=[{"name": "fr.bundle", "mimeType": "application/octet-stream", "buffer": fr_bundle}]
     )
     theirs.get_by_label("Signed by").select_option("peer:FIU-FR")
-    page.get_by_role("button", name="Verify and reconcile").click()
+    page.get_by_role("button", name="Verify and reconcile").click()  # ours: DE's log, now
     expect(page.get_by_text("Our bundle: verified")).to_be_visible()
     expect(page.get_by_text("The peer's bundle: verified")).to_be_visible()
     summary = page.locator("#reconcile-summary")
     expect(summary).to_contain_text(re.compile(r"\d+ exchanges? logged by both"))
+    both = re.search(r"(\d+) exchanges? logged by both", summary.inner_text())
+    assert (
+        both is not None and int(both.group(1)) > 0
+    )  # DE and FR exchanged: FR's two queries and DE's fan-out
     STATE["reconcile"] = summary.inner_text()
     _check(page)
-    _shot(page, "12-audit-reconcile")
+    _shot(page, "11-audit-reconcile")
     seen.append(page.content())
 
     page.get_by_role("link", name="Activity", exact=True).click()
@@ -565,7 +596,7 @@ def test_auditor_verifies_the_log_and_sees_no_identifier(
     numbers = fr_chart.locator("table tbody tr").last.locator("td").all_text_contents()
     assert numbers[:2] == ["1", "2"] and int(numbers[2]) > 0 and numbers[3] == "250"
     _check(page)
-    _shot(page, "13-audit-activity")
+    _shot(page, "12-audit-activity")
     seen.append(page.content())
 
     for html in seen:

@@ -5,6 +5,7 @@ page for a role that may not see it."""
 from __future__ import annotations
 
 import html as html_lib
+import os
 import re
 
 import pytest
@@ -12,8 +13,8 @@ import pytest
 from fiumatch.auditlog.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
 from fiumatch.auditlog.merkle import root_from_leaf_hashes
 from fiumatch.node.keys import NodeKeys
+from fiumatch.node.web import views
 from fiumatch.node.web.security import CSP
-from fiumatch.store import AuditCheckpoint
 
 from .conftest import InProcessNode, export_node_bundle
 
@@ -198,7 +199,7 @@ def test_sign_out_and_token_rotation_end_the_session(node: InProcessNode) -> Non
     node.login("auditor")
     assert node.client.get("/ui/audit").status_code == 200
     name = "auditor-fiu-t"
-    fresh = issue_token(__import__("os").urandom)
+    fresh = issue_token(os.urandom)
     node.service.store.users.rotate_token(name, fresh)
     node.tokens["auditor"] = fresh.token
     assert node.client.get("/ui/audit", follow_redirects=False).status_code == 303
@@ -366,7 +367,7 @@ def test_audit_log_filters_and_reports_bad_filters_next_to_the_field(node: InPro
     assert bad.status_code == 400
     assert _field_error(bad.text, "f", "since")
     assert _field_error(bad.text, "f", "event")
-    assert "consistent" in page and "none yet" in page  # no signed checkpoint in the store
+    assert "every stored leaf hash matches its entry" in page
 
 
 def test_verify_an_uploaded_bundle_and_name_the_first_bad_place(node: InProcessNode) -> None:
@@ -384,15 +385,15 @@ def test_verify_an_uploaded_bundle_and_name_the_first_bad_place(node: InProcessN
         return str(r.text)
 
     good = upload(bundle)
-    assert "The bundle: verified" in good and "FIU-T" in good
+    assert "The bundle: verified" in good and "FIU-T/audit" in good
     damaged = bytearray(bundle)
     damaged[len(bundle) // 2] ^= 0x01
     bad = upload(bytes(damaged))
     assert "does not verify" in bad and re.search(r"record \d+", bad)
-    stranger = NodeKeys.generate(__import__("os").urandom)
+    stranger = NodeKeys.generate(os.urandom)
     forged = export_node_bundle(node.nd, key=stranger)
     assert "audit_checkpoint_signature" in upload(forged)
-    vkey = NoteSigner("FIU-T", stranger.identity).verifier.vkey()
+    vkey = NoteSigner("FIU-T/audit", stranger.identity).verifier.vkey()
     assert "The bundle: verified" in upload(forged, key="", vkey=vkey)
     missing = node.client.post("/ui/audit/verify", data={"csrf": csrf, "b_key": "self"})
     assert missing.status_code == 400 and _field_error(missing.text, "f", "b_bundle")
@@ -414,26 +415,52 @@ def test_reconcile_two_bundles(node: InProcessNode) -> None:
     assert 'id="reconcile-summary"' in r.text
 
 
-def test_checkpoint_status_verifies_the_stored_checkpoint(node: InProcessNode) -> None:
+def test_checkpoint_status_verifies_the_nodes_latest_checkpoint(node: InProcessNode) -> None:
+    node.service.audit.checkpoint(fresh=True)
+    node.login("auditor")  # one more entry: the checkpoint must be consistent with a longer log
+    health = node.client.get("/ui/audit").text
+    assert re.search(r"verified</span> size \d+", health)
+    assert "no peer's log was seen to fork" in health
+    assert NoteSigner("FIU-T/audit", node.nd.keys().identity).verifier.vkey() in health
+
+
+def test_log_health_fails_a_checkpoint_from_another_key_or_root(node: InProcessNode) -> None:
     store = node.service.store
     size = store.audit.size()
     root = root_from_leaf_hashes(store.audit.leaf_hashes(0, size))
-    note = sign_checkpoint(
-        Checkpoint("FIU-T", size, root), NoteSigner("FIU-T", node.nd.keys().identity)
-    )
-    store.audit.add_checkpoint(AuditCheckpoint(size=size, note=note.decode(), created_at=0))
-    node.login("auditor")  # one more entry: the checkpoint must be consistent with a longer log
-    health = node.client.get("/ui/audit").text
-    assert "verified" in health and f"size {size}" in health
-    stranger = NodeKeys.generate(__import__("os").urandom)
-    bigger = store.audit.size()
-    root2 = root_from_leaf_hashes(store.audit.leaf_hashes(0, bigger))
+    pinned = NoteSigner("FIU-T/audit", node.nd.keys().identity)
+    good = sign_checkpoint(Checkpoint("FIU-T/audit", size, root), pinned)
+    assert views.log_health(store, good, pinned.verifier).ok
+    stranger = NodeKeys.generate(os.urandom)
     forged = sign_checkpoint(
-        Checkpoint("FIU-T", bigger, root2), NoteSigner("FIU-T", stranger.identity)
+        Checkpoint("FIU-T/audit", size, root), NoteSigner("FIU-T/audit", stranger.identity)
     )
-    store.audit.add_checkpoint(AuditCheckpoint(size=bigger, note=forged.decode(), created_at=0))
-    failed = node.client.get("/ui/audit").text
-    assert "failed" in failed and f"size {bigger}" in failed
+    bad = views.log_health(store, forged, pinned.verifier)
+    assert not bad.ok and bad.checkpoint_size == size and "signature" in bad.checkpoint_reason
+    other_root = sign_checkpoint(Checkpoint("FIU-T/audit", size, bytes(32)), pinned)
+    wrong = views.log_health(store, other_root, pinned.verifier)
+    assert not wrong.ok and "differs from the stored tree" in wrong.checkpoint_reason
+    ahead = sign_checkpoint(Checkpoint("FIU-T/audit", size + 5, root), pinned)
+    assert (
+        "larger than the stored log"
+        in views.log_health(store, ahead, pinned.verifier).checkpoint_reason
+    )
+
+
+def test_the_bundle_an_auditor_downloads_verifies(node: InProcessNode) -> None:
+    node.login("auditor")
+    r = node.client.get("/ui/audit/export")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
+    assert r.content.startswith(b"FIUAUDIT")
+    assert "attachment" in r.headers["content-disposition"]
+    page = node.client.post(
+        "/ui/audit/verify",
+        data={"csrf": node.csrf("/ui/audit/verify"), "b_key": "self"},
+        files={"b_bundle": ("t.bundle", r.content, "application/octet-stream")},
+    ).text
+    assert "The bundle: verified" in page and "FIU-T/audit" in page
+    node.login("analyst")
+    assert node.client.get("/ui/audit/export").status_code == 403
 
 
 def test_activity_page_draws_a_chart_per_peer_with_its_table(node: InProcessNode) -> None:

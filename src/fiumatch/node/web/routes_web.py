@@ -32,7 +32,7 @@ from urllib.parse import urlencode
 
 import jinja2
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.staticfiles import StaticFiles
@@ -857,17 +857,7 @@ class WebInterface:
 
         # auditor ------------------------------------------------------------------------
 
-        def log_key() -> NoteVerifier | None:
-            cp = store.audit.latest_checkpoint()
-            if cp is None:
-                return None
-            from fiumatch.auditlog.checkpoint import peek_checkpoint
-
-            try:
-                origin = peek_checkpoint(cp.note).origin
-                return NoteVerifier(origin, service.keys.public_key_raw)
-            except AuditLogError:
-                return None
+        sink = service.audit
 
         @self._get("/audit", AUDITORS)
         def audit_log(request: Request, viewer: Viewer) -> Response:
@@ -895,6 +885,7 @@ class WebInterface:
             if v["event"] and v["event"] not in events:
                 state.error("event", "Choose an event type from the list")
             log = service.audit_entries(viewer.user)
+            log_status = sink.status()
             entries = log["entries"]
             if state.ok:
                 flt = views.LogFilter(v["peer"], v["session"], v["event"], since, until)
@@ -914,7 +905,10 @@ class WebInterface:
                 entries=shown,
                 matched=len(entries),
                 size=log["size"],
-                health=views.log_health(store, log_key()),
+                health=views.log_health(store, log_status.get("checkpoint"), sink.verifier),
+                log_status=log_status,
+                witness=sink.witness_report(),
+                own_key=_own_log_key(sink),
                 events=events,
                 peers=[p.node_id for p in store.peers.list_all(include_revoked=True)],
                 page=page,
@@ -958,23 +952,39 @@ class WebInterface:
             ]
 
         def key_for_choice(choice: str, vkey: str) -> Callable[[str], NoteVerifier]:
-            """The verifier for a bundle: a pasted vkey, or a pinned Ed25519 identity key
-            named after the bundle's origin (the key name a log signs its checkpoints with)."""
+            """The verifier a bundle must pass: a pasted verifier key, or the pinned Ed25519
+            key of this node or of a peer under its log's key name (``<node id>/audit``)."""
+            from fiumatch.node.audit import log_verifier
+
             if vkey:
                 verifier = NoteVerifier.from_vkey(vkey)
-                return lambda origin: verifier
-            if choice == "self":
-                raw = service.keys.public_key_raw
+            elif choice == "self":
+                verifier = log_verifier(service.node_id, service.keys.public_key_raw)
             else:
                 peer = store.peers.get(choice.removeprefix("peer:"))
                 if peer is None:
                     raise NotFoundError("no such peer")
-                raw = peer.public_key
-            return lambda origin: NoteVerifier(origin, raw)
+                verifier = log_verifier(peer.node_id, peer.public_key)
+            return lambda origin: verifier
+
+        def known_keys() -> dict[str, Any]:
+            """Every log this node knows (its own and its pinned peers'): the keys receipts
+            and cosignatures inside a bundle are checked against."""
+            from fiumatch.node.audit import cosigner_verifier, log_verifier
+
+            nodes = [(service.node_id, service.keys.public_key_raw)] + [
+                (p.node_id, p.public_key) for p in store.peers.list_all(include_revoked=True)
+            ]
+            return {
+                "peer_keys": [log_verifier(n, k) for n, k in nodes],
+                "cosigners": [cosigner_verifier(n, k) for n, k in nodes],
+            }
 
         def bundle_form(
-            form: FormData, state: FormState, names: Sequence[str]
+            form: FormData, state: FormState, names: Sequence[str], *, own: str = ""
         ) -> dict[str, tuple[bytes, Callable[[str], NoteVerifier]]]:
+            """Each named bundle with its verifier; ``own`` names the one that, left empty,
+            is this node's log exported now (checked with this node's pinned key)."""
             out = {}
             choices = {c for c, _ in key_choices()}
             for n in names:
@@ -985,6 +995,8 @@ class WebInterface:
                 except ValueError:
                     state.error(f"{n}_bundle", "The bundle is larger than 64 MB")
                     continue
+                if data is None and n == own:
+                    data, choice, vkey = b"".join(sink.export()), "self", ""
                 if data is None:
                     state.error(f"{n}_bundle", "Choose a bundle file")
                 if choice not in choices and not vkey:
@@ -997,6 +1009,19 @@ class WebInterface:
                 if data is not None and key is not None:
                     out[n] = (data, key)
             return out
+
+        @self._get("/audit/export", AUDITORS)
+        def audit_export(request: Request, viewer: Viewer) -> Response:
+            chunks = sink.export()  # signs a checkpoint at the current size first
+            name = f"{service.node_id}-audit-{service.now()}.bundle"
+            return StreamingResponse(
+                chunks,
+                media_type="application/octet-stream",
+                headers={
+                    "content-disposition": f'attachment; filename="{name}"',
+                    "cache-control": "no-store",
+                },
+            )
 
         @self._get("/audit/verify", AUDITORS)
         def audit_verify(request: Request, viewer: Viewer) -> Response:
@@ -1017,7 +1042,7 @@ class WebInterface:
             check = None
             if state.ok and "b" in got:
                 data, key = got["b"]
-                check = views.verify_bundle(data, key)
+                check = views.verify_bundle(data, key, **known_keys())
             return self.render(
                 request,
                 "audit_verify.html",
@@ -1044,7 +1069,7 @@ class WebInterface:
         @self._post("/audit/reconcile", AUDITORS)
         def audit_reconcile_post(request: Request, viewer: Viewer, form: FormData) -> Response:
             state = FormState()
-            got = bundle_form(form, state, ["a", "b"])
+            got = bundle_form(form, state, ["a", "b"], own="a")
             b_choice = state.values.get("b_key", "")
             peer = b_choice.removeprefix("peer:") if b_choice.startswith("peer:") else None
             result = None
@@ -1057,6 +1082,7 @@ class WebInterface:
                     b_key,
                     a_name=service.node_id if peer else None,
                     b_name=peer,
+                    **known_keys(),
                 )
             return self.render(
                 request,
@@ -1255,6 +1281,15 @@ class WebInterface:
             )
             viewer.session.flash("ok", "Rotated " + (text or "nothing (no peers)"))
             return self._back(PREFIX + "/admin#epochs")
+
+
+def _own_log_key(sink: Any) -> dict[str, str]:
+    """This log's origin, verifier key and fingerprint (what an auditor pins), if it signs."""
+    try:
+        keys = sink.keys()
+    except FiumatchError:
+        return {}
+    return {k: str(keys[k]) for k in ("origin", "log_key", "fingerprint") if k in keys}
 
 
 def _midnight(day: date) -> int:

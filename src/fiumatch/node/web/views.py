@@ -24,7 +24,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fiumatch.auditlog.bundle import BundleHeader, RecordKind, decode_bundle, iter_records
-from fiumatch.auditlog.checkpoint import NoteVerifier, open_checkpoint
+from fiumatch.auditlog.checkpoint import (
+    CosignatureVerifier,
+    NoteVerifier,
+    open_checkpoint,
+    peek_checkpoint,
+)
 from fiumatch.auditlog.entry import check_entry
 from fiumatch.auditlog.errors import AuditLogError, BundleFormatError
 from fiumatch.auditlog.merkle import leaf_hash, root_from_leaf_hashes
@@ -441,7 +446,10 @@ class _Unhealthy(Exception):
     pass
 
 
-def log_health(store: Store, log_key: NoteVerifier | None) -> LogHealth:
+def log_health(store: Store, note: str | bytes | None, log_key: NoteVerifier | None) -> LogHealth:
+    """Recompute the stored log: each leaf hash from its entry, the root from the leaves
+    against the root from the stored tree nodes, and the signed checkpoint ``note`` (the
+    node's latest) verified with ``log_key`` and proved consistent with the log now."""
     audit = store.audit
     size = audit.size()
     hashes: list[bytes] = []
@@ -473,16 +481,16 @@ def log_health(store: Store, log_key: NoteVerifier | None) -> LogHealth:
             tree_ok, tree_reason = False, "the stored tree nodes give another root"
     except AuditLogError as exc:
         tree_ok, tree_reason = False, exc.reason
-    cp = audit.latest_checkpoint()
-    if cp is None:
+    if note is None:
         return LogHealth(size, root.hex(), bad, reason, tree_ok, tree_reason)
-    ok, why = True, ""
+    ok, why, signed_size = True, "", None
     try:
         if log_key is None:
             raise _Unhealthy("no key to verify the checkpoint with")
-        signed = open_checkpoint(cp.note, log_key)
-        if signed.size != cp.size:
-            raise _Unhealthy("the checkpoint's size differs from its row")
+        signed = open_checkpoint(note, log_key)
+        signed_size = signed.size
+        if signed.size > size:
+            raise _Unhealthy("the checkpoint is larger than the stored log")
         if signed.size and root_at(signed.size, get_node) != signed.root:
             raise _Unhealthy("the signed root differs from the stored tree")
         if 0 < signed.size < size:
@@ -492,9 +500,12 @@ def log_health(store: Store, log_key: NoteVerifier | None) -> LogHealth:
         ok, why = False, exc.reason
     except _Unhealthy as exc:
         ok, why = False, str(exc)
-    return LogHealth(
-        size, root.hex(), bad, reason, tree_ok, tree_reason, cp.size, utc(cp.created_at), ok, why
-    )
+    if signed_size is None:
+        try:
+            signed_size = peek_checkpoint(note).size
+        except AuditLogError:
+            signed_size = -1
+    return LogHealth(size, root.hex(), bad, reason, tree_ok, tree_reason, signed_size, "", ok, why)
 
 
 @dataclass(frozen=True)
@@ -624,13 +635,20 @@ class BundleCheck:
         return "" if t is None else utc(t / 1000)
 
 
-def verify_bundle(data: bytes, key_for: Callable[[str], NoteVerifier]) -> BundleCheck:
-    """Verify ``data`` with the key ``key_for(origin)`` names; every failure becomes a
-    :class:`BundleCheck` carrying the verifier's location, expected and found values."""
+def verify_bundle(
+    data: bytes,
+    key_for: Callable[[str], NoteVerifier],
+    *,
+    peer_keys: Sequence[NoteVerifier] = (),
+    cosigners: Sequence[CosignatureVerifier] = (),
+) -> BundleCheck:
+    """Verify ``data`` with the key ``key_for(origin)`` names (receipts in it against
+    ``peer_keys``, cosignatures on its checkpoints against ``cosigners``); every failure
+    becomes a :class:`BundleCheck` carrying the verifier's location, expected and found."""
     origin = ""
     try:
         origin = bundle_origin(data)
-        report = verify(data, key_for(origin))
+        report = verify(data, key_for(origin), peer_keys=peer_keys, cosigners=cosigners)
     except AuditLogError as exc:
         details = exc.details
         return BundleCheck(
@@ -664,10 +682,13 @@ def reconcile_bundles(
     *,
     a_name: str | None,
     b_name: str | None,
+    peer_keys: Sequence[NoteVerifier] = (),
+    cosigners: Sequence[CosignatureVerifier] = (),
 ) -> ReconcileView:
     """Verify both bundles (each with its own key), then compare what each logged about the
     exchanges between them (``a_name``/``b_name``: the peer id each side uses for the other)."""
-    a, b = verify_bundle(a_data, a_key), verify_bundle(b_data, b_key)
+    a = verify_bundle(a_data, a_key, peer_keys=peer_keys, cosigners=cosigners)
+    b = verify_bundle(b_data, b_key, peer_keys=peer_keys, cosigners=cosigners)
     if not (a.ok and b.ok):
         return ReconcileView(a, b)
     report = reconcile(decode_bundle(a_data), decode_bundle(b_data), a_name=a_name, b_name=b_name)
