@@ -134,6 +134,7 @@ _SESSION_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}")
 _EXCHANGE_TTL: Final = 60.0
 _MEMORY: Final = 4096
 _CHUNK: Final = 5000
+_EXPORT_CHUNK: Final = 1 << 18
 _EXCHANGE_EVENTS: Final = frozenset(
     {
         EventType.SESSION_OPENED,
@@ -320,6 +321,7 @@ class _Pending:
     also: Callable[[int], None] | None
     frontier: CompactRange
     entry: Entry
+    checkpoint: bool = False
     done: bool = False
     error: BaseException | None = None
 
@@ -494,10 +496,14 @@ class AuditSink:
         event: EventType,
         fields: Mapping[str, Any],
         also: Callable[[int], None] | None = None,
+        *,
+        checkpoint: bool = False,
     ) -> _Pending:
         """Give the entry its number and time and queue it for the next commit (lock held).
 
-        The in-memory frontier advances at once; :meth:`_commit` writes the queue."""
+        The in-memory frontier advances at once; :meth:`_commit` writes the queue.
+        ``checkpoint``: the commit also signs a checkpoint that includes the entry (for a
+        receipt), written in the same transaction."""
         if self._store.db.connection().in_transaction:
             raise AuditNestingError(
                 "an audit entry cannot be appended inside an open store transaction"
@@ -516,6 +522,7 @@ class AuditSink:
             also=also,
             frontier=self._range.copy(),
             entry=entry,
+            checkpoint=checkpoint,
         )
         self._pending.append(ticket)
         return ticket
@@ -529,12 +536,15 @@ class AuditSink:
                     break
                 with self._lock:
                     batch, self._pending = self._pending, []
+                    note = self._batch_checkpoint(batch)
                 try:
                     with self._store.transaction():
                         for p in batch:
                             self._store.audit.append(p.leaf, p.nodes)
                             if p.also is not None:
                                 p.also(p.seq)
+                        if note is not None:
+                            self._store.audit.add_checkpoint(note)
                 except BaseException as exc:
                     with self._lock:
                         # Whatever followed the failed batch was built on it: void it all and
@@ -546,6 +556,8 @@ class AuditSink:
                     break
                 with self._lock:
                     self._committed = batch[-1].frontier
+                    if note is not None:
+                        self._cp = (note.size, note.note.encode("utf-8"))
                     for p in batch:
                         p.done = True
                         e = p.entry
@@ -560,13 +572,27 @@ class AuditSink:
         if ticket.error is not None:
             raise ticket.error
 
+    def _batch_checkpoint(self, batch: list[_Pending]) -> AuditCheckpoint | None:
+        """The checkpoint to write with ``batch`` (lock held): at its end, if an entry needs a
+        receipt or ``checkpoint_every`` entries went unsigned. Signing the frontier before the
+        commit is safe: the note is stored in the same transaction as the entries it covers."""
+        if self._signer is None or not batch:
+            return None
+        end = batch[-1].frontier
+        signed = self._cp[0] if self._cp else 0
+        if not any(p.checkpoint for p in batch) and end.size - signed < self._every:
+            return None
+        note = sign_checkpoint(Checkpoint(self._signer.name, end.size, end.root()), self._signer)
+        return AuditCheckpoint(
+            size=end.size, note=note.decode("utf-8"), created_at=int(self._clock())
+        )
+
     def _after_append(self) -> None:
+        """Arm the timer that signs a quiet tail (lock held)."""
         if self._signer is None:
             return
         signed = self._cp[0] if self._cp else 0
-        if self._committed.size - signed >= self._every:
-            self._sign_now()
-        elif self._timer is None:
+        if self._committed.size > signed and self._timer is None:
             self._timer = threading.Timer(self._seconds, self._timer_fired)
             self._timer.daemon = True
             self._timer.start()
@@ -714,13 +740,14 @@ class AuditSink:
             for event, fields in ex.deferred:
                 if fields.get("request_sha256") == ex.request_digest and _is_exchange(fields):
                     fields["response_sha256"] = digest
-                queued.append(self._enqueue(event, fields))
-                if _is_exchange(fields):
+                exchange = _is_exchange(fields)
+                queued.append(self._enqueue(event, fields, checkpoint=exchange))
+                if exchange:
                     exchanges.append(queued[-1])
             ex.deferred.clear()
             if not exchanges and status >= 400:
                 refusal = self._refusal_fields(ex, status, body, digest)
-                queued.append(self._enqueue(EventType.REFUSAL, refusal))
+                queued.append(self._enqueue(EventType.REFUSAL, refusal, checkpoint=True))
                 exchanges.append(queued[-1])
             if not exchanges and ex.session is not None:
                 last = self._last_exchange.get((ex.peer, ex.session))
@@ -1025,7 +1052,7 @@ class AuditSink:
             for r in self._witness.receipts(start, end)
         ]
         origin = self._signer.name
-        return export_bundle(
+        records = export_bundle(
             origin=origin,
             entries=self._leaf_data(start, end),
             checkpoints=checkpoints,
@@ -1033,6 +1060,7 @@ class AuditSink:
             start=start,
             receipts=held,
         )
+        return _coalesce(records, _EXPORT_CHUNK)
 
     def _leaf_data(self, start: int, end: int) -> Iterator[bytes]:
         for a in range(start, end, _CHUNK):
@@ -1097,6 +1125,21 @@ class AuditSink:
             "checkpoints": self._witness.checkpoint_count(),
             "split_views": len(self._witness.split_views()),
         }
+
+
+def _coalesce(records: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """Join the bundle's small records into chunks of about ``size`` bytes (a web server hands
+    each chunk of a streamed response to a thread: one per record would crawl)."""
+    buffer: list[bytes] = []
+    held = 0
+    for record in records:
+        buffer.append(record)
+        held += len(record)
+        if held >= size:
+            yield b"".join(buffer)
+            buffer, held = [], 0
+    if buffer:
+        yield b"".join(buffer)
 
 
 def _thin(

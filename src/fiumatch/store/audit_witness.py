@@ -190,14 +190,13 @@ class AuditWitnessRepo:
             return {}
         out: dict[tuple[int, int], bytes] = {}
         conn = self._db.connection()
-        for i in range(0, len(coords), 400):  # SQLite's default limit is 32766 variables
-            chunk = coords[i : i + 400]
-            values = ",".join("(?, ?)" for _ in chunk)
+        for i in range(0, len(coords), 100):
+            chunk = coords[i : i + 100]
+            # OR of primary-key equalities: SQLite answers it with one index search per pair
+            # (a row-value IN (VALUES ...) would scan the whole table).
+            where = " OR ".join("(level = ? AND idx = ?)" for _ in chunk)
             params = [v for c in chunk for v in c]
-            rows = conn.execute(
-                f"SELECT level, idx, hash FROM audit_nodes WHERE (level, idx) IN (VALUES {values})",
-                params,
-            )
+            rows = conn.execute(f"SELECT level, idx, hash FROM audit_nodes WHERE {where}", params)
             for level, idx, h in rows:
                 out[(int(level), int(idx))] = bytes(h)
         return out
