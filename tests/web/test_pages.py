@@ -486,3 +486,76 @@ def test_one_nav_entry_is_marked_current(node: InProcessNode) -> None:
             if m in {"Overview", "Audit log", "Activity", "Verify bundle", "Reconcile", "Admin"}
         ]
         assert main == [current], path
+
+
+def _incoming(node: InProcessNode, did: str, *, onward: bool) -> None:
+    from fiumatch.store import Disclosure
+
+    store = node.service.store
+    hit = store.queries.hit(node.hit_ids[1])
+    assert hit is not None
+    store.disclosures.create(
+        Disclosure(
+            id=did,
+            direction="in",
+            peer_id="FIU-P",
+            hit_token=bytes(40),
+            purpose="money_laundering",
+            case_ref="P-CASE-1",
+            onward_consent=False,
+            status="pending",
+            created_at=node.service.now(),
+            subject_id=hit.subject_id,
+        )
+    )
+    if onward:
+        store.disclosures.request_onward(
+            did, recipient="the prosecutor", purpose="indictment", now=node.service.now()
+        )
+
+
+def test_supervisor_sees_the_record_and_decides_with_a_reason(node: InProcessNode) -> None:
+    did = "d-00000000000000a1"
+    _incoming(node, did, onward=True)
+    node.login("supervisor")
+    page = node.client.get("/ui/supervisor").text
+    record = re.search(rf'id="req-{did}".*?<dl class="record">(.*?)</dl>', page, re.S)
+    assert record is not None
+    hit = node.service.store.queries.hit(node.hit_ids[1])
+    subject = node.service.store.subjects.get(hit.subject_id) if hit else None
+    assert subject is not None and subject.local_ref in record.group(1)
+    assert "to the prosecutor, for indictment" in html_lib.unescape(page)
+    csrf = node.csrf("/ui/supervisor")
+    r = node.client.post(f"/ui/supervisor/{did}", data={"csrf": csrf, "decision": "approve"})
+    assert r.status_code == 400
+    assert _field_error(r.text, did, "reason")
+    assert _field_error(r.text, did, "onward")  # consent was asked for: grant or refuse it
+    r = node.client.post(
+        f"/ui/supervisor/{did}",
+        data={"csrf": csrf, "decision": "approve", "reason": "MoU art. 4", "fields": "nope"},
+    )
+    assert _field_error(r.text, did, "fields")
+    assert node.service.store.disclosures.require(did).status == "pending"
+    r = node.client.post(
+        f"/ui/supervisor/{did}",
+        data={
+            "csrf": csrf,
+            "decision": "approve",
+            "reason": "MoU art. 4",
+            "fields": ["local_ref", "subject_type"],
+            "onward": "refuse",
+        },
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    d = node.service.store.disclosures.require(did)
+    assert d.status == "released" and d.onward_status == "refused"
+    assert set(d.released or {}) == {"local_ref", "subject_type", "decision_reason"}
+    assert f"{did}: released" in node.client.get("/ui/supervisor").text
+    node.login("analyst")
+    assert (
+        node.client.post(
+            f"/ui/supervisor/{did}", data={"csrf": node.csrf(), "decision": "refuse"}
+        ).status_code
+        == 403
+    )
