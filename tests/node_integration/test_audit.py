@@ -393,3 +393,60 @@ def test_the_auditor_api_serves_proofs_and_refuses_other_roles(run: Run) -> None
         with pytest.raises(ApiError) as info:
             AuditClient.over(api).status()
         assert info.value.status == 403
+
+
+def test_policy_replays_a_bundle_against_the_agreements(
+    run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = {}
+    for nid, node in run.nodes.items():
+        with node.client("auditor") as c:
+            files[nid] = run.out / f"{nid}.agreements.json"
+            files[nid].write_text(json.dumps(c.agreements()))
+    keys = ["--key", _fingerprint(run, "FIU-DE")]
+    keys += ["--peer-key", _fingerprint(run, "FIU-FR"), "--peer-key", _fingerprint(run, "FIU-LV")]
+    peers = ["--peer-agreements", f"FIU-FR={files['FIU-FR']}"]
+    peers += ["--peer-agreements", f"FIU-LV={files['FIU-LV']}"]
+    bundle = str(run.bundle("FIU-DE"))
+    assert main(["audit", "policy", bundle, str(files["FIU-DE"]), *keys, *peers, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["requests"] >= 4
+    # An agreement with FR whose budget the log shows was exceeded: named at the first entry.
+    own = json.loads(files["FIU-DE"].read_text())
+    for a in own:
+        if a["peer"] == "FIU-FR":
+            a["budget_per_epoch"] = 10
+    tight = run.out / "FIU-DE.tight.json"
+    tight.write_text(json.dumps(own))
+    assert main(["audit", "policy", bundle, str(tight), *keys, *peers]) == 1
+    out = capsys.readouterr().out
+    assert "audit_policy_violation" in out and "budget_exceeded" in out
+    assert re.search(r": entry \d+: ", out)
+    # Without the peers' agreements, the requests DE sent are under agreements it cannot name.
+    assert main(["audit", "policy", bundle, str(files["FIU-DE"]), *keys]) == 1
+    assert "unknown_agreement" in capsys.readouterr().out
+    assert main(["audit", "policy", bundle, str(run.out / "none.json"), *keys]) == 2
+
+
+def test_verify_checks_the_checkpoints_peers_cosigned(
+    run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fr_keys = open_node_dir(run.nodes["FIU-FR"].root).keys()
+    forged, _ = _rewrite(
+        run.bundle("FIU-FR").read_bytes(),
+        NoteSigner("FIU-FR/audit", fr_keys.identity),
+        {"count_in": 1, "count_out": 1},
+    )
+    path = run.out / "FIU-FR.rewritten.fiuaudit"
+    path.write_bytes(forged)
+    de_meta = run.out / "FIU-DE.fiuaudit.meta.json"
+    key = ["--key", run.key("FIU-FR").vkey(), "--peer-key", run.key("FIU-DE").vkey()]
+    key += ["--peer-key", run.key("FIU-LV").vkey()]
+    assert main(["audit", "verify", str(run.bundle("FIU-FR")), *key, "--known", str(de_meta)]) == 0
+    capsys.readouterr()
+    assert main(["audit", "verify", str(path), *key]) == 0  # alone, it looks fine
+    capsys.readouterr()
+    assert main(["audit", "verify", str(path), *key, "--known", str(de_meta), "--json"]) == 1
+    failure = json.loads(capsys.readouterr().out)
+    assert failure["code"] == "audit_fork_detected"
+    assert failure["location"].startswith("known checkpoint")

@@ -25,6 +25,7 @@ files or keys), 3 the node refused or could not be reached.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -128,6 +129,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("agreements", type=Path, metavar="AGREEMENTS")
     p.add_argument("--key", required=True, help="the node's pinned key (vkey, file, SHA256:...)")
     p.add_argument("--peer-key", action="append", default=[], help="a peer's pinned key")
+    p.add_argument(
+        "--peer-agreements",
+        action="append",
+        default=[],
+        metavar="NODE=FILE",
+        help="the agreements peer NODE enforced, as NODE lists them: they govern the requests "
+        "this node sent to NODE (repeatable)",
+    )
     p.add_argument(
         "--rotation-seconds",
         type=int,
@@ -535,8 +544,12 @@ def _reconcile_dict(report: Any) -> dict[str, Any]:
 # --- policy --------------------------------------------------------------------------------
 
 
-def load_agreements(path: Path, rotation_seconds: int) -> list[Any]:
-    """Agreement policies from a JSON file (the node's agreement list or policy names)."""
+def load_agreements(path: Path, rotation_seconds: int, peer: str | None = None) -> list[Any]:
+    """Agreement policies from a JSON file (the node's agreement list or policy names).
+
+    ``peer``: the file is another node's list (``peer`` enforced these agreements on requests
+    this node sent), so each applies to exchanges with ``peer``. A node's own list also
+    answers for ``epoch:<peer>``, the agreement name the node gives its key rotations."""
     from fiumatch.auditlog.verify import AgreementPolicy
 
     try:
@@ -548,26 +561,31 @@ def load_agreements(path: Path, rotation_seconds: int) -> list[Any]:
     if not isinstance(data, list):
         raise UsageProblem(f"{path}: expected a JSON list of agreements")
     out = []
+    aliases: set[str] = set()
     for i, a in enumerate(data):
         if not isinstance(a, dict):
             raise UsageProblem(f"{path}: agreement {i} is not an object")
         try:
-            out.append(
-                AgreementPolicy(
-                    agreement=str(a.get("agreement", a.get("id"))),
-                    peer=str(a.get("peer", a.get("peer_id"))),
-                    modes=frozenset(a["modes"]),
-                    purposes=frozenset(a["purposes"]),
-                    id_types=frozenset(a.get("id_types") or a.get("identifier_types") or []),
-                    budget_per_epoch=int(a["budget_per_epoch"]),
-                    max_set_size=int(a["max_set_size"]),
-                    valid_from_ms=int(a.get("valid_from_ms", int(a.get("valid_from", 0)) * 1000)),
-                    valid_until_ms=int(
-                        a.get("valid_until_ms", int(a.get("valid_until", 0)) * 1000)
-                    ),
-                    rotation_period_ms=int(a.get("rotation_period_ms", rotation_seconds * 1000)),
-                )
+            other = peer or str(a.get("peer", a.get("peer_id")))
+            names = [str(a.get("agreement", a.get("id")))]
+            if "id" in a and peer is None and f"epoch:{other}" not in aliases:
+                aliases.add(f"epoch:{other}")
+                names.append(f"epoch:{other}")
+            since = int(a.get("valid_from_ms", int(a.get("valid_from", 0)) * 1000))
+            until = int(a.get("valid_until_ms", int(a.get("valid_until", 0)) * 1000))
+            policy = AgreementPolicy(
+                agreement=names[0],
+                peer=other,
+                modes=frozenset(a["modes"]),
+                purposes=frozenset(a["purposes"]),
+                id_types=frozenset(a.get("id_types") or a.get("identifier_types") or []),
+                budget_per_epoch=int(a["budget_per_epoch"]),
+                max_set_size=int(a["max_set_size"]),
+                valid_from_ms=since,
+                valid_until_ms=until,
+                rotation_period_ms=int(a.get("rotation_period_ms", rotation_seconds * 1000)),
             )
+            out += [dataclasses.replace(policy, agreement=name) for name in names]
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageProblem(f"{path}: agreement {i} lacks or mistypes {exc}") from None
     return out
@@ -583,6 +601,11 @@ def _policy(args: argparse.Namespace) -> int:
     key = resolve_key(args.key, [meta])
     peers = [resolve_key(k, [meta]) for k in args.peer_key]
     agreements = load_agreements(args.agreements, args.rotation_seconds)
+    for spec in args.peer_agreements:
+        node, sep, file = spec.partition("=")
+        if not sep or not node or not file:
+            raise UsageProblem(f"--peer-agreements takes NODE=FILE, not {spec!r}")
+        agreements += load_agreements(Path(file), args.rotation_seconds, peer=node)
     try:
         data, _ = _verified(args.bundle, key, peers)
         report = check_policy(decode_bundle(data), agreements)
