@@ -852,6 +852,10 @@ class NodeService:
                     "too many open sessions with this peer; finish one first",
                     max_open=self.settings.session_max_open_per_peer,
                 )
+            with self._live_lock:  # before charging: a reused id must not spend the budget
+                taken = sid in self._live or self.store.sessions.get(sid) is not None
+            if taken:
+                raise ConflictError("that session id is taken")
             epoch = self.ensure_epoch(peer_id)
             charge = self.store.budget.try_consume(
                 peer_id, epoch.epoch, set_size, limit=agreement.budget_per_epoch, now=self.now()
