@@ -622,7 +622,10 @@ def test_auditor_verifies_the_log_and_sees_no_identifier(
     page.context.close()
 
 
-def test_no_page_loaded_anything_from_elsewhere_or_broke_the_policy(watch: Watch) -> None:
+def test_no_page_loaded_anything_from_elsewhere_or_broke_the_policy(
+    browser: Any, watch: Watch
+) -> None:
+    assert STATE.get("disclosure"), "the story did not run"
     assert watch.external == []
     assert watch.csp == []
     assert watch.js_errors == []
