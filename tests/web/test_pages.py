@@ -559,3 +559,57 @@ def test_supervisor_sees_the_record_and_decides_with_a_reason(node: InProcessNod
         ).status_code
         == 403
     )
+
+
+def test_an_uploaded_file_of_identifiers_becomes_the_querys_subjects(node: InProcessNode) -> None:
+    node.login("analyst")
+    store = node.service.store
+    before = (
+        store.db.connection()
+        .execute("SELECT COUNT(*) FROM subjects WHERE source = 'analyst-paste'")
+        .fetchone()[0]
+    )
+    upload = "type,name,birth_date,passport_number,passport_country\n" + "".join(
+        f"person,Person Number{i} Example,1970-01-0{i},X{i}234567,DEU\n" for i in range(1, 4)
+    )
+    r = node.client.post(
+        "/ui/query/new",
+        data={
+            "csrf": node.csrf("/ui/query/new"),
+            "mode": "filter",
+            "purpose": "money_laundering",
+            "legal_basis": "AMLD art. 53",
+            "case_ref": "CASE-11",
+            "peers": "FIU-P",
+        },
+        files={"identifiers_file": ("ids.csv", upload.encode(), "text/csv")},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303 and r.headers["location"].startswith("/ui/queries/q-")
+    after = (
+        store.db.connection()
+        .execute("SELECT COUNT(*) FROM subjects WHERE source = 'analyst-paste'")
+        .fetchone()[0]
+    )
+    assert after - before == 3
+    page = node.client.get(r.headers["location"]).text
+    assert "CASE-11" in page and 'id="progress"' in page
+
+
+def test_admin_rotates_an_epoch(node: InProcessNode) -> None:
+    node.login("admin")
+    service = node.service
+    service.ensure_epoch("FIU-P")
+    active = {
+        e["epoch"] for e in service.epochs() if e["peer"] == "FIU-P" and e["state"] == "active"
+    }
+    (old,) = active
+    bad = node.client.post(
+        "/ui/admin/rotate", data={"csrf": node.csrf("/ui/admin"), "peer": "FIU-NOPE"}
+    )
+    assert bad.status_code == 400 and _field_error(bad.text, "rotate", "peer")
+    r = node.client.post("/ui/admin/rotate", data={"csrf": node.csrf("/ui/admin"), "peer": "FIU-P"})
+    assert r.status_code == 200
+    assert f"FIU-P: epoch {old} → {old + 1}" in r.text
+    states = {e["epoch"]: e["state"] for e in service.epochs() if e["peer"] == "FIU-P"}
+    assert states[old] == "retired" and states[old + 1] == "active"
