@@ -41,6 +41,16 @@ def test_every_executor_is_a_chunk_executor(process_pool: ProcessPoolChunkExecut
             assert ex.map(_echo, []) == []
 
 
+def test_overlap_runs_once_in_the_caller_while_the_calls_run(
+    process_pool: ProcessPoolChunkExecutor,
+) -> None:
+    with ThreadChunkExecutor(2) as threads:
+        for ex in (SerialExecutor(), threads, process_pool):
+            ran: list[int] = []
+            out = ex.map(_echo, [(i,) for i in range(5)], overlap=lambda: ran.append(1))
+            assert out == [0, 10, 20, 30, 40] and ran == [1]
+
+
 def test_a_typed_error_crosses_the_process_boundary_intact(
     process_pool: ProcessPoolChunkExecutor,
 ) -> None:

@@ -74,7 +74,13 @@ class StreamingExecutor(Protocol):
     @property
     def workers(self) -> int: ...
 
-    def map(self, fn: Callable[..., T], args: Iterable[tuple[Any, ...]]) -> list[T]: ...
+    def map(
+        self,
+        fn: Callable[..., T],
+        args: Iterable[tuple[Any, ...]],
+        *,
+        overlap: Callable[[], object] | None = None,
+    ) -> list[T]: ...
 
     def imap(
         self, fn: Callable[..., T], args: Iterable[tuple[Any, ...]], *, window: int | None = None
@@ -175,9 +181,17 @@ class _PoolExecutor:
     def workers(self) -> int:
         return self._workers
 
-    def map(self, fn: Callable[..., T], args: Iterable[tuple[Any, ...]]) -> list[T]:
+    def map(
+        self,
+        fn: Callable[..., T],
+        args: Iterable[tuple[Any, ...]],
+        *,
+        overlap: Callable[[], object] | None = None,
+    ) -> list[T]:
         futures = [self._pool.submit(_call, fn, a) for a in args]
         try:
+            if overlap is not None:
+                overlap()
             return [_unwrap(f.result()) for f in futures]
         finally:
             for f in futures:
@@ -305,9 +319,17 @@ class DaskChunkExecutor:
     def client(self) -> Any:
         return self._client
 
-    def map(self, fn: Callable[..., T], args: Iterable[tuple[Any, ...]]) -> list[T]:
+    def map(
+        self,
+        fn: Callable[..., T],
+        args: Iterable[tuple[Any, ...]],
+        *,
+        overlap: Callable[[], object] | None = None,
+    ) -> list[T]:
         futures = [self._client.submit(_call, fn, a, pure=False) for a in args]
         try:
+            if overlap is not None:
+                overlap()
             return [_unwrap(f.result()) for f in futures]
         finally:
             for f in futures:

@@ -66,12 +66,22 @@ class ChunkExecutor(Protocol):
     raised by a call is raised by ``map`` (the first one in argument order), with its class
     and reason. ``workers`` is how many calls it runs at once: machines cut a chunk into that
     many parts.
+
+    ``overlap``, if given, is called once, in the caller's thread, while the calls run (a
+    serial executor calls it first): the caller's own work that does not depend on them, so
+    that it does not leave the workers idle.
     """
 
     @property
     def workers(self) -> int: ...
 
-    def map(self, fn: Callable[..., T], args: Iterable[tuple[Any, ...]]) -> list[T]: ...
+    def map(
+        self,
+        fn: Callable[..., T],
+        args: Iterable[tuple[Any, ...]],
+        *,
+        overlap: Callable[[], object] | None = None,
+    ) -> list[T]: ...
 
 
 class SerialExecutor:
@@ -79,7 +89,15 @@ class SerialExecutor:
 
     workers: Final = 1
 
-    def map(self, fn: Callable[..., T], args: Iterable[tuple[Any, ...]]) -> list[T]:
+    def map(
+        self,
+        fn: Callable[..., T],
+        args: Iterable[tuple[Any, ...]],
+        *,
+        overlap: Callable[[], object] | None = None,
+    ) -> list[T]:
+        if overlap is not None:
+            overlap()
         return [fn(*a) for a in args]
 
 

@@ -246,6 +246,9 @@ class FilterQuerier(SessionMachine):
         self._pos = 0
         self._hits: list[int] = []
         self._hit_outputs: list[bytes] = []
+        self._untested: tuple[int, list[bytes]] = (0, [])
+        """Outputs of the last EVAL_CHUNK (and the index of its first key) not yet tested
+        against the filter: tested while the next chunk is finalized, or at the last chunk."""
         self.result: FilterResult | None = None
 
     def start(self) -> list[bytes]:
@@ -320,6 +323,7 @@ class FilterQuerier(SessionMachine):
         elif body.proof:
             raise DecodeError("OPRF evaluation must not carry a proof")
         keys, blinds, blinded, data = self._keys, self._blinds, self._blinded, body.elements
+        # The filter tests of the previous chunk run here while the workers finalize this one.
         parts = self._executor.map(
             finalize_part,
             [
@@ -334,17 +338,25 @@ class FilterQuerier(SessionMachine):
                 )
                 for a, b in self._parts(body.count)
             ],
+            overlap=self._test_outputs if self._untested[1] else None,
         )
         if pk:  # the proof covers the whole chunk: check it before any output is used
             check_composite(pk, [p[1] for p in parts], [p[2] for p in parts], body.proof, mode)
-        outputs = [o for p in parts for o in p[0]]
-        replica = self._replica
-        for i, o in enumerate(outputs):
-            if o in replica:
-                self._hits.append(lo + i)
-                self._hit_outputs.append(o)
+        self._untested = (lo, [o for p in parts for o in p[0]])
+        if self._stream.received == len(self._keys):  # the last chunk: nothing to overlap with
+            self._test_outputs()
         self._pos = hi
         return []
+
+    def _test_outputs(self) -> None:
+        """Test the last finalized chunk's outputs against the filter (in key order)."""
+        lo, outputs = self._untested
+        self._untested = (0, [])
+        replica, hits, hit_outputs = self._replica, self._hits, self._hit_outputs
+        for i, o in enumerate(outputs):
+            if o in replica:
+                hits.append(lo + i)
+                hit_outputs.append(o)
 
     def _on_eval_end(self, body: StreamEnd) -> list[bytes]:
         self._stream.end(body)
