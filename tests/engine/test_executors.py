@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
@@ -47,7 +48,7 @@ def test_overlap_runs_once_in_the_caller_while_the_calls_run(
     with ThreadChunkExecutor(2) as threads:
         for ex in (SerialExecutor(), threads, process_pool):
             ran: list[int] = []
-            out = ex.map(_echo, [(i,) for i in range(5)], overlap=lambda: ran.append(1))
+            out = ex.map(_echo, [(i,) for i in range(5)], overlap=partial(ran.append, 1))
             assert out == [0, 10, 20, 30, 40] and ran == [1]
 
 
