@@ -69,7 +69,8 @@ def write_psi(out: Path, machine: dict[str, Any], psi: dict[str, Any]) -> None:
         f"{machine['load_average_start']}, at end {machine.get('load_average_end')} "
         "(a shared machine: compare ratios within a run, not absolute times across runs).",
         "",
-        f"Both sides hold n keys (32 bytes), n/2 shared; median of {psi['repeats']} repeats; "
+        f"Both sides hold n keys (32 bytes), n/2 shared; median of {psi['repeats']} repeats "
+        "(µs/element = time / n: flat when time grows linearly); "
         f"filters at fpr {psi['fp_rate']:g}. Unit costs on one core in this run: hash-to-group "
         f"{unit['hash_to_group'] * 1e6:.1f} µs, scalar multiplication "
         f"{unit['scalar_mult'] * 1e6:.1f} µs. Efficiency = operations × unit cost / cores / "
@@ -82,13 +83,14 @@ def write_psi(out: Path, machine: dict[str, Any], psi: dict[str, Any]) -> None:
         "and CPU are inside the nodes and not measured (the frames are the in-process ones plus "
         "HTTP, signatures and audit headers).",
         "",
-        "| n | system | time (s) | × openmined-gcs | bytes/element | × openmined-gcs bytes "
-        "| efficiency | CPU efficiency | cores busy | peak RSS (MiB) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| n | system | time (s) | µs/element | × openmined-gcs | bytes/element "
+        "| × openmined-gcs bytes | efficiency | CPU efficiency | cores busy | peak RSS (MiB) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
             f"| {_pow2(r['n'])} | {r['system']} | {r['seconds']:.2f} "
+            f"| {r['seconds'] / r['n'] * 1e6:.0f} "
             f"| {_fmt(r.get('time_vs_openmined_gcs'), '.2f')} "
             f"| {_fmt(r['bytes_per_element'], '.1f')} "
             f"| {_fmt(r.get('bytes_vs_openmined_gcs'), '.2f')} "
