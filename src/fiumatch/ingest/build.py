@@ -130,9 +130,19 @@ def _hostile_values(fields: Mapping[str, Value]) -> list[tuple[str, str]]:
     file). Checked before any normaliser runs. Unknown columns are never read, so skipped."""
     out: list[tuple[str, str]] = []
     for name, value in fields.items():
-        if not value or name not in _FIELD_SET:
+        if not value:
             continue
-        items: Sequence[str] = (value,) if isinstance(value, str) else value
+        if isinstance(value, str):  # every CSV value: two C-level checks, on the hot path
+            if len(value) <= MAX_VALUE_CHARS and "\x00" not in value:
+                continue
+            if name in _FIELD_SET:
+                too_long = len(value) > MAX_VALUE_CHARS
+                out.append((name, f"value longer than {MAX_VALUE_CHARS} characters" if too_long
+                            else "value holds a NUL character"))  # fmt: skip
+            continue
+        if name not in _FIELD_SET:
+            continue
+        items: Sequence[str] = value
         if len(items) > MAX_VALUES:
             out.append((name, f"more than {MAX_VALUES} values"))
         elif any(len(v) > MAX_VALUE_CHARS for v in items if v):
