@@ -49,8 +49,14 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 async def _verify(request: Request, service: NodeService) -> tuple[str, bytes]:
-    body = await _body(request, service.settings.max_body_bytes)
     headers = httpsig.combine_headers(request.headers.items())
+    try:
+        body = await _body(request, service.settings.max_body_bytes)
+    except BodyTooLargeError:
+        claimed = httpsig.claimed_keyid(headers)
+        session = headers.get("fiumatch-session", "")
+        await run_in_threadpool(service.refuse_unauthenticated, claimed, session, b"", "protocol")
+        raise
     target = request_target(request)
 
     def resolve(keyid: str) -> Any:

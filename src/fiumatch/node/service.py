@@ -808,15 +808,18 @@ class NodeService:
             extra={"direction": "in", "clause": clause, **extra},
         )
 
-    def refuse_unauthenticated(self, claimed: str | None, session: str, body: bytes) -> None:
-        """Audit a peer request that failed authentication (the sender is only *claimed*)."""
+    def refuse_unauthenticated(
+        self, claimed: str | None, session: str, body: bytes, clause: str = "auth"
+    ) -> None:
+        """Audit a peer request refused before it was authenticated (the sender is only
+        *claimed*): a bad signature (clause ``auth``) or a body over the limit (``protocol``)."""
         self.audit.record(
             "refusal",
             actor=self.node_id,
             peer=claimed or "unknown",
             session=session if re.fullmatch(r"[0-9a-f]{32}", session) else "00" * 16,
             request_digest=_digest(body),
-            extra={"direction": "in", "clause": "auth"},
+            extra={"direction": "in", "clause": clause},
         )
 
     def open_session(self, peer_id: str, body: bytes, meta: Mapping[str, Any]) -> dict[str, Any]:
