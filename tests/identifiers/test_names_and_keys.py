@@ -236,3 +236,32 @@ def test_key_encoding_of_long_fields_and_pickling_round_trip() -> None:
     again = pickle.loads(pickle.dumps(subject))
     assert again == subject and again.keys == subject.keys  # keys are compare=False
     assert type(again.names[0]) is PersonName and again.birth_date == PartialDate(1980, 5)
+
+
+def test_isalnum_is_exactly_letters_and_numbers() -> None:
+    # split_tokens relies on it to skip the category lookup for most code points.
+    import sys
+    import unicodedata
+
+    for cp in range(sys.maxunicode + 1):
+        ch = chr(cp)
+        assert ch.isalnum() == (unicodedata.category(ch)[0] in "LN"), hex(cp)
+
+
+@given(st.text(max_size=40))
+@example("ab_c d-9 Müller\u0301 न्त ç")
+def test_split_tokens_is_runs_of_letters_marks_and_numbers(text: str) -> None:
+    import unicodedata
+
+    from fiumatch.identifiers.names import split_tokens
+
+    expected: list[str] = []
+    current = ""
+    for ch in text:
+        if unicodedata.category(ch)[0] in "LMN":
+            current += ch
+        elif current:
+            expected, current = [*expected, current], ""
+    if current:
+        expected.append(current)
+    assert split_tokens(text) == expected

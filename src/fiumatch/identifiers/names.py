@@ -13,6 +13,7 @@ all meet.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -52,6 +53,7 @@ ICAO_CYRILLIC: dict[str, str] = {
 }  # fmt: skip
 
 _WORD_CATEGORIES = frozenset("LMN")
+_ASCII_TOKEN = re.compile(r"[A-Za-z0-9]+")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,7 +113,8 @@ class NormalisedPersonName:
     @property
     def phonetic_text(self) -> str:
         """Sorted, non-empty Metaphone codes of the core tokens, joined by single spaces."""
-        return " ".join(sorted(c for c in (phonetic(t) for t in self.core) if c))
+        codes = [phonetic(t) for t in self.core]
+        return " ".join(sorted([c for c in codes if c]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,11 +134,15 @@ def prepare(text: str) -> str:
 
 def split_tokens(text: str) -> list[str]:
     """Maximal runs of code points whose general category is L*, M* or N*."""
+    if text.isascii():
+        return _ASCII_TOKEN.findall(text)
+    # str.isalnum() is exactly "category L* or N*" over all of Unicode (checked by a test),
+    # so only the other code points need their category looked up.
+    category = unicodedata.category
     tokens: list[str] = []
     current: list[str] = []
     for ch in text:
-        word = ch.isalnum() if ch.isascii() else unicodedata.category(ch)[0] in _WORD_CATEGORIES
-        if word:
+        if ch.isalnum() or category(ch)[0] == "M":
             current.append(ch)
         elif current:
             tokens.append("".join(current))
