@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from fiumatch.errors import FiumatchError
 from fiumatch.node import audit, httpsig
@@ -52,10 +53,12 @@ async def _verify(request: Request, service: NodeService) -> tuple[str, bytes]:
     headers = httpsig.combine_headers(request.headers.items())
     try:
         body = await _body(request, service.settings.max_body_bytes)
-    except BodyTooLargeError:
+    except (BodyTooLargeError, ClientDisconnect) as exc:
         claimed = httpsig.claimed_keyid(headers)
         session = headers.get("fiumatch-session", "")
         await run_in_threadpool(service.refuse_unauthenticated, claimed, session, b"", "protocol")
+        if isinstance(exc, ClientDisconnect):  # the peer left mid-body: nobody gets an answer
+            raise BadRequestError("the connection closed before the body was complete") from None
         raise
     target = request_target(request)
 
