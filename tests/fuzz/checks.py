@@ -16,6 +16,7 @@ points of the mutation tests and seeds of the corpus.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import struct
@@ -36,10 +37,12 @@ from fiumatch.auditlog.checkpoint import (
     Receipt,
     SignedNote,
     add_cosignature,
+    check_split_view,
     open_checkpoint,
     open_cosignatures,
     peek_checkpoint,
     verify_receipt,
+    witness_cosign,
 )
 from fiumatch.auditlog.entry import (
     Entry,
@@ -596,11 +599,24 @@ def check_checkpoint_note(data: bytes) -> None:
         else:
             assert cp.body() == note.text
             assert Checkpoint.parse_body(cp.body()) == cp
+    with contextlib.suppress(AuditLogError):
+        check_split_view(data, s.checkpoint, s.log_key)
+    with contextlib.suppress(AuditLogError):
+        witness_cosign(data, s.log_key, _WITNESS, 1_700_000_999)
     try:
         opened = open_checkpoint(data, s.log_key)
     except (audit_errors.NoteError, audit_errors.SignatureError):
         return
-    assert opened.body() == SignedNote.parse(s.checkpoint).text
+    signed_text = SignedNote.parse(s.checkpoint).text
+    assert opened.body() == signed_text
+    # What a witness does with a peer's checkpoint: only the genuine one gets cosigned, and
+    # it is consistent with itself (no split view).
+    cosigned = witness_cosign(data, s.log_key, _WITNESS, 1_700_000_999)
+    assert SignedNote.parse(cosigned).text == signed_text
+    check_split_view(s.checkpoint, data, s.log_key)
+
+
+_WITNESS = cosigner("fiu-c.example/witness")
 
 
 def check_cosignature(data: bytes) -> None:
@@ -626,6 +642,8 @@ def check_receipt(data: bytes) -> None:
     except audit_errors.NoteError:
         return
     assert receipt.encode() == data
+    with contextlib.suppress(audit_errors.NoteError):
+        receipt.origin()  # unverified, to pick the key: NoteError at worst
     try:
         cp = verify_receipt(receipt, s.peer_key)
     except AuditLogError:
