@@ -34,6 +34,7 @@ from fiumatch.errors import FiumatchError
 from fiumatch.node.audit import AuditSink
 from fiumatch.node.errors import (
     AgreementRefusedError,
+    BadRequestError,
     BadTokenError,
     BudgetExhaustedError,
     ConflictError,
@@ -441,6 +442,8 @@ class NodeService:
         from fiumatch.client.peer import PeerError, fetch_well_known
 
         self.require_role(actor, "admin")
+        if not re.fullmatch(r"https?://[A-Za-z0-9.\-\[\]:]+(/[\x21-\x7e]*)?", url):
+            raise BadRequestError("the peer URL must be http(s)://host[:port][/path]")
         try:
             info = fetch_well_known(url)
             raw = bytes.fromhex(str(info["public_key"]))
