@@ -19,18 +19,42 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
 from fiumatch.errors import FiumatchError
 from fiumatch.node.directory import open_node_dir
 from fiumatch.node.scheduler import Scheduler
 from fiumatch.node.service import NodeService
 
-__all__ = ["build_service", "create_app"]
+__all__ = ["ErrorBody", "build_service", "create_app"]
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a stable ``error`` code, a ``reason``, optional ``details``."""
+
+    error: str
+    reason: str
+    details: dict[str, Any] = {}
+
+
+def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorBody, "description": HTTPStatus(s).phrase} for s in statuses}
+
+
+# Every status a route of each group can answer (the OpenAPI documents them; schemathesis
+# checks that nothing else comes back). 500 is never documented: it is always a bug.
+PEER_ERRORS = _documented(400, 401, 403, 404, 409, 413, 422, 429, 503)
+API_ERRORS = _documented(400, 401, 403, 404, 409, 422, 429, 502, 503)
+AUDIT_ERRORS = _documented(400, 401, 403, 404, 409, 422, 503)
 
 
 def build_service(
@@ -85,6 +109,22 @@ def create_app(
             return await routes_peer.signed_error(request, service, exc.http_status, body, headers)
         return JSONResponse(body, status_code=exc.http_status, headers=headers)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        fields = sorted({".".join(str(p) for p in e.get("loc", ())) for e in exc.errors()})
+        body = {"error": "invalid_request", "reason": "the request does not match its schema"}
+        return JSONResponse({**body, "details": {"fields": fields}}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def framework_error(request: Request, exc: HTTPException) -> Response:
+        # Starlette's own refusals (a body that is not JSON, an unknown route, a method not
+        # allowed) in the node's error shape on the JSON APIs; the web pages keep their own.
+        if not request.url.path.startswith(("/api/", "/peer/", "/audit/")):
+            return await http_exception_handler(request, exc)
+        code = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+        body = {"error": code, "reason": str(exc.detail)}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
     @app.get("/.well-known/fiumatch")
     def well_known() -> dict[str, Any]:
         return service.well_known()
@@ -93,8 +133,8 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok", "node_id": service.node_id}
 
-    app.include_router(routes_peer.router(service))
-    app.include_router(routes_api.router(service))
-    app.include_router(routes_audit.router(service))
+    app.include_router(routes_peer.router(service), responses=PEER_ERRORS)
+    app.include_router(routes_api.router(service), responses=API_ERRORS)
+    app.include_router(routes_audit.router(service), responses=AUDIT_ERRORS)
     web.install(app, service)  # the /ui pages, their static files and security headers
     return app
