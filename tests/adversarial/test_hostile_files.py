@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import resource
 import signal
 import socket
 import sqlite3
@@ -60,8 +59,14 @@ class Run:
         return "Traceback (most recent call last)" in self.stderr
 
 
-def _limits() -> None:
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+# The child sets its own address-space limit, then runs the CLI (no preexec_fn: this process
+# has threads, the loopback listener's among them).
+_LIMITED_CLI = (
+    "import resource, runpy, sys; "
+    f"resource.setrlimit(resource.RLIMIT_AS, ({MEMORY_LIMIT}, {MEMORY_LIMIT})); "
+    "sys.argv = ['fiumatch', *sys.argv[1:]]; "
+    "runpy.run_module('fiumatch.cli.main', run_name='__main__')"
+)
 
 
 def fiumatch(*args: str, cwd: Path, time_limit: int = TIME_LIMIT) -> Run:
@@ -71,13 +76,12 @@ def fiumatch(*args: str, cwd: Path, time_limit: int = TIME_LIMIT) -> Run:
     out_path, err_path = cwd / ".stdout", cwd / ".stderr"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "fiumatch.cli.main", *args],
+            [sys.executable, "-c", _LIMITED_CLI, *args],
             cwd=cwd,
             stdout=out,
             stderr=err,
             stdin=subprocess.DEVNULL,
             env=env,
-            preexec_fn=_limits,
             start_new_session=True,
         )
         timed_out = threading.Event()
