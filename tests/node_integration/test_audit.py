@@ -450,3 +450,19 @@ def test_verify_checks_the_checkpoints_peers_cosigned(
     failure = json.loads(capsys.readouterr().out)
     assert failure["code"] == "audit_fork_detected"
     assert failure["location"].startswith("known checkpoint")
+
+
+def test_cli_exit_codes_for_an_unreachable_node_a_refused_role_and_bad_usage(
+    run: Run, tmp_path: Path
+) -> None:
+    out = str(tmp_path / "x.fiuaudit")
+    assert main(["audit", "export", "-o", out, "--url", "https://127.0.0.1:9", "--token", "t"]) == 3
+    de = run.nodes["FIU-DE"]
+    cert = str(de.dir.settings.tls_cert)
+    analyst = ["--url", de.url, "--token", de.analyst, "--cacert", cert]
+    assert main(["audit", "export", "-o", out, *analyst]) == 3  # 403: not an auditor
+    assert not Path(out).exists() and not Path(out + ".part").exists()
+    with pytest.raises(SystemExit) as info:
+        main(["audit", "verify", str(run.bundle("FIU-DE"))])  # --key is required
+    assert info.value.code == 2
+    assert main(["audit"]) == 2
