@@ -235,13 +235,19 @@ class ThreadChunkExecutor(_PoolExecutor):
 
 
 def _init_worker(backend: str) -> None:
-    """Process-pool initializer: load the group (libsodium) and the per-chunk operations once,
-    with the parent's backend."""
+    """Process-pool initializer: load the group (libsodium), the per-chunk operations and epoch
+    encoding once, with the parent's backend, then freeze what they allocated so the cyclic
+    garbage collector never walks it again."""
+    import gc
+
+    from fiumatch.engine import epoch  # noqa: F401 - imported for its side effect
     from fiumatch.protocol import group
     from fiumatch.protocol.sessions import _ops  # noqa: F401 - imported for its side effect
 
     if backend != group.BACKEND:
         group.use_backend(backend)
+    gc.collect()
+    gc.freeze()
 
 
 def _warm(_: int) -> int:
