@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fiumatch.auditlog import (
     Checkpoint,
@@ -37,6 +39,7 @@ from fiumatch.auditlog.errors import (
     RootMismatchError,
     SplitViewError,
 )
+from fiumatch.node import audit as audit_module
 from fiumatch.node.audit import (
     H_RECEIPTS,
     AuditNestingError,
@@ -546,3 +549,17 @@ def _b64(data: bytes) -> str:
     import base64
 
     return base64.b64encode(data).decode()
+
+
+@given(st.text(max_size=40))
+def test_audit_header_numbers_from_a_peer_never_raise(value: str) -> None:
+    number = audit_module._int(value)
+    assert number is None or (value.isascii() and value.isdigit() and number == int(value))
+    proof = audit_module._decode_proof(value)
+    assert proof is None or (proof[0] >= 0 and proof[1] >= 0)
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "1:\u00b3:", "\u00b9\u00b2:3:", "-1", " 7", "1" * 20])
+def test_non_ascii_or_out_of_range_sizes_are_ignored(value: str) -> None:
+    assert audit_module._int(value) is None
+    assert audit_module._decode_proof(value) is None

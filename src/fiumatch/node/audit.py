@@ -207,8 +207,13 @@ def _unb64(text: str) -> bytes:
         raise NoteError("an audit header is not base64") from None
 
 
+_NUMBER_RE: Final = re.compile(r"[0-9]{1,19}")
+
+
 def _int(text: str | None) -> int | None:
-    return int(text) if text is not None and text.isdigit() and len(text) < 20 else None
+    """A size from an unsigned header: ASCII digits only (``str.isdigit`` accepts '²', which
+    ``int`` refuses), at most 19 of them; anything else is None."""
+    return int(text) if text is not None and _NUMBER_RE.fullmatch(text) else None
 
 
 def _encode_proof(size1: int, size2: int, proof: list[bytes]) -> str:
@@ -219,7 +224,8 @@ def _decode_proof(text: str | None) -> tuple[int, int, tuple[bytes, ...]] | None
     if not text:
         return None
     parts = text.split(":", 2)
-    if len(parts) != 3 or _int(parts[0]) is None or _int(parts[1]) is None:
+    size1, size2 = (_int(parts[0]), _int(parts[1])) if len(parts) == 3 else (None, None)
+    if size1 is None or size2 is None:
         return None
     try:
         raw = _unb64(parts[2]) if parts[2] else b""
@@ -228,7 +234,7 @@ def _decode_proof(text: str | None) -> tuple[int, int, tuple[bytes, ...]] | None
     if len(raw) % 32 or len(raw) > 64 * 32:
         return None
     hashes = tuple(raw[i : i + 32] for i in range(0, len(raw), 32))
-    return int(parts[0]), int(parts[1]), hashes
+    return size1, size2, hashes
 
 
 _K = TypeVar("_K")

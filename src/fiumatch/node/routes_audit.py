@@ -87,7 +87,16 @@ def router(service: NodeService) -> APIRouter:
     ) -> Any:
         return JSONResponse(sink.consistency(first, second))
 
-    @r.get("/export")
+    @r.get(
+        "/export",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "description": "the audit bundle (docs/AUDIT.md, section 8), streamed",
+                "content": {BUNDLE_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+            }
+        },
+    )
     def export(
         user: Auditor,
         start: Annotated[int, Query(ge=0)] = 0,
