@@ -9,14 +9,25 @@ well-formed message, are caught by the session's later checks (stated per test).
 
 from __future__ import annotations
 
+import array
+import hashlib
 import struct
+import sys
+import tracemalloc
+from collections.abc import Callable
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from fiumatch.protocol import group, wire
 from fiumatch.protocol.errors import DecodeError, FilterError
-from fiumatch.protocol.filters import FilterKind, FilterReplica, decode_filter_object
+from fiumatch.protocol.filters import (
+    FilterKind,
+    FilterObject,
+    FilterReplica,
+    decode_filter_object,
+)
 from tests.fuzz._support import Mutant, fuzz_settings, mutants
 from tests.fuzz.checks import SMALL_LIMITS, run_check, samples
 
@@ -310,3 +321,54 @@ def test_samples_are_accepted() -> None:
 
 def _unpack(frame: wire.Frame) -> tuple[wire.Header, wire.Body]:
     return frame.header, frame.body
+
+
+# --- resource use --------------------------------------------------------------------------------
+
+
+def _traced_peak(fn: Callable[[], object]) -> int:
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _bloom_with_delta(positions: int) -> tuple[bytes, bytes]:
+    m = 1 << 23  # 1 MiB of bits
+    base = FilterObject(
+        kind=FilterKind.BLOOM_BASE, suite=2, epoch=1, filter_id=bytes(16), generation=1,
+        count=0, capacity=2**40, m=m, k=1, seed=0, payload=bytes(m // 8),
+    )  # fmt: skip
+    base = FilterObject(**{**_fields(base), "filter_id": _filter_id(base)})
+    steps = array.array("I", range(0, 16 * positions, 16))
+    if sys.byteorder == "little":
+        steps.byteswap()
+    delta = FilterObject(
+        kind=FilterKind.BLOOM_DELTA, suite=2, epoch=1, filter_id=base.filter_id, generation=2,
+        count=2 * positions, capacity=2**40, m=m, k=1, seed=0, payload=steps.tobytes(),
+    )  # fmt: skip
+    return base.encode(), delta.encode()
+
+
+def _fields(obj: FilterObject) -> dict[str, Any]:
+    return {f: getattr(obj, f) for f in FilterObject.__dataclass_fields__}
+
+
+def _filter_id(base: FilterObject) -> bytes:
+    unbound = FilterObject(**{**_fields(base), "filter_id": bytes(16)}).encode()
+    return hashlib.sha256(b"fiumatch-v1-filter-id" + unbound).digest()[:16]
+
+
+def test_bloom_delta_costs_memory_linear_in_its_size() -> None:
+    """A peer's Bloom delta of 1 MiB (262 144 positions) must not cost the querier ten times
+    that: positions are read lazily (a list of ints made a 30 MiB delta cost 350 MiB)."""
+    base, delta = _bloom_with_delta(1 << 18)
+    replica = FilterReplica(suite=2, epoch=1)
+    replica.apply(base)
+    peak = _traced_peak(lambda: replica.apply(delta))
+    assert replica.generation == 2
+    # The decoded payload and the fill check's copy of the bits, plus a margin.
+    bound = len(delta) + (1 << 20) + (1 << 19)
+    assert peak < bound, f"{peak} bytes traced for a {len(delta)}-byte delta"
