@@ -301,13 +301,15 @@ class ExactFilter:
     def merged(self, sorted_entries: bytes) -> bytes:
         """The filter's entries merged with sorted distinct ``sorted_entries`` (deduplicated)."""
         merged = heapq.merge(_Fixed(self.data, self.trunc), _Fixed(sorted_entries, self.trunc))
-        out: list[bytes] = []
+        # One buffer, not a list of entries: a list costs ~45 bytes per (say 4-byte) entry,
+        # so a peer's 30 MiB exact delta raised the querier's peak RSS by 2.1 GiB.
+        out = bytearray()
         last = None
         for entry in merged:
             if entry != last:
-                out.append(entry)
+                out += entry
                 last = entry
-        return b"".join(out)
+        return bytes(out)
 
     def false_positive_rate(self, count: int | None = None) -> float:
         """Upper bound ``n / 2^(8 trunc)`` on the chance a non-member matches."""
