@@ -41,8 +41,10 @@ from fiumatch.store.errors import (
     RecordConflictError,
     RecordNotFoundError,
     SchemaTooNewError,
+    StorageFullError,
     StoreBusyError,
     StoreError,
+    StoreReadOnlyError,
 )
 from fiumatch.store.migrations import MIGRATIONS, Migration, latest_version
 from fiumatch.store.nonces import SqliteNonceCache
@@ -110,9 +112,11 @@ __all__ = [
     "SessionRepo",
     "SessionRole",
     "SqliteNonceCache",
+    "StorageFullError",
     "Store",
     "StoreBusyError",
     "StoreError",
+    "StoreReadOnlyError",
     "Subject",
     "SubjectRepo",
     "User",

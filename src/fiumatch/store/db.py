@@ -43,8 +43,10 @@ from pathlib import Path
 
 from fiumatch.store.errors import (
     RecordConflictError,
+    StorageFullError,
     StoreBusyError,
     StoreError,
+    StoreReadOnlyError,
 )
 from fiumatch.store.migrations import MIGRATIONS, Migration, apply_migrations
 
@@ -60,6 +62,11 @@ def translate_sqlite_error(exc: sqlite3.Error) -> StoreError:
         return RecordConflictError("the write breaks a database constraint", constraint=str(exc))
     if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc).lower():
         return StoreBusyError("the database stayed locked for longer than the busy timeout")
+    primary = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if primary == sqlite3.SQLITE_FULL:
+        return StorageFullError("the disk or the database is full; the write was not made")
+    if primary == sqlite3.SQLITE_READONLY:
+        return StoreReadOnlyError("the database is read-only; the write was not made")
     return StoreError(f"database error ({type(exc).__name__})")
 
 

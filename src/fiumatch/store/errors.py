@@ -12,7 +12,12 @@ Tree::
     ├── MigrationMismatchError    migration_mismatch  500  details: version
     ├── RecordNotFoundError       store_not_found     404
     ├── RecordConflictError       store_conflict      409  (unique, foreign key, check, append-only)
-    └── StoreBusyError            store_busy          503  (another writer held the lock too long)
+    ├── StoreBusyError            store_busy          503  (another writer held the lock too long)
+    ├── StorageFullError          storage_full        503  (disk full or the size limit reached)
+    └── StoreReadOnlyError        store_read_only     503  (the database can only be read)
+
+A full disk or a read-only database fails the write transaction, which is rolled back whole:
+nothing is half written, and reads go on being served.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ __all__ = [
     "RecordConflictError",
     "RecordNotFoundError",
     "SchemaTooNewError",
+    "StorageFullError",
     "StoreBusyError",
     "StoreError",
+    "StoreReadOnlyError",
 ]
 
 
@@ -73,4 +80,19 @@ class StoreBusyError(StoreError):
     """The database stayed locked by another writer for longer than the busy timeout."""
 
     code = "store_busy"
+    http_status = 503
+
+
+class StorageFullError(StoreError):
+    """The disk (or the database's size limit) is full: the write was rolled back whole."""
+
+    code = "storage_full"
+    http_status = 503
+
+
+class StoreReadOnlyError(StoreError):
+    """The database can only be read (a read-only file, directory or mount): the write was
+    refused and nothing changed."""
+
+    code = "store_read_only"
     http_status = 503
