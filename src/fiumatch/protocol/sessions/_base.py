@@ -104,6 +104,10 @@ class SerialExecutor:
 SERIAL: Final = SerialExecutor()
 MIN_PART: Final = 64
 """Fewest elements worth sending to a worker on their own: smaller chunks are not cut."""
+PARTS_PER_WORKER: Final = 2
+"""A received chunk is cut into this many parts per worker, so that a worker slowed by other
+work on its core (a shared machine, a busy cluster node) is helped by the others instead of
+holding the whole chunk back."""
 
 
 def part_ranges(count: int, parts: int, *, min_part: int | None = None) -> list[tuple[int, int]]:
@@ -251,7 +255,8 @@ class SessionMachine:
 
     def _parts(self, count: int) -> list[tuple[int, int]]:
         """How to cut a received chunk of ``count`` elements across the executor's workers."""
-        return part_ranges(count, self._executor.workers)
+        workers = self._executor.workers
+        return part_ranges(count, workers if workers == 1 else workers * PARTS_PER_WORKER)
 
     def _stream_ranges(self, count: int) -> list[tuple[int, int]]:
         """How to cut a whole outgoing stream of ``count`` elements into mapped calls."""
