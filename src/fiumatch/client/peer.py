@@ -13,11 +13,18 @@ man-in-the-middle can therefore read blinded elements, never forge or alter a me
 
 Protocol frames travel as ``application/octet-stream`` (wire frames); control messages
 (open session, disclosure) as JSON.
+
+Outages: a peer that refuses the connection (or fails the TLS handshake) is retried at most
+``connect_retries`` times with exponential backoff (nothing reached the peer, so a retry is
+safe); a peer silent past the timeout or closing the connection mid-response is *not* retried
+(the request may have been processed) and fails at once as ``unreachable``, with the reason
+saying which.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +41,8 @@ from fiumatch.store import Peer
 __all__ = ["PeerClient", "PeerError", "fetch_well_known"]
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+BACKOFF_SECONDS = 0.2
+"""The first retry's delay; each next one doubles it."""
 
 
 class PeerError(FiumatchError):
@@ -84,6 +93,9 @@ class PeerClient:
         rng: Callable[[int], bytes],
         transport: httpx.BaseTransport | None = None,
         audit: AuditSink | None = None,
+        timeout: float | None = None,
+        connect_retries: int = 0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._own_id = own_id
         self._key = key
@@ -93,8 +105,14 @@ class PeerClient:
         self._rng = rng
         self._base = peer.url.rstrip("/")
         self._authority = urlsplit(self._base).netloc
-        self._http = httpx.Client(verify=False, timeout=TIMEOUT, transport=transport)
+        limit = TIMEOUT if timeout is None else httpx.Timeout(timeout, connect=min(timeout, 5.0))
+        self._timeout = limit.read
+        self._http = httpx.Client(verify=False, timeout=limit, transport=transport)
         self._audit = audit  # receipts and cosignatures on every exchange (node.audit)
+        self._connect_retries = max(0, connect_retries)
+        self._sleep = sleep
+        self.connect_attempts = 0
+        """Connection attempts made so far (first tries and retries)."""
 
     def close(self) -> None:
         self._http.close()
@@ -138,12 +156,7 @@ class PeerClient:
         )
         if self._audit is not None:
             headers.update(self._audit.outgoing_headers(self._peer.node_id))
-        try:
-            r = self._http.request(method, self._base + path, content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise PeerError(
-                "the peer could not be reached", status=0, peer_code="unreachable"
-            ) from exc
+        r = self._send(method, path, body, headers)
         request = httpsig.HttpRequest(
             method=method,
             target=path,
@@ -183,6 +196,35 @@ class PeerClient:
                 retry_after=details.get("retry_after"),
             )
         return r.status_code, resp_headers, r.content, headers
+
+    def _send(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """One request, with bounded retries only while the peer refuses the connection."""
+        for attempt in range(self._connect_retries + 1):
+            self.connect_attempts += 1
+            try:
+                return self._http.request(method, self._base + path, content=body, headers=headers)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if attempt < self._connect_retries:
+                    self._sleep(BACKOFF_SECONDS * 2**attempt)
+                    continue
+                raise PeerError(
+                    f"the peer could not be reached ({attempt + 1} attempts)",
+                    status=0,
+                    peer_code="unreachable",
+                ) from exc
+            except httpx.TimeoutException as exc:
+                raise PeerError(
+                    f"the peer did not answer within {self._timeout:g} s",
+                    status=0,
+                    peer_code="unreachable",
+                ) from exc
+            except httpx.HTTPError as exc:
+                raise PeerError(
+                    f"the peer closed the connection mid-exchange ({type(exc).__name__})",
+                    status=0,
+                    peer_code="unreachable",
+                ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _json_call(
         self, method: str, path: str, payload: Mapping[str, Any] | None, **kw: Any

@@ -20,6 +20,7 @@ import concurrent.futures
 import contextlib
 import hashlib
 import json
+import logging
 import re
 import struct
 import threading
@@ -116,6 +117,8 @@ INDEX_KIND = "output-index"
 FILTER_KIND = "filter-objects"
 BATCH_FRAMES = 2
 """Element chunks sent per HTTP request by a querier: a long run reports progress per batch."""
+ABORTED_REASON = "aborted: the node restarted while the query ran"
+_log = logging.getLogger("fiumatch.node.service")
 _U32 = struct.Struct(">I")
 _ROW_HEAD = struct.Struct(">HBB")  # key type, strength, length of the subject id
 
@@ -371,6 +374,8 @@ class NodeService:
                     clock=self.clock,
                     rng=self.rng,
                     audit=self.audit,
+                    timeout=settings.peer_timeout_seconds,
+                    connect_retries=settings.peer_connect_retries,
                 )
 
             peer_client_factory = factory
@@ -378,6 +383,44 @@ class NodeService:
         # Session machines live in memory: sessions a previous process left open cannot go on.
         now = self.now()
         self.store.sessions.expire_idle(idle_since=now + 1, state="aborted", now=now)
+        self.recovered: list[dict[str, Any]] = self._recover_interrupted()
+
+    def _recover_interrupted(self) -> list[dict[str, Any]]:
+        """What a previous process left half done (a crash, ``kill -9``), settled at startup:
+        a query still running is aborted (each peer without a result gets one saying so, the
+        query becomes ``failed``); of the epochs left ``preparing`` per peer, the newest is
+        resumed in the background (precomputed, then activated as a rotation would) and any
+        older one is discarded (retired). Each action is logged by id, never with data."""
+        now = self.now()
+        actions: list[dict[str, Any]] = []
+        for q in self.store.queries.unfinished():
+            have = {r.peer_id for r in self.store.queries.results(q.id)}
+            for peer in self.store.peers.list_all():
+                if peer.node_id not in have:
+                    self._record_peer(q.id, peer.node_id, "unreachable", ABORTED_REASON)
+            with contextlib.suppress(RecordConflictError):
+                self.store.queries.set_status(q.id, "failed", now=now)
+            actions.append({"query": q.id, "action": "aborted"})
+        for peer in self.store.peers.list_all():
+            preparing = [
+                e
+                for e in self.store.epochs.list_all(peer.node_id, "local")
+                if e.state == "preparing"
+            ]
+            active = self.store.epochs.active(peer.node_id, "local")
+            for e in preparing:
+                newest = e is preparing[-1] and (active is None or e.epoch > active.epoch)
+                if newest:
+                    self._executor.submit(
+                        self._finish_rotation, "startup-recovery", peer.node_id, 0, e.epoch
+                    )
+                else:
+                    self.store.epochs.retire(peer.node_id, "local", e.epoch, now=now)
+                action = "resumed" if newest else "discarded"
+                actions.append({"peer": peer.node_id, "epoch": e.epoch, "action": action})
+        for a in actions:
+            _log.warning("startup recovery: %s", " ".join(f"{k}={v}" for k, v in a.items()))
+        return actions
 
     def now(self) -> int:
         return int(self.clock())
@@ -1416,6 +1459,8 @@ class NodeService:
                     continue  # the owner rotated under us: open again on its new epoch
                 status = "refused" if err.status in (403, 409, 429, 401, 404) else "unreachable"
                 detail = f"{err.code}" + (f" ({err.clause})" if err.clause else "")
+                if err.status == 0:  # down, silent or cut off: say which (no data in it)
+                    detail += f": {err.reason}"
                 if err.retry_after is not None:
                     detail += f"; budget refills in {err.retry_after}s"
                 self.audit.record(
@@ -1854,10 +1899,26 @@ class NodeService:
         subject = self.store.subjects.get(d.subject_id) if d.subject_id else None
         if approve and subject is None:
             raise NotFoundError("the record is no longer held (purged); refuse the request")
+        released: dict[str, Any] | None = None
+        if approve:
+            assert subject is not None
+            shown = {
+                "name": subject.display.get("name", ""),
+                "local_ref": subject.local_ref,
+                "subject_type": subject.subject_type,
+                **dict(subject.display),
+            }
+            released = {k: shown[k] for k in fields if k in shown}
+            released["decision_reason"] = why
         try:
-            decided = self.store.disclosures.decide(
-                did, "approved" if approve else "denied", reason=why, now=self.now()
-            )
+            # Decision and release in one transaction: a crash between them left an approved
+            # request whose fields were never released (found by tests/reliability kill -9).
+            with self.store.transaction():
+                decided = self.store.disclosures.decide(
+                    did, "approved" if approve else "denied", reason=why, now=self.now()
+                )
+                if released is not None:
+                    decided = self.store.disclosures.mark_released(did, released, now=self.now())
         except RecordConflictError:
             raise ConflictError("the request was already decided") from None
         self.audit.record(
@@ -1874,17 +1935,6 @@ class NodeService:
         )
         if onward_consent:
             decided = self._decide_onward(user, decided, grant=approve, reason=why)
-        if approve:
-            assert subject is not None
-            shown = {
-                "name": subject.display.get("name", ""),
-                "local_ref": subject.local_ref,
-                "subject_type": subject.subject_type,
-                **dict(subject.display),
-            }
-            released: dict[str, Any] = {k: shown[k] for k in fields if k in shown}
-            released["decision_reason"] = why
-            decided = self.store.disclosures.mark_released(did, released, now=self.now())
         return self._disclosure_dict(decided)
 
     def decide_onward(self, user: User, did: str, *, grant: bool, reason: str) -> dict[str, Any]:

@@ -44,6 +44,14 @@ come from the file or the environment)::
     skew_seconds = 30
     max_lifetime_seconds = 300
 
+    [peers]
+    timeout_seconds = 30                  # a peer silent longer: the query's result is partial
+    connect_retries = 2                   # retries (with backoff) when a peer refuses to connect
+
+    [limits]
+    requests_per_second = 200             # per bearer token / peer key id (token bucket); 429
+    burst = 1000
+
     [log]
     level = "info"
 
@@ -150,6 +158,10 @@ class Settings:
     signature_skew_seconds: int
     signature_max_lifetime_seconds: int
     log_level: str
+    peer_timeout_seconds: int = 30
+    peer_connect_retries: int = 2
+    rate_per_second: int = 200
+    rate_burst: int = 1000
 
 
 # --- the schema: (section, key) -> (kind, default) ---------------------------------------
@@ -177,6 +189,10 @@ _SCHEMA: dict[tuple[str, str], tuple[str, object]] = {
     ("signatures", "skew_seconds"): ("int", 30),
     ("signatures", "max_lifetime_seconds"): ("int", 300),
     ("log", "level"): ("str", "info"),
+    ("peers", "timeout_seconds"): ("int", 30),
+    ("peers", "connect_retries"): ("int", 2),
+    ("limits", "requests_per_second"): ("int", 200),
+    ("limits", "burst"): ("int", 1000),
 }
 _INT_RANGES: dict[tuple[str, str], tuple[int, int]] = {
     ("listen", "port"): (1, 65535),
@@ -188,6 +204,10 @@ _INT_RANGES: dict[tuple[str, str], tuple[int, int]] = {
     ("sessions", "max_body_bytes"): (1024, 1 << 34),
     ("signatures", "skew_seconds"): (0, 600),
     ("signatures", "max_lifetime_seconds"): (1, 3600),
+    ("peers", "timeout_seconds"): (1, 3600),
+    ("peers", "connect_retries"): (0, 10),
+    ("limits", "requests_per_second"): (1, 1_000_000),
+    ("limits", "burst"): (1, 1_000_000),
 }
 
 
@@ -403,6 +423,10 @@ def load_settings(
         signature_skew_seconds=_as_int(v["signatures.skew_seconds"]),
         signature_max_lifetime_seconds=_as_int(v["signatures.max_lifetime_seconds"]),
         log_level=level,
+        peer_timeout_seconds=_as_int(v["peers.timeout_seconds"]),
+        peer_connect_retries=_as_int(v["peers.connect_retries"]),
+        rate_per_second=_as_int(v["limits.requests_per_second"]),
+        rate_burst=_as_int(v["limits.burst"]),
     )
     if settings.tls_enabled and (settings.tls_cert is None or settings.tls_key is None):
         missing = "tls.cert" if settings.tls_cert is None else "tls.key"

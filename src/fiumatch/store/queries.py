@@ -160,6 +160,13 @@ class QueryRepo:
         )
         return [_query_from_row(r) for r in rows]
 
+    def unfinished(self) -> list[Query]:
+        """Every query still ``pending`` or ``running`` (at startup: left by a crash)."""
+        rows = self._db.connection().execute(
+            "SELECT * FROM queries WHERE status IN ('pending', 'running') ORDER BY created_at, id"
+        )
+        return [_query_from_row(r) for r in rows]
+
     def set_status(self, query_id: str, status: QueryStatus, *, now: int) -> None:
         """Change the status; a terminal status (done/failed/cancelled) is final and stamps
         ``finished_at``. :class:`RecordConflictError` when the query already finished."""
