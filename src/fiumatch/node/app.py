@@ -8,7 +8,9 @@ signed like any other peer response. ``build_service`` opens the node directory 
 validated by ``fiumatch.node.settings.load_settings``, which refuses unsafe starts), unseals the
 keys and opens the store; clock and rng are injected, so tests can be deterministic. The
 lifespan runs the :class:`~fiumatch.node.scheduler.Scheduler` (epoch rotation, retention purge,
-idle sessions).
+idle sessions). Every JSON API request first spends a token of its client's bucket
+(:class:`~fiumatch.node.ratelimit.RateLimiter`, ``limits.*``): per bearer token on ``/api`` and
+``/audit``, per claimed peer key id and address on ``/peer``; over it, 429 ``rate_limited``.
 
 Never logs request bodies, identifiers or tokens.
 """
@@ -23,7 +25,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -31,7 +33,9 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from fiumatch.errors import FiumatchError
+from fiumatch.node import httpsig
 from fiumatch.node.directory import open_node_dir
+from fiumatch.node.ratelimit import RateLimiter
 from fiumatch.node.scheduler import Scheduler
 from fiumatch.node.service import NodeService
 
@@ -81,6 +85,21 @@ def create_app(
     from fiumatch.node import routes_api, routes_audit, routes_peer, web
 
     duties = Scheduler(service, poll_seconds=poll_seconds)
+    limiter = RateLimiter(service.settings.rate_per_second, service.settings.rate_burst)
+
+    async def rate_limit(request: Request) -> None:
+        if request.url.path.startswith("/peer/"):
+            claimed = httpsig.claimed_keyid(httpsig.combine_headers(request.headers.items()))
+            host = request.client.host if request.client else ""
+            limiter.take(limiter.key("peer", f"{claimed or ''}@{host}"))
+            return
+        auth = request.headers.get("authorization")
+        if auth:
+            limiter.take(limiter.key("token", auth))
+        else:
+            limiter.take(limiter.key("anonymous", request.client.host if request.client else ""))
+
+    limited = [Depends(rate_limit)]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -97,6 +116,7 @@ def create_app(
     )
     app.state.service = service
     app.state.scheduler = duties
+    app.state.rate_limiter = limiter
 
     @app.exception_handler(FiumatchError)
     async def fiumatch_error(request: Request, exc: FiumatchError) -> Response:
@@ -133,8 +153,8 @@ def create_app(
     def healthz() -> dict[str, str]:
         return {"status": "ok", "node_id": service.node_id}
 
-    app.include_router(routes_peer.router(service), responses=PEER_ERRORS)
-    app.include_router(routes_api.router(service), responses=API_ERRORS)
-    app.include_router(routes_audit.router(service), responses=AUDIT_ERRORS)
+    app.include_router(routes_peer.router(service), responses=PEER_ERRORS, dependencies=limited)
+    app.include_router(routes_api.router(service), responses=API_ERRORS, dependencies=limited)
+    app.include_router(routes_audit.router(service), responses=AUDIT_ERRORS, dependencies=limited)
     web.install(app, service)  # the /ui pages, their static files and security headers
     return app

@@ -22,6 +22,7 @@ Tree::
     ├── PermissionDeniedError          permission_denied     403
     ├── AgreementRefusedError          agreement_refused     403   details: clause
     ├── BudgetExhaustedError           budget_exhausted      429   details: retry_after, refill_at
+    ├── RateLimitedError               rate_limited          429   details: retry_after
     ├── NotFoundError                  not_found             404
     ├── ConflictError                  conflict              409
     │   ├── FingerprintMismatchError   fingerprint_mismatch        details: announced
@@ -64,6 +65,7 @@ __all__ = [
     "NotFoundError",
     "PeerRefusedError",
     "PermissionDeniedError",
+    "RateLimitedError",
     "ReplayedNonceError",
     "SealedFormatError",
     "SealingError",
@@ -172,6 +174,20 @@ class BudgetExhaustedError(NodeError):
         self.retry_after = max(0, int(retry_after))
         self.refill_at = int(refill_at)
         super().__init__(reason, retry_after=self.retry_after, refill_at=self.refill_at, **details)
+
+
+class RateLimitedError(NodeError):
+    """This client (bearer token or peer key) sent more requests than ``limits.*`` allow.
+
+    ``retry_after`` is the number of whole seconds until a request will be accepted again.
+    """
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(self, reason: str = "", *, retry_after: int) -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(reason, retry_after=self.retry_after)
 
 
 class NotFoundError(NodeError):
