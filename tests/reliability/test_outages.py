@@ -266,3 +266,17 @@ def test_peer_process_stopped_is_bounded_by_the_timeout(outage: Outage) -> None:
     assert elapsed < (RETRIES + 1) * TIMEOUT_S + 0.6 + 10
     q, _ = _query(outage)  # resumed, it answers again
     assert q["partial"] is False
+
+
+def test_more_concurrent_queries_than_workers_all_finish(outage: Outage) -> None:
+    # 12 queries at once (the node runs 8 at a time): each must finish. Before the per-peer
+    # runs had their own pool, the ninth query onwards deadlocked the node.
+    with outage.x.client("analyst") as c:
+        started = [
+            c.create_query(**QUERY, mode="cardinality", all_subjects=True) for _ in range(12)
+        ]
+        done = [wait_query(c, q, timeout=60) for q in started]
+    assert [q["status"] for q in done] == ["done"] * 12
+    # Past an owner's sessions.max_open_per_peer (4) a session is refused, never left hanging.
+    others = {(p["status"], p["reason"]) for q in done for p in q["peers"] if p["status"] != "ok"}
+    assert others <= {("refused", "conflict")}

@@ -363,6 +363,10 @@ class NodeService:
         self._purges = 0
         self._progress: dict[str, dict[str, PeerProgress]] = {}
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=8)
+        # A query's per-peer runs get their own pool: submitted from a worker of _executor
+        # and waited for there, they deadlocked it once 8 queries ran at once (every worker
+        # waiting on peer runs queued behind them; found by benchmarks/load.py).
+        self._peer_executor = concurrent.futures.ThreadPoolExecutor(max_workers=16)
         if peer_client_factory is None:
             from fiumatch.client.peer import PeerClient
 
@@ -427,6 +431,7 @@ class NodeService:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._peer_executor.shutdown(wait=True, cancel_futures=True)
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -1336,7 +1341,7 @@ class NodeService:
         id_types: tuple[str, ...],
     ) -> None:
         futures = {
-            self._executor.submit(
+            self._peer_executor.submit(
                 self._query_peer, qid, analyst, purpose, case_ref, mode, subjects, peer, id_types
             ): peer
             for peer in targets
