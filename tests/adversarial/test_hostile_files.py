@@ -622,6 +622,8 @@ def test_node_load_of_hostile_files_leaves_the_store_unchanged(
         "--dir",
         str(node.path),
         "--no-progress",
+        "--rejects",
+        "load-rejects.jsonl",
         *[c.filename for c in CASES],
         cwd=hostile_dir,
         time_limit=BATCH_TIME_LIMIT,
@@ -629,38 +631,42 @@ def test_node_load_of_hostile_files_leaves_the_store_unchanged(
     assert_clean(run, "fiumatch node load")
     assert run.code == 1, f"exit {run.code}\n{run.stdout}{run.stderr[-1000:]}"
     assert "loaded 0 subjects" in run.stdout
+    assert {r["file"] for r in _rejects(hostile_dir / "load-rejects.jsonl")} == {
+        c.filename for c in CASES
+    }
     assert node.digest() == before
     assert listener.connections == connections, "an external entity was fetched"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fiumatch node load writes no reject report and does "
-    "not name the file or record it rejected; reported to the cli/node owner",
-)
 def test_node_load_reports_what_it_rejected(node: NodeDir, tmp_path: Path) -> None:
     (tmp_path / "nul.csv").write_bytes(CSV_HEADER + b"r1,person,Jo\x00hn,1980-01-01\n")
     run = fiumatch(
         "node", "load", "--dir", str(node.path), "--no-progress", "nul.csv", cwd=tmp_path
     )
     assert_clean(run, "nul.csv")
+    assert run.code == 1
     assert "nul.csv" in run.stdout + run.stderr and "name" in run.stdout + run.stderr
+    assert "rejects.jsonl" in run.stdout
+    assert [(r["file"], r["line"], r["field"]) for r in _rejects(tmp_path / "rejects.jsonl")] == [
+        ("nul.csv", 2, "name")
+    ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fiumatch node load does not check that its files "
-    "exist and are regular files: a missing file or a directory is a "
-    "traceback (and /dev/zero or a FIFO would read or block forever, not run "
-    "here); reported to the cli/node owner",
-)
-@pytest.mark.parametrize("name", ["missing.csv", "dir.csv"])
+@pytest.mark.parametrize("name", ["missing.csv", "dir.csv", "fifo.csv", "zero.csv"])
 def test_node_load_refuses_what_is_not_a_regular_file(
     name: str, node: NodeDir, tmp_path: Path
 ) -> None:
+    """Refused before anything is read (a FIFO would block, /dev/zero never end), even
+    after a good file on the same command line: the store is unchanged."""
     (tmp_path / "dir.csv").mkdir()
+    os.mkfifo(tmp_path / "fifo.csv")
+    (tmp_path / "zero.csv").symlink_to("/dev/zero")
+    (tmp_path / "new.csv").write_bytes(CSV_HEADER + b"n1,person,Nora New,1990-02-03\n")
     before = node.digest()
-    run = fiumatch("node", "load", "--dir", str(node.path), "--no-progress", name, cwd=tmp_path)
+    run = fiumatch(
+        "node", "load", "--dir", str(node.path), "--no-progress", "new.csv", name, cwd=tmp_path
+    )
     assert node.digest() == before
     assert_clean(run, name)
     assert run.code == 2 and name in run.stderr
+    assert not (tmp_path / "rejects.jsonl").exists()

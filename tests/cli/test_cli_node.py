@@ -3,6 +3,7 @@ world-readable or the passphrase is a default; remote commands exit 3 when the n
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -60,3 +61,63 @@ def test_remote_commands_exit_3_when_the_node_is_down(tmp_path: Path) -> None:
     d = _init(tmp_path)
     assert main(["peers", "list", "--dir", str(d)]) == 3
     assert main(["peers", "fingerprint", "https://127.0.0.1:9"]) == 3
+
+
+_HEADER = "local_ref,type,name,birth_date\n"
+
+
+def _subjects(d: Path) -> int:
+    store = open_node_dir(d, env={}).open_store()
+    try:
+        return int(store.subjects.count())
+    finally:
+        store.close()
+
+
+def test_load_writes_a_reject_report_and_names_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = _init(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.csv").write_text(
+        _HEADER + "g1,person,John Smith,1980-01-01\nb1,person,,1980-01-01\n"
+    )
+    capsys.readouterr()
+    assert main(["node", "load", "--dir", str(d), "--no-progress", "in.csv"]) == 1
+    out = capsys.readouterr().out
+    assert "in.csv: loaded 1 subjects, 1 records rejected" in out
+    assert "in.csv line 3 (record b1): name:" in out
+    assert "-> rejects.jsonl" in out
+    report = [json.loads(x) for x in (tmp_path / "rejects.jsonl").read_text().splitlines()]
+    assert [(r["file"], r["line"], r["record"], r["field"]) for r in report] == [
+        ("in.csv", 3, "b1", "name")
+    ]
+    assert _subjects(d) == 1
+    # Everything loads: exit 0, an empty report at the path asked for.
+    (tmp_path / "ok.csv").write_text(_HEADER + "g2,person,Jane Doe,1975-05-06\n")
+    rej = tmp_path / "r2.jsonl"
+    assert main(["node", "load", "--dir", str(d), "--no-progress", "--rejects", str(rej),
+                 "ok.csv"]) == 0  # fmt: skip
+    assert rej.read_text() == "" and _subjects(d) == 2
+
+
+@pytest.mark.parametrize("name", ["missing.csv", "dir.csv", "fifo.csv", "zero.csv", "x[/b].txt"])
+def test_load_refuses_what_is_not_a_regular_csv_file_and_changes_nothing(
+    name: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    d = _init(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dir.csv").mkdir()
+    os.mkfifo(tmp_path / "fifo.csv")
+    (tmp_path / "zero.csv").symlink_to("/dev/zero")
+    (tmp_path / "x[").mkdir()
+    (tmp_path / "x[/b].txt").write_text(_HEADER)  # no format can be guessed from '.txt'
+    (tmp_path / "good.csv").write_text(_HEADER + "g1,person,John Smith,1980-01-01\n")
+    capsys.readouterr()
+    code = main(["node", "load", "--dir", str(d), "--no-progress", "good.csv", name])
+    err = capsys.readouterr().err
+    assert code == 2 and name in err, err
+    assert _subjects(d) == 0 and not (tmp_path / "rejects.jsonl").exists()

@@ -19,6 +19,8 @@ from fiumatch.client._cli import EXIT_OK, EXIT_PROBLEM, EXIT_USAGE
 
 __all__ = ["register"]
 
+MAX_REJECTS_LISTED = 20  # rejects printed; the report holds them all
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -53,6 +55,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--format", choices=("csv", "jsonl", "ftm", "goaml"))
     p.add_argument("--source", help="source name in subject ids (default: file name)")
+    p.add_argument(
+        "--rejects",
+        type=Path,
+        default=Path("rejects.jsonl"),
+        help="reject report, JSON Lines as fiumatch ingest writes it (default: rejects.jsonl)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_load)
 
@@ -127,25 +135,62 @@ def _open_store(node_dir: Path) -> Any:
 
 def _load(args: argparse.Namespace) -> int:
     import time
+    from contextlib import ExitStack
     from datetime import date, timedelta
 
     from rich.console import Console
     from rich.progress import Progress
 
-    from fiumatch.ingest import IngestStats, Reject, read
+    from fiumatch.cli._util import not_regular_files, shown
+    from fiumatch.errors import FiumatchError
+    from fiumatch.ingest import (
+        IngestError,
+        IngestStats,
+        Reject,
+        RejectReport,
+        detect_format,
+        read,
+    )
     from fiumatch.node.service import to_stored
 
-    store = _open_store(args.dir)
+    err = Console(stderr=True, soft_wrap=True)
+    out = Console(soft_wrap=True)
+    # Refuse the whole load before the store is opened: nothing is read, nothing changes.
+    refused = not_regular_files(args.files)
+    for path, refusal in refused:
+        err.print(f"[red]{shown(path)}:[/red] {refusal}")
+    if refused:
+        return EXIT_USAGE
+    for path in args.files if args.format is None else ():
+        try:
+            detect_format(path)
+        except IngestError as exc:
+            err.print(f"[red]{shown(path)}:[/red] {exc.reason}")
+            return EXIT_USAGE
+    if args.rejects.resolve() in {p.resolve() for p in args.files}:
+        err.print(f"[red]{shown(args.rejects)}:[/red] the reject report would overwrite an input")
+        return EXIT_USAGE
+
     stats = IngestStats()
-    loaded = rejected = 0
-    try:
-        with Progress(
-            console=Console(stderr=True), disable=args.no_progress, transient=True
-        ) as progress:
-            for path in args.files:
-                task = progress.add_task(f"loading {path.name}", total=None)
-                now = int(time.time())
-                with store.transaction():
+    listed = 0
+    with ExitStack() as stack:
+        try:
+            report = stack.enter_context(RejectReport(args.rejects))
+        except OSError as exc:
+            err.print(f"[red]{shown(args.rejects)}:[/red] cannot write the reject report "
+                      f"({shown(exc.strerror)})")  # fmt: skip
+            return EXIT_USAGE
+        store = _open_store(args.dir)
+        stack.callback(store.close)
+        progress = stack.enter_context(
+            Progress(console=err, disable=args.no_progress, transient=True)
+        )
+        for path in args.files:
+            task = progress.add_task(f"loading {shown(path.name)}", total=None)
+            now = int(time.time())
+            loaded, rejected = stats.subjects, stats.rejected_records
+            try:
+                with store.transaction():  # one file, all or nothing
                     for item in read(
                         path,
                         args.format,
@@ -154,15 +199,43 @@ def _load(args: argparse.Namespace) -> int:
                         stats=stats,
                     ):
                         if isinstance(item, Reject):
-                            rejected += 1
+                            report.add(item)
+                            if listed < MAX_REJECTS_LISTED:
+                                listed += 1
+                                out.print(f"  rejected {_where(item)}")
                             continue
                         store.subjects.upsert_with_keys(*to_stored(item), now=now)
-                        loaded += 1
                         progress.advance(task)
-    finally:
-        store.close()
-    Console().print(f"loaded {loaded} subjects, {stats.rejected_records} records rejected")
+            except (IngestError, OSError) as exc:
+                why: str | None = exc.reason if isinstance(exc, IngestError) else exc.strerror
+                err.print(f"[red]{shown(path)}:[/red] {shown(why)}; nothing of it was loaded")
+                return EXIT_USAGE
+            except FiumatchError as exc:
+                err.print(f"[red]{shown(path)}: {exc.code}:[/red] {shown(exc.reason)}; "
+                          "nothing of it was loaded")  # fmt: skip
+                return EXIT_PROBLEM
+            out.print(
+                f"{shown(path)}: loaded {stats.subjects - loaded} subjects, "
+                f"{stats.rejected_records - rejected} records rejected"
+            )
+    if stats.rejects > listed:
+        out.print(f"  ... and {stats.rejects - listed} more rejects in the report")
+    out.print(
+        f"loaded {stats.subjects} subjects, {stats.rejected_records} records rejected "
+        f"({stats.rejects} reject entries -> {shown(args.rejects)})"
+    )
     return EXIT_PROBLEM if stats.rejected_records else EXIT_OK
+
+
+def _where(reject: Any) -> str:
+    """Where a reject is and why, for the terminal (never the rejected value)."""
+    from fiumatch.cli._util import shown
+
+    line = f" line {reject.line}" if reject.line is not None else ""
+    return (
+        f"{shown(reject.file)}{line} (record {shown(reject.record)}): "
+        f"{shown(reject.field)}: {shown(reject.reason)}"
+    )
 
 
 def _user_add(args: argparse.Namespace) -> int:
