@@ -7,6 +7,7 @@ import argparse
 import time
 from typing import Any
 
+from fiumatch.cli._util import shown
 from fiumatch.client._cli import EXIT_OK, EXIT_USAGE, add_connection, run_api
 
 __all__ = ["register"]
@@ -66,10 +67,10 @@ def _list(args: argparse.Namespace, client: Any) -> int:
     t = Table("id", "peer", "modes", "purposes", "budget", "max set", "valid until")
     for a in client.agreements():
         t.add_row(
-            a["id"],
-            a["peer"],
-            ",".join(a["modes"]),
-            ",".join(a["purposes"]),
+            shown(a["id"]),
+            shown(a["peer"]),
+            shown(",".join(a["modes"])),
+            shown(",".join(a["purposes"])),
             str(a["budget_per_epoch"]),
             str(a["max_set_size"]),
             time.strftime("%Y-%m-%d", time.gmtime(a["valid_until"])),

@@ -140,13 +140,15 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from fiumatch.cli._util import not_regular_files, shown
     from fiumatch.ingest import IngestStats, Reject, RejectReport, UnknownFormatError, read
     from fiumatch.ingest.export import subject_to_dict
 
-    console = Console(stderr=True)
-    missing = [str(p) for p in args.files if not p.is_file()]
-    if missing:
-        console.print(f"[red]no such file:[/red] {', '.join(missing)}")
+    console = Console(stderr=True, soft_wrap=True)
+    refused = not_regular_files(args.files)  # before opening: a FIFO blocks, /dev/zero never ends
+    for path, why in refused:
+        console.print(f"[red]{shown(path)}:[/red] {why}")
+    if refused:
         return 2
     if args.workers is not None and args.workers < 1:
         console.print("[red]--workers must be at least 1[/red]")
@@ -161,7 +163,9 @@ def run(args: argparse.Namespace) -> int:
         ) as progress:
             for path in args.files:
                 size = path.stat().st_size
-                task = progress.add_task(f"reading {path.name}", total=size or None, records=0)
+                task = progress.add_task(
+                    f"reading {shown(path.name)}", total=size or None, records=0
+                )
                 stats.bytes_read = 0
                 before = stats.records
                 done = 0
@@ -183,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
                                 records=stats.records - before,
                             )  # fmt: skip
                 except UnknownFormatError as exc:
-                    console.print(f"[red]{path}:[/red] {exc.reason}")
+                    console.print(f"[red]{shown(path)}:[/red] {shown(exc.reason)}")
                     return 2
                 progress.update(task, completed=size, records=stats.records - before)
     finally:
@@ -196,13 +200,13 @@ def run(args: argparse.Namespace) -> int:
         ("subjects loaded", f"{stats.subjects:,}"),
         ("match keys", f"{stats.keys:,}"),
         ("records rejected", f"{stats.rejected_records:,}"),
-        ("reject entries", f"{stats.rejects:,} -> {args.rejects}"),
+        ("reject entries", f"{stats.rejects:,} -> {shown(args.rejects)}"),
         ("entities skipped (not subjects)", f"{stats.skipped:,}"),
         ("throughput", f"{stats.records / elapsed:,.0f} records/s" if elapsed > 0 else "-"),
     ):
         table.add_row(label, value)
     if stats.ignored_columns:
-        table.add_row("ignored columns", ", ".join(sorted(stats.ignored_columns)))
+        table.add_row("ignored columns", ", ".join(shown(c) for c in sorted(stats.ignored_columns)))
     Console().print(table)
     return 1 if stats.rejects else 0
 

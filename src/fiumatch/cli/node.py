@@ -86,6 +86,8 @@ def _init(args: argparse.Namespace) -> int:
     if (args.cert is None) != (args.key is None):
         Console(stderr=True).print("[red]--cert and --key go together[/red]")
         return EXIT_USAGE
+    from fiumatch.cli._util import shown
+
     try:
         opened, result, _ = create_node_dir(
             args.dir,
@@ -99,21 +101,22 @@ def _init(args: argparse.Namespace) -> int:
             scrypt_log2_n=args.scrypt_log2n,
         )
     except FiumatchError as exc:
-        Console(stderr=True).print(f"[red]{exc.code}:[/red] {exc.reason}")
+        Console(stderr=True).print(f"[red]{exc.code}:[/red] {shown(exc.reason)}")
         return EXIT_PROBLEM
     c = Console()
-    c.print(f"node [bold]{result.node_id}[/bold] created in {result.directory}")
-    c.print(f"url          {opened.url}")
+    c.print(f"node [bold]{shown(result.node_id)}[/bold] created in {shown(result.directory)}")
+    c.print(f"url          {shown(opened.url)}")
     c.print(f"fingerprint  [bold]{result.fingerprint}[/bold]  (give this to peers out of band)")
     if result.tls_cert_sha256:
         c.print(f"tls cert     SHA256 {result.tls_cert_sha256}")
-    c.print(f"admin token  {opened.admin_token_file}")
+    c.print(f"admin token  {shown(opened.admin_token_file)}")
     return EXIT_OK
 
 
 def _serve(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from fiumatch.cli._util import shown
     from fiumatch.errors import FiumatchError
     from fiumatch.node.runner import serve
 
@@ -121,7 +124,8 @@ def _serve(args: argparse.Namespace) -> int:
         serve(args.dir, log_level=args.log_level)
     except FiumatchError as exc:
         Console(stderr=True).print(
-            f"[red]refusing to start: {exc.code}[/red]: {exc.reason} {exc.details or ''}"
+            f"[red]refusing to start: {exc.code}[/red]: {shown(exc.reason)} "
+            f"{shown(exc.details or '')}"
         )
         return EXIT_PROBLEM
     return EXIT_OK
@@ -270,6 +274,7 @@ def _user_add(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from fiumatch.cli._util import shown
     from fiumatch.errors import FiumatchError
     from fiumatch.node.directory import open_node_dir
 
@@ -277,7 +282,7 @@ def _info(args: argparse.Namespace) -> int:
         opened = open_node_dir(args.dir)
         keys = opened.keys()
     except FiumatchError as exc:
-        Console(stderr=True).print(f"[red]{exc.code}:[/red] {exc.reason}")
+        Console(stderr=True).print(f"[red]{exc.code}:[/red] {shown(exc.reason)}")
         return EXIT_PROBLEM
-    Console().print(f"{opened.node_id}  {opened.url}  {keys.fingerprint}")
+    Console().print(f"{shown(opened.node_id)}  {shown(opened.url)}  {keys.fingerprint}")
     return EXIT_OK

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from fiumatch.cli._util import shown
 from fiumatch.client._cli import (
     EXIT_OK,
     EXIT_PROBLEM,
@@ -54,16 +55,18 @@ def _add(args: argparse.Namespace, client: Any) -> int:
     except ApiError as exc:
         if exc.error_code != "fingerprint_mismatch":
             raise
-        announced = exc.error_details.get("announced", "?")
+        announced = shown(exc.error_details.get("announced", "?"))
         Console(stderr=True).print(
             f"[red]fingerprint mismatch: nothing was pinned.[/red]\n"
-            f"  {args.peer_url} announces  {announced}\n"
-            f"  you gave                   {args.fingerprint}\n"
+            f"  {shown(args.peer_url)} announces  {announced}\n"
+            f"  you gave                   {shown(args.fingerprint)}\n"
             "Check the fingerprint with the peer's operator out of band (phone, signed letter). "
             "A different key can mean a typo, a re-initialised node, or someone in between."
         )
         return EXIT_PROBLEM
-    Console().print(f"pinned {p['node_id']} at {p['url']} ({p['fingerprint']})")
+    Console().print(
+        f"pinned {shown(p['node_id'])} at {shown(p['url'])} ({shown(p['fingerprint'])})"
+    )
     return EXIT_OK
 
 
@@ -73,7 +76,7 @@ def _list(args: argparse.Namespace, client: Any) -> int:
 
     t = Table("node id", "url", "fingerprint")
     for p in client.peers():
-        t.add_row(p["node_id"], p["url"], p["fingerprint"])
+        t.add_row(shown(p["node_id"]), shown(p["url"]), shown(p["fingerprint"]))
     Console().print(t)
     return EXIT_OK
 
@@ -86,7 +89,7 @@ def _fingerprint(args: argparse.Namespace) -> int:
     try:
         info = fetch_well_known(args.peer_url)
     except PeerError as exc:
-        Console(stderr=True).print(f"[red]{exc.reason}[/red]")
+        Console(stderr=True).print(f"[red]{shown(exc.reason)}[/red]")
         return EXIT_REMOTE
-    Console().print(f"{info.get('node_id')}  {info.get('fingerprint')}")
+    Console().print(f"{shown(info.get('node_id'))}  {shown(info.get('fingerprint'))}")
     return EXIT_OK

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from fiumatch.cli._util import shown
 from fiumatch.client._cli import (
     EXIT_OK,
     EXIT_PROBLEM,
@@ -73,9 +74,10 @@ def update_progress(progress: Any, tasks: dict[str, Any], query: dict[str, Any])
             done = total if peer["status"] == "ok" else done
         task = tasks.get(peer["peer"])
         if task is None:
-            task = progress.add_task(peer["peer"], total=total, peer=peer["peer"], stage=stage)
+            name = shown(peer["peer"])  # the columns render it as markup
+            task = progress.add_task(name, total=total, peer=name, stage=shown(stage))
             tasks[peer["peer"]] = task
-        progress.update(task, total=total, completed=done, stage=stage)
+        progress.update(task, total=total, completed=done, stage=shown(stage))
 
 
 def _query(args: argparse.Namespace, client: Any) -> int:
@@ -122,7 +124,8 @@ def _query(args: argparse.Namespace, client: Any) -> int:
             update_progress(progress, tasks, q)
     if q["status"] == "running":
         Console(stderr=True).print(
-            f"[yellow]query {q['id']} is still running; see `fiumatch hits {q['id']}`[/yellow]"
+            f"[yellow]query {shown(q['id'])} is still running; "
+            f"see `fiumatch hits {shown(q['id'])}`[/yellow]"
         )
         return EXIT_PROBLEM
     return _show(q, args.json)
@@ -136,20 +139,21 @@ def _show(q: dict[str, Any], as_json: bool) -> int:
         print(json.dumps(q))
     else:
         c = Console()
-        t = Table("peer", "status", "hits", "detail", title=f"query {q['id']} ({q['case_ref']})")
+        title = f"query {shown(q['id'])} ({shown(q['case_ref'])})"
+        t = Table("peer", "status", "hits", "detail", title=title)
         for p in q["peers"]:
-            t.add_row(p["peer"], p["status"], str(p["hit_count"]), p["reason"])
+            t.add_row(shown(p["peer"]), shown(p["status"]), str(p["hit_count"]), shown(p["reason"]))
         c.print(t)
         if q["hits"]:
             h = Table("hit id", "peer", "subject", "name", "key types matched", "strength")
             for hit in q["hits"]:
                 h.add_row(
-                    hit["id"],
-                    hit["peer"],
-                    readable_ref(hit["local_ref"]),
-                    hit["name"],
-                    key_types_text(hit["key_types"]),
-                    hit.get("strength_label", str(hit["strength"])),
+                    shown(hit["id"]),
+                    shown(hit["peer"]),
+                    shown(readable_ref(hit["local_ref"])),
+                    shown(hit["name"]),
+                    shown(key_types_text(hit["key_types"])),
+                    shown(hit.get("strength_label", str(hit["strength"]))),
                 )
             c.print(h)
             c.print("ask the owner for the record behind a hit: fiumatch disclosure request HIT_ID")

@@ -54,6 +54,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from fiumatch.cli._util import shown
     from fiumatch.synth import generate, write
 
     console = Console(stderr=True)
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     bad = [f for f in formats if f not in ("csv", "ftm", "goaml")]
     if bad or not formats:
-        console.print(f"[red]unknown format:[/red] {', '.join(bad) or '(none)'}")
+        console.print(f"[red]unknown format:[/red] {shown(', '.join(bad)) or '(none)'}")
         return 2
     if args.subjects < 1:
         console.print("[red]--subjects must be at least 1[/red]")
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             )  # fmt: skip
             paths = write(dataset, args.out, formats)
     except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
+        console.print(f"[red]{shown(exc)}[/red]")
         return 2
     shared = len({t.truth_id for t in dataset.truth if t.shared})
     print(

@@ -61,13 +61,15 @@ def run_api(
     def runner(args: argparse.Namespace) -> int:
         from rich.console import Console
 
+        from fiumatch.cli._util import shown
+
         try:
             with client_from(args) as client:
                 return func(args, client)
         except ApiError as exc:
             Console(stderr=True).print(
-                f"[red]refused[/red] ({exc.status} {exc.error_code}): {exc.reason}"
-                + (f" {exc.error_details}" if exc.error_details else "")
+                f"[red]refused[/red] ({exc.status} {shown(exc.error_code)}): {shown(exc.reason)}"
+                + (f" {shown(exc.error_details)}" if exc.error_details else "")
             )
             return (
                 EXIT_REMOTE
@@ -75,10 +77,10 @@ def run_api(
                 else EXIT_PROBLEM
             )
         except FiumatchError as exc:  # the node directory's settings are unusable
-            Console(stderr=True).print(f"[red]{exc.code}:[/red] {exc.reason}")
+            Console(stderr=True).print(f"[red]{exc.code}:[/red] {shown(exc.reason)}")
             return EXIT_USAGE
         except (OSError, KeyError) as exc:
-            Console(stderr=True).print(f"[red]error:[/red] {exc}")
+            Console(stderr=True).print(f"[red]error:[/red] {shown(exc)}")
             return EXIT_USAGE
 
     return runner
