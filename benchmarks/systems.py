@@ -9,7 +9,8 @@ gets the same sets in the same run (``run.py`` interleaves them per repeat).
   single-threaded, reveal-intersection, fpr 1e-9; bytes are the protobuf messages' sizes.
 * ``fiumatch-<mode>``: fiumatch's state machines in process through ``psi.pump`` (every frame
   encoded, decoded and checked as over a transport), the crypto on a process pool (or one core
-  for the ``-1core`` variant). Filter mode includes the owner's precomputation (encoding its set
+  for the ``-1core`` variant, run up to 2^16: it is there for the speed-up, not the ladder).
+  Filter mode includes the owner's precomputation (encoding its set
   and building the filter), which a node does once per epoch.
 * ``fiumatch-http-<mode>``: two real node processes on loopback (TLS, signed frames, audit),
   one query through the analyst API — see :class:`HttpSystem`.
@@ -152,8 +153,16 @@ class FiumatchInProcess:
     family = "fiumatch"
 
     def __init__(
-        self, mode: str, executor: StreamingExecutor, *, proofs: bool = False, label: str = ""
+        self,
+        mode: str,
+        executor: StreamingExecutor,
+        *,
+        proofs: bool = False,
+        label: str = "",
+        max_n: int | None = None,
     ) -> None:
+        if max_n is not None:
+            self.max_n = max_n  # larger sets are skipped (the ladder reads it)
         self.mode = mode
         self.proofs = proofs
         self.executor = executor
@@ -352,7 +361,7 @@ def make_systems(pool: StreamingExecutor, names: list[str] | None = None) -> lis
         OpenMined("GCS"),
         OpenMined("RAW"),
         FiumatchInProcess("filter", pool),
-        FiumatchInProcess("filter", SerialExecutor(), label="-1core"),
+        FiumatchInProcess("filter", SerialExecutor(), label="-1core", max_n=1 << 16),
         FiumatchInProcess("filter", pool, proofs=True),
         FiumatchInProcess("mutual", pool, proofs=True),
         FiumatchInProcess("cardinality", pool),
