@@ -239,3 +239,23 @@ def test_cached_results_are_the_uncached_results() -> None:
     assert doc == documents._normalise(DocumentKind.PASSPORT, "c01x 00t47", "deu", "x")
     assert documents._cached.cache_info().currsize == 1
     assert contacts._phone_cached.cache_info().maxsize == contacts.CACHE_SIZE
+
+
+def test_every_normaliser_cache_is_bounded() -> None:
+    # Ingestion memory stays flat as files grow only if no cache can grow without bound.
+    import importlib
+    import pkgutil
+
+    import fiumatch.identifiers as package
+    from fiumatch.identifiers.caches import TOKEN_CACHE
+
+    caches = []
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"fiumatch.identifiers.{info.name}")
+        for value in vars(module).values():
+            if callable(value) and hasattr(value, "cache_info"):
+                caches.append((info.name, value))
+    assert len(caches) >= 15
+    for name, cached in caches:
+        maxsize = cached.cache_info().maxsize
+        assert maxsize is not None and maxsize <= TOKEN_CACHE, (name, cached)

@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
 
+from fiumatch.identifiers.caches import VALUE_CACHE
 from fiumatch.identifiers.errors import (
     ChecksumError,
     EmptyValueError,
@@ -48,7 +49,7 @@ def _required(value: str, field: str) -> str:
 
 
 def _cached(normalise: Callable[[str, str], str]) -> Callable[[str], str | Failure]:
-    @lru_cache(maxsize=1 << 16)
+    @lru_cache(maxsize=VALUE_CACHE)
     def cached(value: str) -> str | Failure:
         try:
             return normalise(value, "")

@@ -15,6 +15,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from fiumatch.identifiers.caches import VALUE_CACHE
 from fiumatch.identifiers.countries import normalise_country
 from fiumatch.identifiers.errors import (
     EmptyValueError,
@@ -25,8 +26,8 @@ from fiumatch.identifiers.errors import (
 
 __all__ = ["CACHE_SIZE", "normalise_email", "normalise_phone"]
 
-#: Entries per normaliser cache (a few hundred bytes each): memory stays bounded.
-CACHE_SIZE = 1 << 16
+#: Entries per normaliser cache (see fiumatch.identifiers.caches).
+CACHE_SIZE = VALUE_CACHE
 
 _PHONE_JUNK = re.compile(r"[^0-9+]")
 _LOCAL = re.compile(r"[^\s@\"(),:;<>\[\]\\]+")

@@ -15,6 +15,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from fiumatch.identifiers.caches import VALUE_CACHE
 from fiumatch.identifiers.errors import (
     ChecksumError,
     EmptyValueError,
@@ -152,7 +153,7 @@ def normalise_wallet(
     return found
 
 
-@lru_cache(maxsize=1 << 14)
+@lru_cache(maxsize=VALUE_CACHE)
 def _cached(address: str, chain: str | None) -> tuple[str, str] | Failure:
     try:
         return _normalise(address, chain, "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
+from fiumatch.identifiers.caches import VALUE_CACHE
 from fiumatch.identifiers.dates import PartialDate
 from fiumatch.identifiers.errors import EmptyValueError, NoMatchKeyError
 from fiumatch.identifiers.keys import KeyType, MatchKey, dedupe
@@ -101,7 +102,7 @@ def _dated(templates: Sequence[_Template], birth_date: PartialDate) -> list[Matc
     ]
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=VALUE_CACHE)
 def _variant_templates(v: NormalisedPersonName) -> tuple[_Template, ...]:
     """A variant's person keys without their date field, in derivation order."""
     out: list[_Template] = [
@@ -116,7 +117,7 @@ def _variant_templates(v: NormalisedPersonName) -> tuple[_Template, ...]:
     return tuple(out)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=VALUE_CACHE)
 def _name_templates(name: PersonName) -> tuple[_Template, ...] | None:
     try:
         variants = normalise_person_name(name)

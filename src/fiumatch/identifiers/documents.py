@@ -17,6 +17,7 @@ from functools import lru_cache
 from types import ModuleType
 
 from fiumatch.identifiers.accounts import compact_alnum
+from fiumatch.identifiers.caches import VALUE_CACHE
 from fiumatch.identifiers.countries import normalise_country
 from fiumatch.identifiers.errors import (
     ChecksumError,
@@ -83,7 +84,7 @@ def normalise_document(
     return found
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=VALUE_CACHE)
 def _cached(kind: DocumentKind, number: str, country: str) -> IssuedNumber | Failure:
     try:
         return _normalise(kind, number, country, "")

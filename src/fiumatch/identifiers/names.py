@@ -18,6 +18,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
+from fiumatch.identifiers.caches import TOKEN_CACHE, VALUE_CACHE
 from fiumatch.identifiers.errors import EmptyValueError
 
 __all__ = [
@@ -161,7 +162,7 @@ def _ascii_fold(text: str) -> str:
     return "".join(ch for ch in text.casefold() if ch.isascii() and ch.isalnum())
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=TOKEN_CACHE)
 def token_variants(token: str) -> tuple[str, str, str]:
     """A prepared token's three forms: (plain, german, icao). Each may be ``""``."""
     plain = _ascii_fold(token)
@@ -193,7 +194,7 @@ def _strip_honorifics(text: str) -> str:
     return stripped if split_tokens(stripped) else text
 
 
-@lru_cache(maxsize=1 << 17)
+@lru_cache(maxsize=TOKEN_CACHE)
 def _person_tokens(text: str) -> tuple[str, ...]:
     if not text or not text.strip():
         return ()
@@ -208,7 +209,7 @@ def normalise_person_name(name: PersonName, field: str = "name") -> list[Normali
     return list(variants)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=VALUE_CACHE)
 def _normalise_person_name(name: PersonName) -> tuple[NormalisedPersonName, ...] | None:
     if name.structured:
         given = _person_tokens(name.given)
@@ -261,7 +262,7 @@ def normalise_org_name(name: str, field: str = "name") -> list[NormalisedOrgName
     return list(variants)
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=VALUE_CACHE)
 def _normalise_org_name(name: str) -> tuple[NormalisedOrgName, ...] | None:
     prepared = prepare(name)
     # A name made only of legal-form words ("II Inc") keeps them rather than vanishing.
@@ -278,7 +279,7 @@ def _normalise_org_name(name: str) -> tuple[NormalisedOrgName, ...] | None:
     return tuple(out) or None
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=TOKEN_CACHE)
 def phonetic(token: str) -> str:
     """Metaphone code of an ASCII token (rigour 2.6.1's implementation), ``""`` if none."""
     from rigour.text.phonetics import metaphone
