@@ -221,6 +221,49 @@ def test_an_uncovered_bound_header_is_refused(header: str, value: str) -> None:
     assert info.value.details == {"component": f'"{header.lower()}"'}
 
 
+AUDIT_HEADERS = {
+    "Fiumatch-Audit-Have": "12",
+    "Fiumatch-Audit-Checkpoint": "RklVLUEvYXVkaXQK",
+    "Fiumatch-Audit-Proof": "3:12:AAAA",
+}
+
+
+def test_every_fiumatch_header_present_is_signed_and_required() -> None:
+    """Not only the session, peer and epoch headers: every fiumatch-* header present (the
+    audit headers among them) is covered by the signer and required by the verifier."""
+    s = signed(headers={**BASE_HEADERS, **AUDIT_HEADERS})
+    covered = s.verify().components
+    for name in AUDIT_HEADERS:
+        assert f'"{name.lower()}"' in covered
+    s.headers["Fiumatch-Audit-Have"] = "0"  # changed in transit
+    with pytest.raises(BadSignatureError):
+        s.verify()
+
+
+@pytest.mark.parametrize("header", ["Fiumatch-Audit-Have", "fiumatch-audit-want", "Fiumatch-X"])
+def test_an_uncovered_fiumatch_header_is_refused(header: str) -> None:
+    s = signed()
+    s.headers[header] = "1"  # added after signing
+    with pytest.raises(MissingComponentError) as info:
+        s.verify()
+    assert info.value.details == {"component": f'"{header.lower()}"'}
+
+
+def test_an_uncovered_fiumatch_header_on_a_response_is_refused() -> None:
+    request = signed()
+    response = _respond(request)
+    _verify_response(request, response)
+    response["Fiumatch-Audit-Receipts"] = "AAAA"
+    with pytest.raises(MissingComponentError):
+        _verify_response(request, response)
+    headers = {"Fiumatch-Peer": "fiu-a", "Fiumatch-Audit-Receipts": "AAAA"}
+    signed_too = {**headers, **sign_response(
+        status=200, headers=headers, body=RESPONSE_BODY, request=request.as_request(),
+        key=B_KEY, keyid="fiu-b", now=NOW + 1, rng=det_rng(b"resp"),
+    )}  # fmt: skip
+    assert '"fiumatch-audit-receipts"' in _verify_response(request, signed_too).components
+
+
 def test_an_added_query_is_refused() -> None:
     s = signed()
     with pytest.raises(MissingComponentError):

@@ -140,6 +140,8 @@ class PeerClient:
             headers["fiumatch-session"] = session
         if epoch is not None:
             headers["fiumatch-epoch"] = str(epoch)
+        if self._audit is not None:  # before signing: every fiumatch-* header is covered
+            headers.update(self._audit.outgoing_headers(self._peer.node_id))
         now = int(self._clock())
         headers.update(
             httpsig.sign_request(
@@ -154,8 +156,6 @@ class PeerClient:
                 rng=self._rng,
             )
         )
-        if self._audit is not None:
-            headers.update(self._audit.outgoing_headers(self._peer.node_id))
         r = self._send(method, path, body, headers)
         request = httpsig.HttpRequest(
             method=method,

@@ -118,8 +118,9 @@ ORIGIN_SUFFIX: Final = "/audit"
 """A node's log origin (and checkpoint key name) is its node id followed by this suffix."""
 
 # Headers of the receipt/cosigning exchange (docs/AUDIT.md, "Receipts and cosignatures on the
-# wire"). They are not covered by the HTTP signatures: every value proves itself (signed notes,
-# Merkle proofs), so a changed header is caught by the check that uses it.
+# wire"). They are covered by the HTTP signatures like every fiumatch-* header (httpsig), so
+# they are added before the message is signed; the notes and proofs they carry prove
+# themselves as well.
 H_HAVE: Final = "fiumatch-audit-have"
 H_COSIGNED: Final = "fiumatch-audit-cosigned"
 H_CHECKPOINT: Final = "fiumatch-audit-checkpoint"
@@ -211,7 +212,7 @@ _NUMBER_RE: Final = re.compile(r"[0-9]{1,19}")
 
 
 def _int(text: str | None) -> int | None:
-    """A size from an unsigned header: ASCII digits only (``str.isdigit`` accepts '²', which
+    """A size from a peer's header: ASCII digits only (``str.isdigit`` accepts '²', which
     ``int`` refuses), at most 19 of them; anything else is None."""
     return int(text) if text is not None and _NUMBER_RE.fullmatch(text) else None
 

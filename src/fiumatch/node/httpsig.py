@@ -14,7 +14,10 @@ Profile (what :func:`sign_request` produces and :func:`verify_request` demands)
   for one use cannot be presented as the other.
 * Covered components of a request, in this order: ``"@method" "@authority" "@path"``, then
   ``"@query"`` when the target has a query, ``"content-digest"``, then ``"content-type"``,
-  ``"fiumatch-session"``, ``"fiumatch-peer"``, ``"fiumatch-epoch"`` for each one present.
+  ``"fiumatch-session"``, ``"fiumatch-peer"``, ``"fiumatch-epoch"`` for each one present, then
+  every other ``fiumatch-*`` header present (the ``fiumatch-audit-*`` receipt and cosigning
+  headers among them), in name order. The signer finds them itself: a header must be in the
+  message before it is signed.
   The verifier requires ``@method``, ``@authority``, ``@path``, ``content-digest`` and
   ``fiumatch-peer``, and additionally *every one of the optional components that is present in
   the message*: an uncovered ``fiumatch-*`` header, ``content-type`` or query is refused, so
@@ -75,6 +78,7 @@ from fiumatch.node.errors import (
 __all__ = [
     "ALG",
     "BOUND_HEADERS",
+    "BOUND_PREFIX",
     "REQUEST_LABEL",
     "REQUEST_TAG",
     "RESPONSE_LABEL",
@@ -118,6 +122,8 @@ RESPONSE_LABEL = "fiumatch"
 REQUEST_TAG = "fiumatch-request-v1"
 RESPONSE_TAG = "fiumatch-response-v1"
 BOUND_HEADERS: tuple[str, ...] = ("fiumatch-session", "fiumatch-peer", "fiumatch-epoch")
+#: Every header whose name starts with this is covered when present (BOUND_HEADERS first).
+BOUND_PREFIX = "fiumatch-"
 DEFAULT_LIFETIME = 60
 NONCE_BYTES = 16
 
@@ -652,11 +658,11 @@ def _nonce(rng: Callable[[int], bytes]) -> str:
 
 
 def _optional_components(headers: Mapping[str, str], *, req: bool = False) -> list[Component]:
-    present = []
-    for name in ("content-type", *BOUND_HEADERS):
-        if name in headers:
-            present.append(_c(name, _REQ) if req else _c(name))
-    return present
+    names = [n for n in ("content-type", *BOUND_HEADERS) if n in headers]
+    names += sorted(
+        n for n in headers if n.lower().startswith(BOUND_PREFIX) and n not in BOUND_HEADERS
+    )
+    return [_c(name, _REQ) if req else _c(name) for name in names]
 
 
 def _attach(

@@ -105,6 +105,9 @@ def _sign(
     for name in ("fiumatch-session", "fiumatch-epoch"):
         if name in request.headers:
             headers[name] = request.headers[name]
+    headers.update(extra or {})
+    # The receipts and cosignature go in before signing: every fiumatch-* header is covered.
+    headers.update(audit.answer_headers(service, request, status, body))
     req = httpsig.HttpRequest(
         method=request.method,
         target=request_target(request),
@@ -123,8 +126,6 @@ def _sign(
             rng=service.rng,
         )
     )
-    headers.update(extra or {})
-    headers.update(audit.answer_headers(service, request, status, body))  # receipts, cosigning
     return Response(content=body, status_code=status, headers=headers, media_type=content_type)
 
 
