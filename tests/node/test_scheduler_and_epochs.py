@@ -251,3 +251,43 @@ def test_a_session_left_idle_is_closed_and_audited(
     assert (record.state, record.open) == ("expired", False)
     closed = [e for e in _events(svc, "SESSION_CLOSED") if e["session"] == sid]
     assert [e["outcome"] for e in closed] == ["expired"]
+
+
+def test_a_rotation_is_logged_under_the_agreement_in_force_and_passes_the_policy_check(
+    service: tuple[NodeService, FakeClock], tmp_path: Path
+) -> None:
+    """Rotations name the agreement in force with the peer (not an ``epoch:<peer>`` name no
+    agreement list holds), so ``check_policy`` follows them with the node's own list."""
+    import json
+
+    from fiumatch.auditlog.bundle import decode_bundle
+    from fiumatch.auditlog.verify import check_policy
+    from fiumatch.cli.audit import load_agreements
+
+    svc, clock = service
+    before = len(_events(svc, "EPOCH_ROTATED"))
+    first = _active(svc)
+    svc.rotate("admin:ops", "FIU-P")
+    clock.t += 60
+    svc.rotate("admin:ops", "FIU-P")
+    rotated = _events(svc, "EPOCH_ROTATED")[before:]
+    assert [(e["agreement"], e["epoch"]) for e in rotated] == [
+        ("agr-p", first + 1),
+        ("agr-p", first + 2),
+    ]
+    listed = tmp_path / "agreements.json"
+    a = svc.store.agreements.require("agr-p")
+    listed.write_text(
+        json.dumps(
+            [
+                {"id": a.id, "peer": a.peer_id, "modes": list(a.modes),
+                 "purposes": list(a.purposes), "identifier_types": list(a.identifier_types),
+                 "budget_per_epoch": a.budget_per_epoch, "max_set_size": a.max_set_size,
+                 "valid_from": a.valid_from, "valid_until": a.valid_until}
+            ]
+        )
+    )  # fmt: skip
+    policies = load_agreements(listed, rotation_seconds=10 * HOUR)
+    assert [p.agreement for p in policies] == ["agr-p"]  # no alias any more
+    report = check_policy(decode_bundle(b"".join(svc.audit.export())), policies)
+    assert report.rotations == len(_events(svc, "EPOCH_ROTATED")) >= 2

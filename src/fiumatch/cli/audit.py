@@ -25,7 +25,6 @@ files or keys), 3 the node refused or could not be reached.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -548,8 +547,7 @@ def load_agreements(path: Path, rotation_seconds: int, peer: str | None = None) 
     """Agreement policies from a JSON file (the node's agreement list or policy names).
 
     ``peer``: the file is another node's list (``peer`` enforced these agreements on requests
-    this node sent), so each applies to exchanges with ``peer``. A node's own list also
-    answers for ``epoch:<peer>``, the agreement name the node gives its key rotations."""
+    this node sent), so each applies to exchanges with ``peer``."""
     from fiumatch.auditlog.verify import AgreementPolicy
 
     try:
@@ -561,20 +559,15 @@ def load_agreements(path: Path, rotation_seconds: int, peer: str | None = None) 
     if not isinstance(data, list):
         raise UsageProblem(f"{path}: expected a JSON list of agreements")
     out = []
-    aliases: set[str] = set()
     for i, a in enumerate(data):
         if not isinstance(a, dict):
             raise UsageProblem(f"{path}: agreement {i} is not an object")
         try:
             other = peer or str(a.get("peer", a.get("peer_id")))
-            names = [str(a.get("agreement", a.get("id")))]
-            if "id" in a and peer is None and f"epoch:{other}" not in aliases:
-                aliases.add(f"epoch:{other}")
-                names.append(f"epoch:{other}")
             since = int(a.get("valid_from_ms", int(a.get("valid_from", 0)) * 1000))
             until = int(a.get("valid_until_ms", int(a.get("valid_until", 0)) * 1000))
             policy = AgreementPolicy(
-                agreement=names[0],
+                agreement=str(a.get("agreement", a.get("id"))),
                 peer=other,
                 modes=frozenset(a["modes"]),
                 purposes=frozenset(a["purposes"]),
@@ -585,7 +578,7 @@ def load_agreements(path: Path, rotation_seconds: int, peer: str | None = None) 
                 valid_until_ms=until,
                 rotation_period_ms=int(a.get("rotation_period_ms", rotation_seconds * 1000)),
             )
-            out += [dataclasses.replace(policy, agreement=name) for name in names]
+            out.append(policy)
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageProblem(f"{path}: agreement {i} lacks or mistypes {exc}") from None
     return out

@@ -773,14 +773,18 @@ class NodeService:
                 self._abort_sessions_of(peer_id, retired.epoch)
             self.store.budget.prune_before(new)
         kp = self._epoch_key(peer_id, new)
-        self.audit.record(
-            "epoch_rotated",
-            actor=actor,
-            peer=peer_id,
-            agreement_id=f"epoch:{peer_id}",
-            epoch=new,
-            extra={"epoch_public_key": kp.pk},
-        )
+        # Under each agreement in force with the peer (they share the peer's key epoch), so
+        # check_policy follows every agreement's rotations. With none in force the rotation is
+        # not logged: no agreement can use that key, and the entry needs an agreement.
+        for agreement in self.store.agreements.in_force(peer_id, self.now()):
+            self.audit.record(
+                "epoch_rotated",
+                actor=actor,
+                peer=peer_id,
+                agreement_id=agreement.id,
+                epoch=new,
+                extra={"epoch_public_key": kp.pk},
+            )
 
     def rotate_due(self) -> list[dict[str, Any]]:
         """Rotate every peer whose active epoch is older than ``epochs.rotation_seconds``."""
