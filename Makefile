@@ -33,6 +33,8 @@ bench-long: $(STAMP)
 
 vectors: $(STAMP)
 	$(BIN)/python protocol/vectors/generate.py
+	$(BIN)/python protocol/vectors/generate_http.py
+	$(BIN)/python protocol/vectors/generate_normalise.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
