@@ -27,7 +27,6 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -104,7 +103,9 @@ class PeerClient:
         self._clock = clock
         self._rng = rng
         self._base = peer.url.rstrip("/")
-        self._authority = urlsplit(self._base).netloc
+        # Exactly the Host header httpx sends: it leaves a scheme's default port out
+        # (https://x:443 -> Host: x) and sends an IDN host in its ASCII form.
+        self._authority = httpx.URL(self._base).netloc.decode("ascii")
         limit = TIMEOUT if timeout is None else httpx.Timeout(timeout, connect=min(timeout, 5.0))
         self._timeout = limit.read
         self._http = httpx.Client(verify=False, timeout=limit, transport=transport)
