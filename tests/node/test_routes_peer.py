@@ -61,3 +61,67 @@ def test_the_request_target_is_the_raw_path_and_query() -> None:
     del scope["raw_path"]
     scope["query_string"] = b""
     assert request_target(Request(scope)) == "/peer/v1/disclosures/d- x"
+
+
+def test_signing_and_the_audit_commit_run_off_the_event_loop(
+    node_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A peer response is signed, and its audit entries committed to SQLite, in the
+    threadpool: on the event loop a slow commit would stall every other request."""
+    import os
+    import time
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from fiumatch.node import audit as audit_module
+    from fiumatch.node import httpsig
+    from fiumatch.node.keys import fingerprint, raw_public_key
+    from fiumatch.store import Peer
+
+    on_loop: list[bool] = []
+
+    def on_event_loop() -> bool:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
+
+    real = audit_module.answer_headers
+
+    def spy(*args: object) -> dict[str, str]:
+        on_loop.append(on_event_loop())
+        return real(*args)
+
+    monkeypatch.setattr(audit_module, "answer_headers", spy)
+    service = build_service(node_dir)
+    key = Ed25519PrivateKey.generate()
+    raw = raw_public_key(key.public_key())
+    if service.store.peers.get("FIU-Q") is None:
+        service.store.peers.add(
+            Peer(node_id="FIU-Q", url="https://q", public_key=raw, fingerprint=fingerprint(raw),
+                 added_at=int(time.time()))
+        )  # fmt: skip
+    app = create_app(service, scheduler=False)
+    target = "/peer/v1/disclosures/d-0123456789abcdef"
+    headers = {"content-type": "application/json", "fiumatch-peer": "FIU-R"}
+    headers.update(
+        httpsig.sign_request(
+            method="GET", target=target, authority="fiu-r", headers=headers, body=b"",
+            key=key, keyid="FIU-Q", now=int(time.time()), rng=os.urandom,
+        )
+    )  # fmt: skip
+
+    async def run() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://fiu-r") as client:
+            return await client.get(target, headers=headers)
+
+    try:
+        r = asyncio.run(run())
+    finally:
+        service.close()
+        service.store.close()
+    assert r.status_code == 404 and "signature" in r.headers  # a signed refusal
+    assert "fiumatch-audit-receipts" in r.headers
+    assert on_loop == [False]

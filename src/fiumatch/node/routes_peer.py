@@ -3,7 +3,8 @@
 Every request must carry a valid RFC 9421 signature by a pinned peer, addressed to this node,
 with a fresh nonce; otherwise 401 with the reason, audited. Protocol frames are
 ``application/octet-stream``; opening a session and disclosure requests are JSON. Thin: verify,
-call the service (in the threadpool: the store and the protocol maths block), sign the answer.
+call the service, sign the answer, each in the threadpool (the store, the protocol maths,
+signing and the audit commit of the answer block); never on the event loop.
 
 The signed ``@path``/``@query`` are the request target *as sent* (ASGI ``raw_path`` and the raw
 query string), never Starlette's percent-decoded ``url.path``: a signer and a verifier must see
@@ -129,10 +130,21 @@ def _sign(
     return Response(content=body, status_code=status, headers=headers, media_type=content_type)
 
 
-def _json_reply(request: Request, service: NodeService, result: Any) -> Response:
-    return _sign(
-        request, service, 200, json.dumps(result, sort_keys=True).encode(), "application/json"
-    )
+async def _signed(
+    request: Request,
+    service: NodeService,
+    status: int,
+    body: bytes,
+    content_type: str,
+    extra: dict[str, str] | None = None,
+) -> Response:
+    """:func:`_sign` in the threadpool: signing and the audit commit (SQLite) block."""
+    return await run_in_threadpool(_sign, request, service, status, body, content_type, extra)
+
+
+async def _json_reply(request: Request, service: NodeService, result: Any) -> Response:
+    data = json.dumps(result, sort_keys=True).encode()
+    return await _signed(request, service, 200, data, "application/json")
 
 
 def _json_body(body: bytes) -> dict[str, Any]:
@@ -151,7 +163,7 @@ async def signed_error(
     data = json.dumps(body, sort_keys=True).encode()
     if getattr(request.state, "peer_id", None):
         try:
-            return _sign(request, service, status, data, "application/json", extra)
+            return await _signed(request, service, status, data, "application/json", extra)
         except (FiumatchError, ValueError):
             pass
     return Response(content=data, status_code=status, headers=extra, media_type="application/json")
@@ -167,7 +179,7 @@ def router(service: NodeService) -> APIRouter:
         if meta.get("session_id") != request.headers.get("fiumatch-session"):
             raise MissingComponentError("the signed session header does not match the body")
         result = await run_in_threadpool(service.open_session, peer_id, body, meta)
-        return _json_reply(request, service, result)
+        return await _json_reply(request, service, result)
 
     @r.post("/sessions/{session_id}/frames")
     async def frames(session_id: str, request: Request) -> Response:
@@ -179,7 +191,7 @@ def router(service: NodeService) -> APIRouter:
         except ValueError:
             raise MissingComponentError("the signed epoch header is missing") from None
         out = await run_in_threadpool(service.session_frames, peer_id, session_id, epoch, body)
-        return _sign(request, service, 200, out, "application/octet-stream")
+        return await _signed(request, service, 200, out, "application/octet-stream")
 
     @r.post("/disclosures")
     async def disclosure(request: Request) -> Response:
@@ -187,13 +199,13 @@ def router(service: NodeService) -> APIRouter:
         result = await run_in_threadpool(
             service.receive_disclosure, peer_id, body, _json_body(body)
         )
-        return _json_reply(request, service, result)
+        return await _json_reply(request, service, result)
 
     @r.get("/disclosures/{disclosure_id}")
     async def disclosure_status(disclosure_id: str, request: Request) -> Response:
         peer_id, _ = await _verify(request, service)
         result = await run_in_threadpool(service.disclosure_for_peer, peer_id, disclosure_id)
-        return _json_reply(request, service, result)
+        return await _json_reply(request, service, result)
 
     @r.post("/disclosures/{disclosure_id}/onward")
     async def onward(disclosure_id: str, request: Request) -> Response:
@@ -201,6 +213,6 @@ def router(service: NodeService) -> APIRouter:
         result = await run_in_threadpool(
             service.receive_onward, peer_id, disclosure_id, body, _json_body(body)
         )
-        return _json_reply(request, service, result)
+        return await _json_reply(request, service, result)
 
     return r
