@@ -160,3 +160,20 @@ def test_open_sessions_are_capped_per_peer_and_a_rotation_frees_them(
         _open(client)
     with y.client() as c:
         c.rotate("FIU-X")  # leave nothing open for the other tests
+
+
+@pytest.mark.parametrize("set_size", ["abc", None, 1.5, True, -1, [1]])
+def test_a_set_size_that_is_no_count_is_a_bad_request(
+    strict_pair: tuple[DemoNode, DemoNode], set_size: Any
+) -> None:
+    x, y = strict_pair
+    client, _ = peer_client(x, y)
+    with y.client("auditor") as c:
+        before = c.audit_entries(0, 0)["size"]
+    with client, pytest.raises(PeerError) as err:
+        _open(client, set_size=set_size)
+    assert err.value.status == 400 and err.value.code == "bad_request"
+    assert "set_size" in err.value.reason
+    with y.client("auditor") as c:
+        new = c.audit_entries(before)["entries"]
+    assert [e.get("clause") for e in new if str(e["event"]).upper() == "REFUSAL"] == ["protocol"]

@@ -886,10 +886,14 @@ class NodeService:
                 raise ConflictError("session_id must be 32 hex digits")
             mode = str(meta.get("mode"))
             purpose = str(meta.get("purpose"))
-            id_types = tuple(str(t) for t in meta.get("id_types", []))
-            set_size = int(meta.get("set_size", -1))
-            if set_size < 0:
-                raise ConflictError("set_size must be given")
+            raw_types = meta.get("id_types", [])
+            if not isinstance(raw_types, list) or not all(isinstance(t, str) for t in raw_types):
+                raise BadRequestError("id_types must be a list of strings")
+            id_types = tuple(raw_types)
+            set_size = meta.get("set_size")
+            # bool is an int in Python; a float, a string or null would crash int() or compare
+            if type(set_size) is not int or set_size < 0:
+                raise BadRequestError("set_size must be a non-negative integer")
             peer = self._require_peer(peer_id)
             agreement = check_agreement(
                 self.store.agreements.list_for_peer(peer_id),
@@ -926,7 +930,13 @@ class NodeService:
                     refill_at=refill,
                     remaining=charge.remaining,
                 )
-        except (AgreementRefusedError, BudgetExhaustedError, NotFoundError, ConflictError) as err:
+        except (
+            AgreementRefusedError,
+            BudgetExhaustedError,
+            NotFoundError,
+            ConflictError,
+            BadRequestError,
+        ) as err:
             self._refuse(
                 peer_id,
                 sid if len(sid) == 32 else None,
