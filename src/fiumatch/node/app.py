@@ -56,7 +56,7 @@ def _documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 # Every status a route of each group can answer (the OpenAPI documents them; schemathesis
 # checks that nothing else comes back). 500 is never documented: it is always a bug.
-PEER_ERRORS = _documented(400, 401, 403, 404, 409, 413, 422, 429, 503)
+PEER_ERRORS = _documented(400, 401, 403, 404, 409, 413, 422, 429, 502, 503)
 API_ERRORS = _documented(400, 401, 403, 404, 409, 422, 429, 502, 503)
 AUDIT_ERRORS = _documented(400, 401, 403, 404, 409, 422, 503)
 
