@@ -125,3 +125,17 @@ def test_signing_and_the_audit_commit_run_off_the_event_loop(
     assert r.status_code == 404 and "signature" in r.headers  # a signed refusal
     assert "fiumatch-audit-receipts" in r.headers
     assert on_loop == [False]
+
+
+def test_the_audit_checkpoint_settings_reach_the_audit_sink(node_dir: Path) -> None:
+    env = {"FIUMATCH_AUDIT_CHECKPOINT_EVERY": "3", "FIUMATCH_AUDIT_CHECKPOINT_SECONDS": "3600"}
+    service = build_service(node_dir, env=env)
+    try:
+        start = service.audit.size
+        for i in range(6 - start % 3):  # 4 to 6 more entries, ending on a multiple of 3
+            service.audit.record("login", actor=f"analyst:a{i}", extra={"outcome": "ok"})
+        size = service.audit.size
+        assert service.audit.status()["checkpoint_size"] == size - size % 3
+    finally:
+        service.close()
+        service.store.close()

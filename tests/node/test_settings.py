@@ -207,6 +207,16 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     assert s.session_max_open_per_peer == 9
 
 
+def test_audit_checkpoint_settings(tmp_path: Path) -> None:
+    s = _load(_write(tmp_path, MINIMAL), check_files=False)
+    assert (s.audit_checkpoint_every, s.audit_checkpoint_seconds) == (1000, 10)
+    text = MINIMAL + "[audit]\ncheckpoint_every = 50\ncheckpoint_seconds = 2\n"
+    s = _load(_write(tmp_path, text), check_files=False)
+    assert (s.audit_checkpoint_every, s.audit_checkpoint_seconds) == (50, 2)
+    env = {**ENV, "FIUMATCH_AUDIT_CHECKPOINT_EVERY": "7"}
+    assert _load(_write(tmp_path, text), env, check_files=False).audit_checkpoint_every == 7
+
+
 @pytest.mark.parametrize(("value", "expected"), [("false", False), ("0", False), ("yes", True)])
 def test_boolean_environment_values(tmp_path: Path, value: str, expected: bool) -> None:
     env = {**ENV, "FIUMATCH_TLS_ENABLED": value}
@@ -231,6 +241,10 @@ def test_boolean_environment_values(tmp_path: Path, value: str, expected: bool) 
         (MINIMAL + '[listen]\nport = "80"\n', {}, "listen.port"),
         (MINIMAL + "[log]\nlevel = 'loud'\n", {}, "log.level"),
         (MINIMAL + "[epochs]\nrotation_seconds = 60\n", {}, "epochs.rotation_seconds"),
+        (MINIMAL + "[audit]\ncheckpoint_every = 0\n", {}, "audit.checkpoint_every"),
+        (MINIMAL, {"FIUMATCH_AUDIT_CHECKPOINT_SECONDS": "0"}, "audit.checkpoint_seconds"),
+        (MINIMAL + "[audit]\ncheckpoint_seconds = 1.5\n", {}, "audit.checkpoint_seconds"),
+        (MINIMAL + "[audit]\nevery = 10\n", {}, "audit.every"),
         (MINIMAL.replace("https://fiu-x.example", "ftp://x"), {}, "node.base_url"),
         (MINIMAL.replace("https://fiu-x.example", "https://u:p@x"), {}, "node.base_url"),
         (

@@ -1,12 +1,14 @@
 """Application services of an FIU node: they tie the store, the protocol core and the identifiers
 together, and they are the only place that decides anything (agreements, budgets, roles, epochs).
 
-Owns: the one audit seam (:class:`AuditSink`), the owner side of PSI sessions (state machines
-kept per session, fed with wire frames), the querier side (analyst queries fanned out to peers,
-with per-peer progress), epochs (derivation, background precompute, rotation, retirement),
-retention purges and the disclosure workflow with its onward-dissemination consent. Settings
-come from :mod:`fiumatch.node.settings` and the node directory from
-:mod:`fiumatch.node.directory`; this module reads no file.
+Owns: the owner side of PSI sessions (state machines kept per session, fed with wire frames),
+the querier side (analyst queries fanned out to peers, with per-peer progress), epochs
+(derivation, background precompute, rotation, retirement), retention purges and the disclosure
+workflow with its onward-dissemination consent. Every event it decides on is recorded through
+the one audit seam, :class:`fiumatch.node.audit.AuditSink` (owned by :mod:`fiumatch.node.audit`;
+the service creates it with the ``[audit]`` settings). Settings come from
+:mod:`fiumatch.node.settings` and the node directory from :mod:`fiumatch.node.directory`; this
+module reads no file.
 
 Must never: re-implement protocol maths (it drives ``fiumatch.protocol`` machines); log or
 audit an identifier, a match key, a blinded element or an OPRF output; take time or randomness
@@ -354,7 +356,14 @@ class NodeService:
             skew=settings.signature_skew_seconds,
             max_lifetime=settings.signature_max_lifetime_seconds,
         )
-        self.audit = AuditSink(store, clock, node_id=self.node_id, key=keys.identity)
+        self.audit = AuditSink(
+            store,
+            clock,
+            node_id=self.node_id,
+            key=keys.identity,
+            checkpoint_every=settings.audit_checkpoint_every,
+            checkpoint_seconds=settings.audit_checkpoint_seconds,
+        )
         self._live: dict[str, _LiveSession] = {}
         self._live_lock = threading.Lock()
         self._ledgers: dict[tuple[str, int], FilterLedger] = {}

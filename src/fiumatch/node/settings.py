@@ -52,6 +52,10 @@ come from the file or the environment)::
     requests_per_second = 200             # per bearer token / peer key id (token bucket); 429
     burst = 1000
 
+    [audit]
+    checkpoint_every = 1000               # sign a checkpoint at least every N entries
+    checkpoint_seconds = 10               # and this long after an entry none covers yet
+
     [log]
     level = "info"
 
@@ -162,6 +166,8 @@ class Settings:
     peer_connect_retries: int = 2
     rate_per_second: int = 200
     rate_burst: int = 1000
+    audit_checkpoint_every: int = 1000
+    audit_checkpoint_seconds: int = 10
 
 
 # --- the schema: (section, key) -> (kind, default) ---------------------------------------
@@ -193,6 +199,8 @@ _SCHEMA: dict[tuple[str, str], tuple[str, object]] = {
     ("peers", "connect_retries"): ("int", 2),
     ("limits", "requests_per_second"): ("int", 200),
     ("limits", "burst"): ("int", 1000),
+    ("audit", "checkpoint_every"): ("int", 1000),
+    ("audit", "checkpoint_seconds"): ("int", 10),
 }
 _INT_RANGES: dict[tuple[str, str], tuple[int, int]] = {
     ("listen", "port"): (1, 65535),
@@ -208,6 +216,8 @@ _INT_RANGES: dict[tuple[str, str], tuple[int, int]] = {
     ("peers", "connect_retries"): (0, 10),
     ("limits", "requests_per_second"): (1, 1_000_000),
     ("limits", "burst"): (1, 1_000_000),
+    ("audit", "checkpoint_every"): (1, 1_000_000),
+    ("audit", "checkpoint_seconds"): (1, 86400),
 }
 
 
@@ -427,6 +437,8 @@ def load_settings(
         peer_connect_retries=_as_int(v["peers.connect_retries"]),
         rate_per_second=_as_int(v["limits.requests_per_second"]),
         rate_burst=_as_int(v["limits.burst"]),
+        audit_checkpoint_every=_as_int(v["audit.checkpoint_every"]),
+        audit_checkpoint_seconds=_as_int(v["audit.checkpoint_seconds"]),
     )
     if settings.tls_enabled and (settings.tls_cert is None or settings.tls_key is None):
         missing = "tls.cert" if settings.tls_cert is None else "tls.key"
