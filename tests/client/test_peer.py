@@ -10,7 +10,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fiumatch.client.peer import PeerClient
+from fiumatch.client.peer import PeerClient, PeerError
 from fiumatch.node import httpsig
 from fiumatch.node.keys import fingerprint
 from fiumatch.store import Peer
@@ -88,3 +88,27 @@ def test_the_signed_authority_is_the_host_header_httpx_sends(url: str) -> None:
     # httpx leaves a scheme's default port out of Host: the signature must cover that value.
     with _client(url, _as_peer) as client:
         assert client.disclosure_status("d-1") == {"epoch": 1}
+
+
+def test_an_unsigned_rate_limit_keeps_its_retry_after() -> None:
+    def limited(req: httpx.Request) -> httpx.Response:
+        body = {"error": "rate_limited", "reason": "slow down", "details": {"retry_after": 7}}
+        return httpx.Response(429, json=body, headers={"retry-after": "7"})
+
+    with _client("https://fiu-b.test:8443", limited) as client, pytest.raises(PeerError) as caught:
+        client.disclosure_status("d-1")
+    assert caught.value.code == "rate_limited"
+    assert caught.value.status == 429
+    assert caught.value.retry_after == 7
+
+
+@pytest.mark.parametrize("value", ["soon", "-3", "", "99999999999999999999"])
+def test_a_malformed_or_absurd_retry_after_is_not_believed(value: str) -> None:
+    def limited(req: httpx.Request) -> httpx.Response:
+        body = {"error": "rate_limited", "reason": "slow down"}
+        return httpx.Response(429, json=body, headers={"retry-after": value})
+
+    with _client("https://fiu-b.test:8443", limited) as client, pytest.raises(PeerError) as caught:
+        client.disclosure_status("d-1")
+    assert caught.value.code == "rate_limited"
+    assert caught.value.retry_after is None

@@ -109,7 +109,9 @@ def test_budget_exhaustion_carries_retry_after_and_refill_time() -> None:
     error = BudgetExhaustedError("budget used up", retry_after=120, refill_at=1_760_000_120)
     assert (error.retry_after, error.refill_at) == (120, 1_760_000_120)
     assert error.to_dict()["details"] == {"retry_after": 120, "refill_at": 1_760_000_120}
-    assert BudgetExhaustedError(retry_after=-5, refill_at=0).retry_after == 0
+    # Retry-After: 0 would tell the asker to retry at once, into the same refusal
+    assert BudgetExhaustedError(retry_after=-5, refill_at=0).retry_after == 1
+    assert BudgetExhaustedError(retry_after=0, refill_at=0).retry_after == 1
 
 
 def test_settings_error_names_the_setting_and_defaults_its_reason() -> None:

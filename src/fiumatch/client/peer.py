@@ -177,10 +177,13 @@ class PeerClient:
                 expected_peer=self._own_id,
             )
         except FiumatchError as exc:
+            # A 429 rate_limited comes before the peer knows who asked, so it is unsigned:
+            # keep its Retry-After (only a delay; bounded, so a forged one cannot stall us long).
             raise PeerError(
                 f"the peer's response is not authentic ({exc.code})",
                 status=r.status_code or 0,
                 peer_code="unauthentic_response" if r.status_code < 400 else _code(r),
+                retry_after=_retry_after(r) if r.status_code == 429 else None,
             ) from None
         if self._audit is not None:
             self._audit.after_response(
@@ -276,6 +279,18 @@ def _json(content: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+MAX_UNSIGNED_RETRY_AFTER = 3600
+"""The longest unsigned ``Retry-After`` believed (seconds); a longer or malformed one is dropped."""
+
+
+def _retry_after(r: httpx.Response) -> int | None:
+    value = r.headers.get("retry-after", "").strip()
+    if not (value.isascii() and value.isdigit()) or len(value) > 10:
+        return None
+    seconds = int(value)
+    return seconds if seconds <= MAX_UNSIGNED_RETRY_AFTER else None
 
 
 def _code(r: httpx.Response) -> str:

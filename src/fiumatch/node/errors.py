@@ -171,7 +171,7 @@ class BudgetExhaustedError(NodeError):
     def __init__(
         self, reason: str = "", *, retry_after: int, refill_at: int, **details: object
     ) -> None:
-        self.retry_after = max(0, int(retry_after))
+        self.retry_after = max(1, int(retry_after))  # 0 would mean: retry at once, in vain
         self.refill_at = int(refill_at)
         super().__init__(reason, retry_after=self.retry_after, refill_at=self.refill_at, **details)
 

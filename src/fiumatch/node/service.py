@@ -1490,7 +1490,8 @@ class NodeService:
                 if err.status == 0:  # down, silent or cut off: say which (no data in it)
                     detail += f": {err.reason}"
                 if err.retry_after is not None:
-                    detail += f"; budget refills in {err.retry_after}s"
+                    wait = "budget refills in" if err.code == "budget_exhausted" else "retry in"
+                    detail += f"; {wait} {err.retry_after}s"
                 self.audit.record(
                     "session_closed",
                     actor=analyst,
