@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -177,3 +177,24 @@ def test_a_set_size_that_is_no_count_is_a_bad_request(
     with y.client("auditor") as c:
         new = c.audit_entries(before)["entries"]
     assert [e.get("clause") for e in new if str(e["event"]).upper() == "REFUSAL"] == ["protocol"]
+
+
+@pytest.mark.parametrize("epoch", ["1x", "+1", "-1", "1_0", "", "9" * 20])
+def test_a_non_decimal_epoch_header_is_a_bad_request(
+    strict_pair: tuple[DemoNode, DemoNode], epoch: str
+) -> None:
+    # The header is signed and present, so it is not a missing component: it is malformed.
+    x, y = strict_pair
+    client, _ = peer_client(x, y)
+    sid = os.urandom(16).hex()
+    with client, pytest.raises(PeerError) as err:
+        client.signed_request(
+            "POST",
+            f"/peer/v1/sessions/{sid}/frames",
+            b"",
+            content_type="application/octet-stream",
+            session=sid,
+            epoch=cast(Any, epoch),
+        )
+    assert err.value.status == 400 and err.value.code == "bad_request"
+    assert "epoch" in err.value.reason

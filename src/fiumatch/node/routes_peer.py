@@ -186,10 +186,13 @@ def router(service: NodeService) -> APIRouter:
         peer_id, body = await _verify(request, service)
         if request.headers.get("fiumatch-session") != session_id:
             raise MissingComponentError("the signed session header does not match the path")
-        try:
-            epoch = int(request.headers.get("fiumatch-epoch", ""))
-        except ValueError:
-            raise MissingComponentError("the signed epoch header is missing") from None
+        raw_epoch = request.headers.get("fiumatch-epoch")
+        if raw_epoch is None:
+            raise MissingComponentError("the signed epoch header is missing")
+        # decimal digits only: int() would also take "+1", " 1", "1_0" and non-ASCII digits
+        if not (raw_epoch.isascii() and raw_epoch.isdigit()) or len(raw_epoch) > 19:
+            raise BadRequestError("the fiumatch-epoch header is not a decimal epoch number")
+        epoch = int(raw_epoch)
         out = await run_in_threadpool(service.session_frames, peer_id, session_id, epoch, body)
         return await _signed(request, service, 200, out, "application/octet-stream")
 
