@@ -491,6 +491,26 @@ class NodeService:
         )
         return token.token
 
+    def disable_user(self, actor: User, name: str) -> User:
+        """An admin disables a user: its token stops working at once, and with it the user's
+        web sessions (they re-read the user on every request). Audited as ``role_changed``
+        with change ``suspended``. An admin cannot disable their own account."""
+        self.require_role(actor, "admin")
+        if name == actor.name:
+            raise ConflictError("you cannot disable your own account")
+        user = self.store.users.get(name)
+        if user is None:
+            raise NotFoundError("no such user")
+        if not user.active:
+            raise ConflictError("the user is already disabled")
+        self.store.users.disable(name, now=self.now())
+        self.audit.record(
+            "role_changed",
+            actor=actor.name,
+            extra={"target": _token(name), "role": user.role, "change": "suspended"},
+        )
+        return self.store.users.require(name)
+
     # -- peers and agreements -------------------------------------------------------------------
 
     def add_peer(self, actor: User, node_id: str, url: str, expected_fingerprint: str) -> Peer:
@@ -606,6 +626,57 @@ class NodeService:
             for a in self.store.agreements.list_for_peer(p.node_id)
         ]
 
+    def revoke_peer(self, actor: User, peer_id: str) -> Peer:
+        """An admin revokes a pinned peer: its signatures are refused from now on, the sessions
+        it holds open are aborted, and no query goes to it. Audited (``peer_changed``,
+        ``revoked``). A revoked peer stays listed; it is not pinned again under that id."""
+        self.require_role(actor, "admin")
+        peer = self.store.peers.get(peer_id)
+        if peer is None:
+            raise NotFoundError("no such peer")
+        if not peer.active:
+            raise ConflictError("the peer is already revoked")
+        self.store.peers.revoke(peer_id, now=self.now())
+        self.audit.record(
+            "peer_changed",
+            actor=actor.name,
+            peer=peer_id,
+            extra={"change": "revoked", "object_sha256": _digest(peer.public_key)},
+        )
+        self._abort_live(lambda live: live.peer_id == peer_id)
+        return self.store.peers.require(peer_id)
+
+    def revoke_agreement(self, actor: User, agreement_id: str) -> Agreement:
+        """An admin revokes an agreement: no session opens under it from now on, the sessions
+        open under it are aborted, and the sets served to its peer are rebuilt for the
+        identifier types still allowed. Audited (``agreement_changed``, ``revoked``)."""
+        self.require_role(actor, "admin")
+        agreement = self.store.agreements.get(agreement_id)
+        if agreement is None:
+            raise NotFoundError("no such agreement")
+        if agreement.revoked_at is not None:
+            raise ConflictError("the agreement is already revoked")
+        self.store.agreements.revoke(agreement_id, now=self.now())
+        self.audit.record(
+            "agreement_changed",
+            actor=actor.name,
+            peer=agreement.peer_id,
+            agreement_id=agreement_id,
+            extra={"change": "revoked", "object_sha256": _digest(agreement.signed_json.encode())},
+        )
+        self._abort_live(lambda live: live.agreement_id == agreement_id)
+        peer = self.store.peers.get(agreement.peer_id)
+        if peer is not None and peer.active:
+            self._refresh_precompute(agreement.peer_id)
+        return self.store.agreements.require(agreement_id)
+
+    def _abort_live(self, which: Callable[[_LiveSession], bool]) -> None:
+        """Close (``aborted``, audited) the live sessions ``which`` selects."""
+        with self._live_lock:
+            chosen = [(sid, live) for sid, live in self._live.items() if which(live)]
+        for sid, live in chosen:
+            self._close_live(sid, live, "aborted")
+
     def _require_peer(self, peer_id: str) -> Peer:
         peer = self.store.peers.get(peer_id)
         if peer is None or not peer.active:
@@ -624,6 +695,27 @@ class NodeService:
                 self.store.subjects.upsert_with_keys(*to_stored(s), now=now)
                 count += 1
         return count
+
+    def search_subjects(self, user: User, text: str, limit: int = 50) -> dict[str, Any]:
+        """Our stored subjects (not analyst-pasted ones) whose reference or display data holds
+        ``text``, for an analyst choosing what to query: ``subjects`` (id, local_ref, type,
+        name; at most ``limit``, by reference) and ``total``, how many are stored in all."""
+        self.require_role(user, "analyst", "supervisor")
+        found, total = self.store.subjects.search(
+            text, exclude_source=PASTED_SOURCE, limit=max(0, min(limit, 1000))
+        )
+        return {
+            "subjects": [
+                {
+                    "id": s.id,
+                    "local_ref": s.local_ref,
+                    "type": s.subject_type,
+                    "name": str(s.display.get("name", "")),
+                }
+                for s in found
+            ],
+            "total": total,
+        }
 
     def _served_keys(self, type_codes: set[int]) -> list[StoredKey]:
         """Our match keys of the given types, excluding analyst-pasted subjects."""
@@ -1903,6 +1995,32 @@ class NodeService:
                 limit=1000,
             )
         ]
+
+    def preview_disclosure(self, user: User, did: str) -> dict[str, Any]:
+        """An incoming request with the record it names, for the owner's supervisor deciding
+        it: the request (as :meth:`list_disclosures` gives it) plus ``record`` (the fields a
+        decision can release) or None and ``record_missing`` saying why (purged since). It
+        releases nothing and changes nothing."""
+        self.require_role(user, "supervisor")
+        d = self.store.disclosures.get(did)
+        if d is None or d.direction != "in":
+            raise NotFoundError("no such incoming request")
+        subject = self.store.subjects.get(d.subject_id) if d.subject_id else None
+        record: dict[str, Any] | None = None
+        if subject is not None:
+            record = {
+                "name": subject.display.get("name", ""),
+                "local_ref": subject.local_ref,
+                "subject_type": subject.subject_type,
+            }
+            for k, v in subject.display.items():
+                if k not in ("name", "type"):
+                    record[k] = ", ".join(v) if isinstance(v, list) else v
+        return {
+            **self._disclosure_dict(d),
+            "record": record,
+            "record_missing": "" if record else "the record is no longer held (purged)",
+        }
 
     def decide_disclosure(
         self,

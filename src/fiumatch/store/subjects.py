@@ -210,6 +210,27 @@ class SubjectRepo:
             )
         return [str(r[0]) for r in rows]
 
+    def search(
+        self, text: str, *, exclude_source: str, limit: int = 50
+    ) -> tuple[list[Subject], int]:
+        """Subjects (not of ``exclude_source``) whose reference or display data contains
+        ``text`` (a literal substring, case-insensitive for ASCII), at most ``limit`` of them
+        by reference; and how many subjects there are in all, leaving out that source."""
+        conn = self._db.connection()
+        total = int(
+            conn.execute(
+                "SELECT COUNT(*) FROM subjects WHERE source != ?", (exclude_source,)
+            ).fetchone()[0]
+        )
+        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = conn.execute(
+            """SELECT * FROM subjects WHERE source != ?
+                 AND (local_ref LIKE ? ESCAPE '\\' OR display_json LIKE ? ESCAPE '\\')
+               ORDER BY local_ref LIMIT ?""",
+            (exclude_source, like, like, max(0, limit)),
+        )
+        return [_subject_from_row(r) for r in rows], total
+
     def existing(self, subject_ids: Collection[str]) -> set[str]:
         """The ids among ``subject_ids`` that are still stored."""
         found: set[str] = set()
