@@ -507,7 +507,8 @@ class WebInterface:
             request: Request, viewer: Viewer, state: FormState, status: int = 200
         ) -> Response:
             search = _text(request.query_params, "q", 100)
-            subjects, total = views.find_subjects(store, search)
+            found = service.search_subjects(viewer.user, search)
+            subjects, total = found["subjects"], found["total"]
             peers = views.peer_statuses(service, self.reach)
             return self.render(
                 request,
@@ -784,8 +785,8 @@ class WebInterface:
             pending, decided = [], []
             for d in service.list_disclosures(viewer.user, "in"):
                 if d["status"] == "pending":
-                    stored = store.disclosures.get(d["id"])
-                    record, why = views.incoming_record(store, stored) if stored else (None, "")
+                    preview = service.preview_disclosure(viewer.user, d["id"])
+                    record, why = preview["record"], preview["record_missing"]
                     state = states.get(d["id"]) or FormState(
                         values={"fields": ["name", "local_ref", "subject_type"]}
                     )
@@ -820,9 +821,7 @@ class WebInterface:
                 }
             )
             v = state.values
-            stored = store.disclosures.get(did)
-            if stored is None or stored.direction != "in":
-                raise NotFoundError("no such incoming request")
+            stored = service.preview_disclosure(viewer.user, did)  # NotFoundError if none
             if v["decision"] not in ("approve", "refuse"):
                 state.error("decision", "Choose approve or refuse")
             if not v["reason"]:
@@ -831,7 +830,7 @@ class WebInterface:
                 state.error("fields", "Choose at least one field to release")
             if not set(v["fields"]) <= set(_RELEASABLE):
                 state.error("fields", "Choose fields from the list")
-            asked_onward = stored.onward_status == "requested"
+            asked_onward = stored["onward"]["status"] == "requested"
             if asked_onward and v["onward"] not in ("grant", "refuse"):
                 state.error("onward", "Grant or refuse the onward dissemination asked for")
             if state.ok:

@@ -1,8 +1,8 @@
 """What the web pages show, computed from the node's service and store.
 
 Owns: the identifier rule of the web interface (:func:`may_see_identifiers`), peer status
-(reachability with the pinned key checked, epoch, agreement validity, budget use), the subject
-picker, parsing pasted or uploaded identifiers, hit filtering and CSV export, the health of the
+(reachability with the pinned key checked, epoch, agreement validity, budget use), parsing
+pasted or uploaded identifiers, hit filtering and CSV export, the health of the
 stored audit log, daily activity per peer for the charts, and verifying and reconciling
 uploaded audit bundles with the pure ``fiumatch.auditlog`` functions.
 
@@ -38,8 +38,8 @@ from fiumatch.auditlog.verify import ReconcileReport, VerifyReport, reconcile, v
 from fiumatch.errors import FiumatchError
 from fiumatch.ingest.build import FIELDS, MULTI_VALUED
 from fiumatch.node.keys import fingerprint
-from fiumatch.node.service import PASTED_SOURCE, STRENGTHS, NodeService
-from fiumatch.store import Agreement, Disclosure, Peer, Store
+from fiumatch.node.service import STRENGTHS, NodeService
+from fiumatch.store import Agreement, Peer, Store
 
 __all__ = [
     "IDENTIFIER_ROLES",
@@ -55,9 +55,7 @@ __all__ = [
     "daily_activity",
     "filter_entries",
     "filter_hits",
-    "find_subjects",
     "hits_csv",
-    "incoming_record",
     "key_type_name",
     "log_health",
     "may_see_identifiers",
@@ -221,36 +219,6 @@ def peer_statuses(service: NodeService, reach: Reachability) -> list[PeerStatus]
 # --- subjects and pasted identifiers -----------------------------------------------------------
 
 
-def find_subjects(store: Store, text: str, limit: int = 50) -> tuple[list[dict[str, str]], int]:
-    """Stored subjects (not analyst-pasted ones) whose reference or display data contains
-    ``text``, and how many stored subjects there are in all."""
-    conn = store.db.connection()
-    total = int(
-        conn.execute(
-            "SELECT COUNT(*) FROM subjects WHERE source != ?", (PASTED_SOURCE,)
-        ).fetchone()[0]
-    )
-    like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    rows = conn.execute(
-        """SELECT id, local_ref, subject_type, display_json FROM subjects
-           WHERE source != ? AND (local_ref LIKE ? ESCAPE '\\' OR display_json LIKE ? ESCAPE '\\')
-           ORDER BY local_ref LIMIT ?""",
-        (PASTED_SOURCE, like, like, limit),
-    ).fetchall()
-    out = []
-    for r in rows:
-        display = json.loads(r[3])
-        out.append(
-            {
-                "id": str(r[0]),
-                "local_ref": str(r[1]),
-                "type": str(r[2]),
-                "name": str(display.get("name", "")),
-            }
-        )
-    return out, total
-
-
 class PasteError(ValueError):
     """Pasted or uploaded identifiers that cannot be read (names a line, never a value)."""
 
@@ -389,23 +357,6 @@ def hits_csv(query: Mapping[str, Any], hits: Iterable[Mapping[str, Any]]) -> str
 
 
 # --- disclosures -------------------------------------------------------------------------------
-
-
-def incoming_record(store: Store, d: Disclosure) -> tuple[dict[str, Any] | None, str]:
-    """The record an incoming request names (the service resolved it when the request came
-    in), for the supervisor deciding it; or None and why not."""
-    subject = store.subjects.get(d.subject_id) if d.subject_id else None
-    if subject is None:
-        return None, "the record is no longer held (purged)"
-    record: dict[str, Any] = {
-        "name": subject.display.get("name", ""),
-        "local_ref": subject.local_ref,
-        "subject_type": subject.subject_type,
-    }
-    for k, v in subject.display.items():
-        if k not in ("name", "type"):
-            record[k] = ", ".join(v) if isinstance(v, list) else v
-    return record, ""
 
 
 def key_type_name(code: int) -> str:
