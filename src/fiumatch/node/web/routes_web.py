@@ -1267,6 +1267,49 @@ class WebInterface:
                     return self._back(PREFIX + "/admin#users")
             return admin_page(request, viewer, {"user": state}, 400)
 
+        def admin_change(
+            viewer: Viewer, anchor: str, what: str, change: Callable[[], str]
+        ) -> Response:
+            """Run one admin change; say how it went in a flash message."""
+            try:
+                done = change()
+            except (ConflictError, NotFoundError) as exc:
+                viewer.session.flash("error", f"{what}: {exc.reason}")
+            else:
+                viewer.session.flash("ok", done)
+            return self._back(PREFIX + "/admin#" + anchor)
+
+        @self._post("/admin/peers/revoke", ("admin",))
+        def admin_revoke_peer(request: Request, viewer: Viewer, form: FormData) -> Response:
+            peer = _text(form, "peer", 64)
+
+            def revoke() -> str:
+                p = service.revoke_peer(viewer.user, peer)
+                self.reach.forget(p.node_id)
+                return f"Peer {p.node_id} revoked: its requests are refused from now on"
+
+            return admin_change(viewer, "peers", f"Peer {peer}", revoke)
+
+        @self._post("/admin/agreements/revoke", ("admin",))
+        def admin_revoke_agreement(request: Request, viewer: Viewer, form: FormData) -> Response:
+            agreement = _text(form, "agreement", 64)
+
+            def revoke() -> str:
+                a = service.revoke_agreement(viewer.user, agreement)
+                return f"Agreement {a.id} with {a.peer_id} revoked"
+
+            return admin_change(viewer, "agreements", f"Agreement {agreement}", revoke)
+
+        @self._post("/admin/users/disable", ("admin",))
+        def admin_disable_user(request: Request, viewer: Viewer, form: FormData) -> Response:
+            name = _text(form, "user", 64)
+
+            def disable() -> str:
+                u = service.disable_user(viewer.user, name)
+                return f"User {u.name} disabled: their token no longer works"
+
+            return admin_change(viewer, "users", f"User {name}", disable)
+
         @self._post("/admin/rotate", ("admin",))
         def admin_rotate(request: Request, viewer: Viewer, form: FormData) -> Response:
             peer = _text(form, "peer", 64)
