@@ -87,8 +87,11 @@ def test_load_writes_a_reject_report_and_names_the_file(
     out = capsys.readouterr().out
     assert "in.csv: loaded 1 subjects, 1 records rejected" in out
     assert "in.csv line 3 (record b1): name:" in out
-    assert "-> rejects.jsonl" in out
-    report = [json.loads(x) for x in (tmp_path / "rejects.jsonl").read_text().splitlines()]
+    # By default the report stays with the node's data, never in the working directory.
+    (report_path,) = (d / "rejects").glob("load-*.jsonl")
+    assert f"-> {report_path}" in out.replace("\n", "")
+    assert not (tmp_path / "rejects.jsonl").exists()
+    report = [json.loads(x) for x in report_path.read_text().splitlines()]
     assert [(r["file"], r["line"], r["record"], r["field"]) for r in report] == [
         ("in.csv", 3, "b1", "name")
     ]
@@ -121,3 +124,4 @@ def test_load_refuses_what_is_not_a_regular_csv_file_and_changes_nothing(
     err = capsys.readouterr().err
     assert code == 2 and name in err, err
     assert _subjects(d) == 0 and not (tmp_path / "rejects.jsonl").exists()
+    assert not (d / "rejects").exists()

@@ -12,6 +12,7 @@ a missing key, a default passphrase or a key file others can read.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,9 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--rejects",
         type=Path,
-        default=Path("rejects.jsonl"),
-        help="reject report, JSON Lines as fiumatch ingest writes it (default: rejects.jsonl)",
+        default=None,
+        help="reject report, JSON Lines as fiumatch ingest writes it (default: "
+        "DIR/rejects/load-<UTC time>.jsonl, inside the node directory)",
     )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_load)
@@ -159,6 +161,10 @@ def _load(args: argparse.Namespace) -> int:
 
     err = Console(stderr=True, soft_wrap=True)
     out = Console(soft_wrap=True)
+    if args.rejects is None:
+        # Reject reports name local records: keep them with the node's data, not in the cwd.
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        args.rejects = args.dir / "rejects" / f"load-{stamp}-{os.getpid()}.jsonl"
     # Refuse the whole load before the store is opened: nothing is read, nothing changes.
     refused = not_regular_files(args.files)
     for path, refusal in refused:
@@ -179,6 +185,7 @@ def _load(args: argparse.Namespace) -> int:
     listed = 0
     with ExitStack() as stack:
         try:
+            args.rejects.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             report = stack.enter_context(RejectReport(args.rejects))
         except OSError as exc:
             err.print(f"[red]{shown(args.rejects)}:[/red] cannot write the reject report "
