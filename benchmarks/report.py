@@ -162,8 +162,10 @@ def write_micro(out: Path, machine: dict[str, Any], micro: dict[str, Any]) -> No
         f"Machine: {summary_line(machine)}.",
         "",
         f"Batch of {micro['batch']} elements through the batch API, median of "
-        f"{micro['repeats']} repeats, both backends back to back in each repeat; "
-        f"libsodium {micro['libsodium']}.",
+        f"{micro['repeats']} repeats, both backends back to back in each repeat; libsodium "
+        + ", ".join(f"{v} ({k})" for k, v in micro["libsodium"].items())
+        + ". `finalize` includes the batched inversion of the blinds; the proofs are one "
+        "batched DLEQ proof over the batch, per element.",
         "",
         "| operation | rbcl (µs/element) | pysodium (µs/element) | pysodium / rbcl |",
         "| --- | ---: | ---: | ---: |",
@@ -270,3 +272,29 @@ def _plot_epoch(out: Path, machine: dict[str, Any], epoch: dict[str, Any]) -> No
     fig.tight_layout()
     fig.savefig(out / "epoch.png", dpi=110)
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Re-rendering
+
+
+def rerender(out: Path) -> None:
+    """Rewrite every Markdown table and plot from the JSON files in ``out`` (no measuring)."""
+    if (p := out / "micro.json").exists():
+        micro = json.loads(p.read_text())
+        write_micro(out, micro.pop("machine"), micro)
+    if (p := out / "psi.json").exists():
+        psi = json.loads(p.read_text())
+        psi.pop("targets", None)
+        write_psi(out, psi.pop("machine"), psi)
+    if (p := out / "epoch.json").exists():
+        epoch = json.loads(p.read_text())
+        epoch.pop("target", None)
+        projections = epoch.pop("projections")
+        write_epoch(out, epoch.pop("machine"), epoch, projections)
+
+
+if __name__ == "__main__":
+    import sys
+
+    rerender(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results")
