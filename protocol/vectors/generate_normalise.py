@@ -1,7 +1,7 @@
 # ruff: noqa: E501  (the case table reads best one case per line)
 """Generate protocol/vectors/normalise.json: raw records -> canonical match keys.
 
-Each case is one record in the documented column vocabulary (SPEC-identifiers.md, "Record
+Each case is one record in the documented column vocabulary (SPEC.md §13.3, "Record
 fields") and either the set of match keys it derives (type, code, canonical fields and the
 encoded bytes in hex) or the rejects it must raise (field and error code). Another
 implementation that follows the spec must derive byte-identical keys for every positive
@@ -143,7 +143,7 @@ def _icu_version() -> str:
 
 def build() -> dict[str, Any]:
     return {
-        "description": "Raw records -> canonical match keys (SPEC-identifiers.md). Positive "
+        "description": "Raw records -> canonical match keys (protocol/SPEC.md §13). Positive "
         "cases list every key the record derives, sorted by encoded bytes; negative cases "
         "list the (field, code) rejects, sorted.",
         "generator": "protocol/vectors/generate_normalise.py",

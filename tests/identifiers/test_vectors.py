@@ -46,7 +46,7 @@ def test_vector(case: dict[str, Any]) -> None:
 def test_vectors_name_the_icu_they_were_made_with() -> None:
     import icu  # type: ignore[import-untyped]
 
-    # Keys of Han, kana, Arabic, ... names depend on the system ICU (SPEC-identifiers.md,
+    # Keys of Han, kana, Arabic, ... names depend on the system ICU (SPEC.md §13,
     # section 1): the vectors must say which one made them, and the replay above is the
     # check a machine with another ICU must pass.
     major, _, minor = DATA["icu"].partition(".")

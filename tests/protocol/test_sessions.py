@@ -737,7 +737,8 @@ def test_spec_lists_every_domain_separation_string_and_error_code() -> None:
     codes.add(ResultMismatchError.code)
     for code in codes:
         assert f"| `{code}` |" in SPEC, code
-    assert "## 13. Subject normalisation and match keys\n\nSee SPEC-identifiers section" in SPEC
+    assert "## 13. Subject normalisation and match keys\n" in SPEC
+    assert "## 14. HTTP binding\n" in SPEC
 
 
 def test_public_names_exist() -> None:

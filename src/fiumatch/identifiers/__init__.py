@@ -2,7 +2,7 @@
 
 Owns the subject model, every normaliser (names, dates, countries, bank and organisation
 identifiers, identity documents, contacts, crypto wallets) and match-key derivation and
-encoding, as specified in protocol/SPEC-identifiers.md. Must never do I/O, read a clock or
+encoding, as specified in protocol/SPEC.md §13. Must never do I/O, read a clock or
 draw randomness, and must never put an identifier value into an error message.
 
 Public API::

@@ -1,4 +1,4 @@
-"""Derive a subject's match keys (SPEC-identifiers.md, "Key derivation").
+"""Derive a subject's match keys (SPEC.md §13.5, "Key derivation").
 
 Owns which keys a subject yields: one strong key per canonical identifier, person
 composites from every name variant that has a date of birth, organisation composites from

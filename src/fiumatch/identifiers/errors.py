@@ -1,4 +1,4 @@
-"""Typed identifier errors, each with a stable code (SPEC-identifiers.md, "Errors").
+"""Typed identifier errors, each with a stable code (SPEC.md §13.7, "Errors").
 
 Every error names the *field* that failed and the *reason*, never the value: a message may
 end up in a reject report, a log line or an HTTP answer, and identifiers are personal data.

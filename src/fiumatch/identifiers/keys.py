@@ -4,7 +4,7 @@ Owns the key types (stable names, one-byte codes, strength classes), the byte en
 that is the *only* thing handed to the OPRF, and the rules that derive keys from a subject's
 normalised parts. Pure: no I/O, no randomness.
 
-Encoding (SPEC-identifiers.md, "Match-key encoding")::
+Encoding (SPEC.md §13.6, "Match-key encoding")::
 
     b"fiumatch-mk" || version (1 byte) || type code (1 byte) || field count (1 byte)
                    || for each field: length (2 bytes, big-endian) || UTF-8 bytes

@@ -1,6 +1,6 @@
 """Name normalisation: persons and organisations, any script, to ASCII tokens.
 
-Owns the exact pipeline of SPEC-identifiers.md section "Names". What the field's libraries
+Owns the exact pipeline of SPEC.md §13.4, "Names". What the field's libraries
 do is delegated to them (rigour 2.6.1 for honorifics, legal forms, transliteration and
 Metaphone; ICU through normality for scripts rigour does not cover); what is hand-written
 here is only the German digraph variant (``ü`` -> ``ue``), the ICAO 9303 Cyrillic variant,
