@@ -1,12 +1,17 @@
 """Ingestion throughput: records per second, normalisation and key derivation included.
 
-Writes a synthetic CSV of ``--records`` rows (default 10^6) by cycling through a synthetic
-dataset (fiumatch.synth, 3 jurisdictions) with fresh local references, then streams it
-through ``fiumatch.ingest.read`` with a rich progress bar, encoding every match key to the
-bytes the OPRF would take. Peak memory is reported to show the file is streamed, not
-loaded. goAML XML and FtM readers are measured on the synthetic files themselves.
+Writes synthetic CSV files of 10^5 and 10^6 rows (fiumatch.synth, three jurisdictions,
+about 10^5 distinct records cycled with fresh local references: the 10^5 file is all
+distinct records, so every cache starts cold; the 10^6 file repeats each record ten times),
+then reads each through ``fiumatch.ingest.read`` serially (``workers=1``) and with one worker
+process per core, side by side, ``--repeats`` times each, encoding every match key to the
+bytes the OPRF would take. Every run is a fresh process (so peak memory is that run's own):
+the main process's peak RSS and the largest worker's peak RSS are recorded to show memory
+stays flat as the file grows (the file is streamed and the caches are bounded). A rich
+progress bar (records, records/s, ETA) shows on the terminal. goAML XML and FtM are measured
+serially on 20,000 synthetic records each (``--other-records``).
 
-Run:  python -m benchmarks.ingest_throughput [--records N]
+Run:  python -m benchmarks.ingest_throughput [--sizes 100000,1000000] [--repeats 3]
 Writes benchmarks/results/ingest_throughput.{json,md,png}.
 """
 
@@ -17,146 +22,343 @@ import csv
 import json
 import os
 import platform
-import resource
+import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from datetime import date
 from pathlib import Path
-
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-from fiumatch.identifiers import Subject
-from fiumatch.ingest import FIELDS, IngestStats, read
-from fiumatch.synth import generate, write
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+GOAL = 20_000
 
 
-def _rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _peak_kib(pid: int, field: str = "VmHWM") -> int:
+    """VmHWM (peak resident set; or another /proc status field) of a live process, KiB; 0 if
+    it is gone. Not ru_maxrss: that survives exec, so a fresh process would report its
+    parent's peak."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
-def _timed_read(path: Path, total: int, label: str) -> dict[str, object]:
+class _WorkerWatch(threading.Thread):
+    """Samples the worker processes (our descendants but the fork server and resource
+    tracker, which are our direct children): their CPU seconds and peak RSS."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.cpu: dict[int, float] = {}
+        self.peak_kib: dict[int, int] = {}
+        self.stop = threading.Event()
+
+    def sample(self) -> None:
+        import psutil  # type: ignore[import-untyped]
+
+        me = psutil.Process()
+        for proc in me.children(recursive=True):
+            try:
+                if proc.ppid() == me.pid:
+                    continue
+                times = proc.cpu_times()
+                self.cpu[proc.pid] = times.user + times.system
+                self.peak_kib[proc.pid] = max(self.peak_kib.get(proc.pid, 0), _peak_kib(proc.pid))
+            except psutil.Error:
+                continue
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            self.sample()
+
+
+def run_one(path: Path, workers: int, total: int, label: str) -> dict[str, Any]:
+    """One timed read in this process (called in a fresh process by :func:`main`)."""
+    from fiumatch.cli.ingest import progress_bar
+    from fiumatch.identifiers import Subject
+    from fiumatch.ingest import IngestStats, read
+
+    rss_start = _peak_kib(os.getpid(), "VmRSS")
+    watch = _WorkerWatch()
+    watch.start()
     stats = IngestStats()
     keys = 0
+    size = path.stat().st_size
     started = time.perf_counter()
     cpu_started = time.process_time()
-    with Progress(
-        TextColumn(label), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
-        TimeElapsedColumn(),
-    ) as progress:  # fmt: skip
-        task = progress.add_task(label, total=total)
-        for n, item in enumerate(read(path, default_retention=date(2030, 1, 1), stats=stats), 1):
+    with progress_bar(transient=True) as progress:
+        task = progress.add_task(label, total=size, records=0)
+        stream = read(path, default_retention=date(2030, 1, 1), stats=stats, workers=workers)
+        for n, item in enumerate(stream, 1):
             if isinstance(item, Subject):
                 for key in item.keys:
                     key.encode()
                     keys += 1
             if n % 5000 == 0:
-                progress.update(task, completed=stats.records)
-        progress.update(task, completed=stats.records)
+                progress.update(task, completed=stats.bytes_read, records=stats.records)
+                if n % 50000 == 0:
+                    watch.sample()
+        progress.update(task, completed=size, records=stats.records)
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu_started
+    watch.stop.set()
+    watch.join()
+    worker_cpu = sum(watch.cpu.values())
+    assert stats.records == total, (stats.records, total)
     return {
+        "workers": workers,
         "records": stats.records,
         "subjects": stats.subjects,
         "rejects": stats.rejects,
         "keys": keys,
         "seconds": round(elapsed, 2),
         "records_per_second": round(stats.records / elapsed),
-        "cpu_seconds": round(cpu, 2),
-        "records_per_cpu_second": round(stats.records / cpu),
+        "main_cpu_seconds": round(cpu, 2),
+        "worker_cpu_seconds": round(worker_cpu, 2),
+        "records_per_cpu_second": round(stats.records / (cpu + worker_cpu)),
+        "main_rss_mib_at_start": round(rss_start / 1024, 1),
+        "main_peak_rss_mib": round(_peak_kib(os.getpid()) / 1024, 1),
+        "worker_peak_rss_mib": round(max(watch.peak_kib.values(), default=0) / 1024, 1),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--base", type=int, default=20_000, help="synthetic records per "
-                        "jurisdiction to cycle through")  # fmt: skip
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+def _subprocess(path: Path, workers: int, total: int, label: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ingest_throughput", "--one", str(path),
+         "--workers", str(workers), "--total", str(total), "--label", label],
+        stdout=subprocess.PIPE, check=True, text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
+
+def _write_csv(base: list[dict[str, str]], path: Path, rows: int) -> float:
+    from fiumatch.ingest import FIELDS
+
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=FIELDS)
+        writer.writeheader()
+        for i in range(rows):
+            rec = dict(base[i % len(base)])
+            rec["local_ref"] = f"{rec['local_ref']}-{i}"
+            writer.writerow(rec)
+    return path.stat().st_size / 2**20
+
+
+def _median(runs: list[dict[str, Any]], field: str) -> float:
+    return float(statistics.median(r[field] for r in runs))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--sizes", default="100000,1000000", help="CSV rows, comma-separated")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="workers of the parallel runs (default: cores)")  # fmt: skip
+    parser.add_argument("--base", type=int, default=33_334,
+                        help="distinct synthetic records per jurisdiction")  # fmt: skip
+    parser.add_argument("--other-records", type=int, default=20_000,
+                        help="records of the FtM and goAML files")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--total", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--label", default="", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one is not None:
+        print(json.dumps(run_one(args.one, args.workers, args.total, args.label)))
+        return
+
+    from fiumatch.synth import generate, write
+
+    load_start = os.getloadavg()
     ds = generate(["DE", "RU", "CN"], subjects=args.base, overlap=0.2, seed=7)
     base = [rec for j in ds.jurisdictions for rec in ds.records[j]]
-    results: dict[str, object] = {}
+    sizes = [int(x) for x in args.sizes.split(",")]
+    modes = (1, args.workers) if args.workers > 1 else (1,)
+    csv_results: list[dict[str, Any]] = []
+    other: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
-        big = tmpdir / "big.csv"
-        with big.open("w", encoding="utf-8", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=FIELDS)
-            writer.writeheader()
-            for i in range(args.records):
-                rec = dict(base[i % len(base)])
-                rec["local_ref"] = f"{rec['local_ref']}-{i}"
-                writer.writerow(rec)
-        size_mib = big.stat().st_size / 2**20
-        rss_before = _rss_mib()
-        results["csv"] = _timed_read(big, args.records, "CSV")
-        results["csv"]["file_mib"] = round(size_mib, 1)  # type: ignore[index]
-        results["csv"]["peak_rss_mib_before"] = round(rss_before, 1)  # type: ignore[index]
-        results["csv"]["peak_rss_mib_after"] = round(_rss_mib(), 1)  # type: ignore[index]
-        big.unlink()
+        for rows in sizes:
+            path = tmpdir / f"rows-{rows}.csv"
+            mib = _write_csv(base, path, rows)
+            runs: dict[int, list[dict[str, Any]]] = {w: [] for w in modes}
+            for repeat in range(args.repeats):
+                for workers in modes:  # side by side: serial and parallel in each repeat
+                    label = f"{rows:,} rows, workers={workers}, run {repeat + 1}"
+                    runs[workers].append(_subprocess(path, workers, rows, label))
+            path.unlink()
+            for workers in modes:
+                rs = runs[workers]
+                csv_results.append({
+                    "rows": rows,
+                    "file_mib": round(mib, 1),
+                    "distinct_records": min(rows, len(base)),
+                    "workers": workers,
+                    "repeats": len(rs),
+                    "median_records_per_second": round(_median(rs, "records_per_second")),
+                    "median_records_per_cpu_second": round(
+                        _median(rs, "records_per_cpu_second")
+                    ),
+                    "median_seconds": _median(rs, "seconds"),
+                    "main_peak_rss_mib": max(r["main_peak_rss_mib"] for r in rs),
+                    "worker_peak_rss_mib": max(r["worker_peak_rss_mib"] for r in rs),
+                    "main_rss_mib_at_start": rs[0]["main_rss_mib_at_start"],
+                    "keys": rs[0]["keys"],
+                    "runs": rs,
+                })  # fmt: skip
         small = tmpdir / "synth"
-        write(ds, small, ("ftm", "goaml"))
+        ftm_goaml = generate(["DE"], subjects=args.other_records, overlap=0.0, seed=7)
+        write(ftm_goaml, small, ("ftm", "goaml"))
         for fmt, suffix in (("ftm", "ftm.json"), ("goaml", "goaml.xml")):
-            total = args.base
-            results[fmt] = _timed_read(small / f"DE.{suffix}", total, fmt)
+            total = sum(1 for r in ftm_goaml.records["DE"] if fmt == "ftm" or r["type"] in (
+                "person", "organisation", "bank_account"))  # fmt: skip
+            other[fmt] = _subprocess(small / f"DE.{suffix}", 1, total, fmt)
     report = {
         "benchmark": "ingest_throughput",
-        "goal_records_per_second_csv": 20000,
-        "results": results,
+        "goal_records_per_second_csv": GOAL,
+        "csv": csv_results,
+        "other_formats": other,
         "environment": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
+            "load_average_at_start": [round(x, 2) for x in load_start],
             "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-            "note": "2-core machine shared with other work; single process, single thread",
+            "note": "2-core machine shared with other work (other engineers' test suites and "
+            "benchmarks ran at the same time); the load averages say how busy it was",
         },
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ingest_throughput.json").write_text(json.dumps(report, indent=1) + "\n")
+    text = markdown(report)
+    (args.out / "ingest_throughput.md").write_text(text)
+    plot(report, args.out / "ingest_throughput.png")
+    print(text)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    env = report["environment"]
     lines = [
         "# Ingestion throughput (normalisation + key derivation + key encoding)",
         "",
-        "| format | records | subjects | keys | wall s | records/s (wall) | records/s (CPU) |",
-        "|---|---|---|---|---|---|---|",
+        f"CSV, synthetic records of three jurisdictions (DE, RU, CN). Serial (`workers=1`) and "
+        f"parallel runs alternate within each repeat; figures are medians of "
+        f"{report['csv'][0]['repeats']} runs, each in a fresh process. Records/s per CPU "
+        "second counts the main process and the workers. Goal: "
+        f"{report['goal_records_per_second_csv']:,} records/s (wall clock) on this "
+        f"{env['cpus']}-core machine.",
+        "",
+        "| rows | distinct records | workers | records/s (wall, median) | records/s per CPU s "
+        "| wall s | main peak RSS MiB | largest worker peak RSS MiB | goal |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for fmt, row in results.items():
-        assert isinstance(row, dict)
-        lines.append(f"| {fmt} | {row['records']:,} | {row['subjects']:,} | {row['keys']:,} | "
-                     f"{row['seconds']} | {row['records_per_second']:,} | "
-                     f"{row['records_per_cpu_second']:,} |")  # fmt: skip
-    csv_row = results["csv"]
-    assert isinstance(csv_row, dict)
+    for row in report["csv"]:
+        met = "met" if row["median_records_per_second"] >= report[
+            "goal_records_per_second_csv"] else "not met"  # fmt: skip
+        lines.append(
+            f"| {row['rows']:,} | {row['distinct_records']:,} | {row['workers']} | "
+            f"{row['median_records_per_second']:,} | {row['median_records_per_cpu_second']:,} | "
+            f"{row['median_seconds']} | {row['main_peak_rss_mib']} | "
+            f"{row['worker_peak_rss_mib'] or '-'} | {met} |"
+        )
     lines += [
         "",
-        f"CSV file: {csv_row['file_mib']} MiB; peak RSS {csv_row['peak_rss_mib_before']} MiB "
-        f"before reading it and {csv_row['peak_rss_mib_after']} MiB after (streamed). "
-        f"Load average at the end: {report['environment']['load_average_at_end']}.",  # type: ignore[index]
+        "Every run: " + "; ".join(
+            f"{row['rows']:,} rows x{row['workers']}: "
+            + ", ".join(f"{r['records_per_second']:,}" for r in row["runs"])
+            for row in report["csv"]
+        ) + " records/s.",
+        "",
+        "Memory: each run starts at about "
+        f"{report['csv'][0]['main_rss_mib_at_start']} MiB. " + _memory_sentence(report["csv"])
+        + " The file is streamed (at most a few batches in flight) and every normaliser cache "
+        "is a bounded LRU (`fiumatch.identifiers.caches`: 2^16 entries per token cache, 2^14 "
+        "per whole-value cache), so a process's memory stops growing once its caches are "
+        "full, whatever the file's size.",
+        "",
+        "The 10^5-row file holds only distinct records, so every cache starts cold: this is "
+        "the figure for data whose names and numbers rarely repeat. The 10^6-row file cycles "
+        "through the same 10^5 records ten times, but the whole-value caches (2^14 entries) "
+        "are far smaller than that cycle, so whole names, dates, phones and documents are "
+        "normalised again each time; only token results (transliteration, Metaphone) come from "
+        "the caches. Parallel runs spend more CPU per record than serial ones: each worker "
+        "fills its own caches, and every subject is pickled in a worker and unpickled in the "
+        "main process.",
+        "",
+        "| other formats (serial) | records | records/s (wall) | records/s per CPU s |",
+        "|---|---|---|---|",
+    ]
+    for fmt, row in report["other_formats"].items():
+        lines.append(f"| {fmt} | {row['records']:,} | {row['records_per_second']:,} | "
+                     f"{row['records_per_cpu_second']:,} |")  # fmt: skip
+    lines += [
+        "",
+        f"Load average at start {env['load_average_at_start']}, at end "
+        f"{env['load_average_at_end']}: {env['note']}.",
         "",
     ]
-    (args.out / "ingest_throughput.md").write_text("\n".join(lines))
+    return "\n".join(lines)
 
+
+def _memory_sentence(rows: list[dict[str, Any]]) -> str:
+    sizes = sorted({r["rows"] for r in rows})
+    if len(sizes) < 2:
+        return ""
+    small, large = sizes[0], sizes[-1]
+    by = {(r["rows"], r["workers"]): r for r in rows}
+    parts = []
+    for w in sorted({r["workers"] for r in rows}):
+        a, b = by[(small, w)], by[(large, w)]
+        which = "main" if w == 1 else "largest worker"
+        field = "main_peak_rss_mib" if w == 1 else "worker_peak_rss_mib"
+        parts.append(f"workers={w}: {which} peak {a[field]} MiB at {small:,} rows, "
+                     f"{b[field]} MiB at {large:,} rows ({b[field] / a[field]:.2f}x for "
+                     f"{large // small}x the rows)")  # fmt: skip
+    return "Peak RSS, " + "; ".join(parts) + "."
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    names = list(results)
-    xs = range(len(names))
-    wall = [results[n]["records_per_second"] for n in names]  # type: ignore[index]
-    cpu = [results[n]["records_per_cpu_second"] for n in names]  # type: ignore[index]
-    ax.bar([x - 0.2 for x in xs], wall, 0.4, label="wall clock")
-    ax.bar([x + 0.2 for x in xs], cpu, 0.4, label="per CPU second")
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels(names)
-    ax.axhline(20000, color="grey", linestyle="--", label="CSV goal 20k/s")
-    ax.set_ylabel("records / second")
-    ax.set_title("fiumatch ingest throughput (one process)")
-    ax.legend()
+    rows = report["csv"]
+    sizes = sorted({r["rows"] for r in rows})
+    modes = sorted({r["workers"] for r in rows})
+    by = {(r["rows"], r["workers"]): r for r in rows}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    width = 0.8 / len(modes)
+    for i, w in enumerate(modes):
+        xs = [x + i * width for x in range(len(sizes))]
+        left.bar(xs, [by[(s, w)]["median_records_per_second"] for s in sizes], width,
+                 label=f"workers={w}")  # fmt: skip
+        right.bar(xs, [by[(s, w)]["main_peak_rss_mib"] for s in sizes], width,
+                  label=f"main, workers={w}")  # fmt: skip
+        if w > 1:
+            right.bar([x + 0.02 for x in xs], [by[(s, w)]["worker_peak_rss_mib"] for s in sizes],
+                      width * 0.5, label=f"largest worker, workers={w}", alpha=0.7)  # fmt: skip
+    left.axhline(report["goal_records_per_second_csv"], color="grey", linestyle="--",
+                 label="goal 20k/s")  # fmt: skip
+    for ax in (left, right):
+        ax.set_xticks([x + width * (len(modes) - 1) / 2 for x in range(len(sizes))])
+        ax.set_xticklabels([f"{s:,} rows" for s in sizes])
+        ax.legend(fontsize=8)
+    left.set_ylabel("records / second (wall, median)")
+    left.set_title("CSV ingest throughput")
+    right.set_ylabel("peak RSS (MiB)")
+    right.set_title("Peak memory at 10^5 and 10^6 rows (bounded caches)")
     fig.tight_layout()
-    fig.savefig(args.out / "ingest_throughput.png", dpi=110)
-    print("\n".join(lines))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
