@@ -427,19 +427,34 @@ def test_the_other_peers_session_survives_the_intrusion(victim: Victim) -> None:
     assert ok.status_code == 200 and ok.headers["content-type"] == "application/octet-stream"
 
 
-def test_a_hello_naming_another_peers_filter_gets_only_its_own(victim: Victim) -> None:
+def test_a_hello_naming_another_peers_filter_is_refused(victim: Victim) -> None:
     """Filters are per peer (the epoch key binds the querier's id): naming W's filter id in a
-    HELLO is not an error; H is sent its own full filter, never W's."""
+    HELLO is refused (403 ``filter_not_yours``), audited, and changes no stored data."""
     w = _others_session(victim)
     w_reply = victim.other.frames(w["sid"], w["epoch"], hello(w["sid"], w["epoch"]))
     assert w_reply.status_code == 200
     w_filter_id = w_reply.content[4 + 35 + 8 : 4 + 35 + 8 + 16]
     h = opened(victim)
+    size = audit_size(victim.node)
     before = data_digest(victim.db)
     r = send(victim, h, hello(h["sid"], h["epoch"], filter_id=w_filter_id, gen=1))
-    assert r.status_code == 200
-    own_filter_id = r.content[4 + 35 + 8 : 4 + 35 + 8 + 16]
-    assert own_filter_id != w_filter_id
+    assert (r.status_code, r.json().get("error")) == (403, "filter_not_yours"), r.text
+    assert r.json().get("reason"), "every refusal says why"
+    assert w_filter_id.hex() not in r.text
+    assert data_digest(victim.db) == before
+    refusals = [e for e in audit_since(victim.node, size) if e["event"] == "refusal"]
+    assert refusals, "no refusal audited for a foreign filter id"
+
+
+def test_a_hello_naming_an_unknown_filter_gets_its_own_full_filter(victim: Victim) -> None:
+    """An id the owner does not know (stale after a rotation) is the refresh path: answered
+    with the asker's own full filter, not refused."""
+    h = opened(victim)
+    before = data_digest(victim.db)
+    unknown = os.urandom(16)
+    r = send(victim, h, hello(h["sid"], h["epoch"], filter_id=unknown, gen=1))
+    assert r.status_code == 200, r.text
+    assert r.content[4 + 35 + 8 : 4 + 35 + 8 + 16] not in (unknown, bytes(16))
     assert data_digest(victim.db) == before
 
 

@@ -61,6 +61,7 @@ EXPECTED = {
     "MissingComponentError": ("missing_component", 401),
     "BadTokenError": ("bad_token", 401),
     "PermissionDeniedError": ("permission_denied", 403),
+    "FilterNotYoursError": ("filter_not_yours", 403),
     "AgreementRefusedError": ("agreement_refused", 403),
     "BudgetExhaustedError": ("budget_exhausted", 429),
     "NotFoundError": ("not_found", 404),

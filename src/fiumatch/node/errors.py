@@ -20,6 +20,7 @@ Tree::
     │   ├── MissingComponentError      missing_component
     │   └── BadTokenError              bad_token
     ├── PermissionDeniedError          permission_denied     403
+    │   └── FilterNotYoursError        filter_not_yours
     ├── AgreementRefusedError          agreement_refused     403   details: clause
     ├── BudgetExhaustedError           budget_exhausted      429   details: retry_after, refill_at
     ├── RateLimitedError               rate_limited          429   details: retry_after
@@ -55,6 +56,7 @@ __all__ = [
     "ConflictError",
     "DigestMismatchError",
     "EpochRetiredError",
+    "FilterNotYoursError",
     "FingerprintMismatchError",
     "InsecureKeyFileError",
     "KeyFileExistsError",
@@ -145,6 +147,13 @@ class PermissionDeniedError(NodeError):
 
     code = "permission_denied"
     http_status = 403
+
+
+class FilterNotYoursError(PermissionDeniedError):
+    """A filter-mode HELLO names the filter this node built for a different peer: filters are
+    per peer, so a peer may only ever refresh its own (an unknown or stale id is not this)."""
+
+    code = "filter_not_yours"
 
 
 class AgreementRefusedError(NodeError):

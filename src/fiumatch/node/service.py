@@ -42,6 +42,7 @@ from fiumatch.node.errors import (
     BudgetExhaustedError,
     ConflictError,
     EpochRetiredError,
+    FilterNotYoursError,
     FingerprintMismatchError,
     NodeError,
     NotFoundError,
@@ -65,6 +66,7 @@ from fiumatch.protocol.sessions import (
     evaluate_outputs,
 )
 from fiumatch.protocol.wire import (
+    NO_FILTER_ID,
     ElementChunk,
     FrameReader,
     Hello,
@@ -1170,6 +1172,8 @@ class NodeService:
                             raise AgreementRefusedError(
                                 "HELLO announces more elements than were opened", clause="set_size"
                             )
+                        if live.mode == "filter":
+                            self._refuse_foreign_filter(peer_id, live.epoch, decoded.body.filter_id)
                     out += live.machine.receive(frame)
             except FiumatchError as err:
                 self._refuse(peer_id, sid, err, digest, epoch=live.epoch)
@@ -1178,6 +1182,37 @@ class NodeService:
             if live.machine.done:
                 self._finish_owner(sid, live, digest)
         return b"".join(out)
+
+    def _refuse_foreign_filter(self, peer_id: str, epoch: int, filter_id: bytes) -> None:
+        """Refuse a filter-mode HELLO naming the filter this node holds for a *different* peer.
+
+        No filter id, our own current one, or one we do not know (stale after a rotation) is
+        the refresh path (SPEC §7.5, §8.1) and goes on to the machine. Reads only: nothing is
+        prepared, cached or stored here.
+        """
+        if filter_id == NO_FILTER_ID:
+            return
+        with self._epoch_lock:
+            cached = dict(self._ledgers)
+        own = cached.get((peer_id, epoch))
+        if own is not None and own.filter_id == filter_id:
+            return
+        for (holder, _), ledger in cached.items():
+            if ledger.filter_id == filter_id:
+                if holder == peer_id:
+                    return
+                raise FilterNotYoursError("the HELLO names a filter held for another peer")
+        for peer in self.store.peers.list_all(include_revoked=True):
+            if peer.node_id == peer_id:
+                continue
+            for ep in self.store.epochs.list_all(peer.node_id, "local"):
+                if (peer.node_id, ep.epoch) in cached:
+                    continue
+                blob = self.store.epochs.get_blob(peer.node_id, "local", ep.epoch, FILTER_KIND)
+                if blob is None:
+                    continue
+                if FilterLedger.from_objects(_decode_objects(blob.data)).filter_id == filter_id:
+                    raise FilterNotYoursError("the HELLO names a filter held for another peer")
 
     def _abort_sessions_of(self, peer_id: str, epoch: int) -> None:
         """Sessions on a retired epoch cannot go on: close their records now, so they stop
