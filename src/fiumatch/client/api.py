@@ -10,6 +10,7 @@ Errors come back as :class:`ApiError` with the node's error code and details.
 from __future__ import annotations
 
 import ssl
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,10 @@ import httpx
 
 from fiumatch.errors import FiumatchError
 
-__all__ = ["ApiClient", "ApiError"]
+__all__ = ["MAX_WAIT", "ApiClient", "ApiError"]
+
+MAX_WAIT = 30.0
+"""The longest ``wait`` a node accepts on a query read (``routes_api.MAX_WAIT_SECONDS``)."""
 
 
 class ApiError(FiumatchError):
@@ -67,9 +71,19 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def call(self, method: str, path: str, json: Any = None, params: Any = None) -> Any:
+    def call(
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        params: Any = None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """One request; ``timeout`` (seconds) replaces the client's for this request only."""
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         try:
-            r = self._http.request(method, path, json=json, params=params)
+            r = self._http.request(method, path, json=json, params=params, **extra)
         except httpx.HTTPError as exc:
             raise ApiError(
                 f"the node could not be reached ({type(exc).__name__})",
@@ -126,8 +140,27 @@ class ApiClient:
     def create_query(self, **spec: Any) -> Any:
         return self.call("POST", "/api/v1/queries", spec)
 
-    def query(self, query_id: str) -> Any:
-        return self.call("GET", f"/api/v1/queries/{query_id}")
+    def query(self, query_id: str, wait: float | None = None) -> Any:
+        """The query. With ``wait`` (seconds, at most the node's limit, 30), the node holds the
+        request until the query is no longer running or ``wait`` has passed (a long-poll), so a
+        caller learns it finished at once instead of at its next poll."""
+        if not wait:
+            return self.call("GET", f"/api/v1/queries/{query_id}")
+        timeout = max(self._http.timeout.read or 0.0, wait + 10.0)
+        return self.call(
+            "GET", f"/api/v1/queries/{query_id}", params={"wait": wait}, timeout=timeout
+        )
+
+    def wait_query(self, query: dict[str, Any], timeout: float = 60.0) -> Any:
+        """Long-poll ``query`` (a dict with ``id`` and ``status``) until it is no longer running
+        or ``timeout`` seconds have passed; the last state read."""
+        deadline = time.monotonic() + timeout
+        while query["status"] == "running":
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            query = self.query(query["id"], wait=min(left, MAX_WAIT))
+        return query
 
     def queries(self) -> Any:
         return self.call("GET", "/api/v1/queries")

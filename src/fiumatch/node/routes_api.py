@@ -1,25 +1,58 @@
 """Analyst, supervisor and admin routes (``/api/v1``), bearer-token authenticated.
 
 Thin: parse the JSON body into a pydantic model, call one service method, return its dict.
-Roles are checked by the service (``NodeService.require_role``). Every route is a plain ``def``,
-so FastAPI runs it in its threadpool: the store and the peer calls block.
+Roles are checked by the service (``NodeService.require_role``). Every route but one is a plain
+``def``, so FastAPI runs it in its threadpool: the store and the peer calls block. The exception
+is ``GET /queries/{id}?wait=S`` (a long-poll, at most ``MAX_WAIT_SECONDS``): it is ``async`` so a
+waiting analyst holds no worker thread; it reads the store only through the threadpool, and
+between reads looks at the query's in-memory per-peer progress every ``POLL_SECONDS``, going to
+the store (one row) once every peer has its result, or every ``STORE_POLL_SECONDS`` regardless.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI must evaluate the route signatures,
 # whose ``Annotated[..., Depends(current)]`` refer to a closure variable.
 
+import asyncio
 from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Query
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from fiumatch.node.errors import BadTokenError
 from fiumatch.node.service import NodeService
 from fiumatch.store import User
 
-__all__ = ["router", "user_dependency"]
+__all__ = ["MAX_WAIT_SECONDS", "router", "user_dependency"]
+
+MAX_WAIT_SECONDS = 30.0
+"""Longest ``?wait=`` a query read may hold the request open for."""
+POLL_SECONDS = 0.002
+"""How often a long-poll looks at the query's in-memory progress (no I/O)."""
+STORE_POLL_SECONDS = 0.1
+"""How often it reads the query's status row anyway (a query this process does not track)."""
+FINAL_STAGES = frozenset({"ok", "refused", "unreachable"})
+"""Per-peer stages ``NodeService._record_peer`` leaves once that peer's result is stored."""
+
+
+async def wait_until_settled(service: NodeService, query_id: str, seconds: float) -> None:
+    """Return once the query is no longer ``running`` or ``seconds`` have passed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    next_store = loop.time() + STORE_POLL_SECONDS
+    while True:
+        now = loop.time()
+        if now >= deadline:
+            return
+        stages = [p["stage"] for p in service.query_progress(query_id).values()]
+        if (stages and all(s in FINAL_STAGES for s in stages)) or now >= next_store:
+            q = await run_in_threadpool(service.store.queries.get, query_id)
+            if q is None or q.status != "running":
+                return
+            next_store = loop.time() + STORE_POLL_SECONDS
+        await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - loop.time())))
 
 
 def user_dependency(service: NodeService) -> Callable[..., User]:
@@ -195,8 +228,18 @@ def router(service: NodeService) -> APIRouter:
         return service.list_queries(user)
 
     @r.get("/queries/{query_id}")
-    def query(query_id: str, user: Annotated[User, Depends(current)]) -> Any:
-        return service.get_query(user, query_id)
+    async def query(
+        query_id: str,
+        user: Annotated[User, Depends(current)],
+        wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
+    ) -> Any:
+        """The query; with ``wait`` > 0, answered as soon as it is no longer running (or after
+        ``wait`` seconds, still running)."""
+        found = await run_in_threadpool(service.get_query, user, query_id)
+        if wait <= 0 or found["status"] != "running":
+            return found
+        await wait_until_settled(service, query_id, wait)
+        return await run_in_threadpool(service.get_query, user, query_id)
 
     @r.get("/sessions")
     def sessions(user: Annotated[User, Depends(current)]) -> Any:
