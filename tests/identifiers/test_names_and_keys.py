@@ -190,16 +190,27 @@ def test_normalisation_is_idempotent(text: str) -> None:
         assert again[0].ordered == tuple(remove_person_prefixes(spaced).split())
 
 
-@settings(deadline=None, max_examples=60)
+_part = st.sampled_from(
+    ["", " ", "Hans", "Юрий", "Ævar", "近平", "Dr. Anna-Lena", "\u0301", "Ёлкин Ü", "Frau"]
+) | st.text(max_size=10)
+
+
+# The fast derivation (per-part caches, key pairs) against the reference composition.
+@settings(deadline=None, max_examples=300)
 @given(
     st.builds(
         PersonName,
-        full=st.text(max_size=12),
-        given=st.sampled_from(["", "Hans", "Юрий", "Ævar", "近平"]),
-        family=st.sampled_from(["", "Müller", "Хабаров", "O'Brien", "习"]),
+        full=st.text(max_size=12) | _part,
+        given=_part | st.sampled_from(["Hans", "Юрий", "Ævar", "近平"]),
+        middle=_part,
+        family=_part | st.sampled_from(["Müller", "Хабаров", "O'Brien", "习"]),
     ),
     st.none() | st.builds(PartialDate, st.integers(1900, 2000), st.none() | st.just(5)),
 )
+@example(PersonName(given="\u0301", middle="Ёлкин", family=" "), PartialDate(1980))
+@example(PersonName(given="Ü", middle="Jörg", family="Шульц"), PartialDate(1980, 5))
+@example(PersonName(full="Frau Dr. Øre Yılmaz"), PartialDate(1999))
+@example(PersonName(full="\u0301\u0301"), None)
 def test_cached_person_name_keys_equal_the_composition(
     name: PersonName, dob: PartialDate | None
 ) -> None:

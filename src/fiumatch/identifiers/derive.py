@@ -13,22 +13,28 @@ from functools import lru_cache
 from fiumatch.identifiers.caches import VALUE_CACHE
 from fiumatch.identifiers.dates import PartialDate
 from fiumatch.identifiers.errors import EmptyValueError, NoMatchKeyError
-from fiumatch.identifiers.keys import KeyType, MatchKey, dedupe
+from fiumatch.identifiers.keys import KeyType, MatchKey, new_key
 from fiumatch.identifiers.model import Identifier, IdentifierKind, Subject, SubjectType
 from fiumatch.identifiers.names import (
     NormalisedOrgName,
     NormalisedPersonName,
     PersonName,
     normalise_org_name,
-    normalise_person_name,
+    part_forms,
+    phonetic,
 )
 
 __all__ = [
+    "KeyPair",
     "derive_keys",
     "identifier_keys",
+    "identifier_pairs",
+    "keys_from_pairs",
     "org_keys",
+    "org_pairs",
     "person_keys",
     "person_name_keys",
+    "person_name_pairs",
 ]
 
 _DOC_KEYS = {
@@ -45,20 +51,37 @@ _SINGLE_KEYS = {
 }
 
 
-def identifier_keys(identifiers: Iterable[Identifier]) -> list[MatchKey]:
-    """One strong (or registration) key per canonical identifier."""
-    out: list[MatchKey] = []
+#: A key before it is a :class:`MatchKey`: its type and fields. Derivation works on pairs
+#: (plain tuples: hashed and compared in C) and makes the deduplicated keys at the end.
+KeyPair = tuple[KeyType, tuple[str, ...]]
+
+_ACCOUNT, _WALLET = IdentifierKind.ACCOUNT, IdentifierKind.WALLET
+_NAME_DOB, _TOKENS_DOB = KeyType.PERSON_NAME_DOB, KeyType.PERSON_TOKENS_DOB
+_SURNAME_DOB, _PHONETIC_YEAR = KeyType.PERSON_SURNAME_INITIAL_DOB, KeyType.PERSON_PHONETIC_YEAR
+
+
+def identifier_pairs(identifiers: Iterable[Identifier]) -> list[KeyPair]:
+    """:func:`identifier_keys` as key pairs."""
+    out: list[KeyPair] = []
     for ident in identifiers:
         kind = ident.kind
-        if kind in _SINGLE_KEYS:
-            out.append(MatchKey(_SINGLE_KEYS[kind], (ident.value,)))
-        elif kind in _DOC_KEYS:
-            out.append(MatchKey(_DOC_KEYS[kind], (ident.qualifier, ident.value)))
-        elif kind is IdentifierKind.ACCOUNT:
-            out.append(MatchKey(KeyType.ACCOUNT_BIC, (ident.qualifier[:8], ident.value)))
-        elif kind is IdentifierKind.WALLET:
-            out.append(MatchKey(KeyType.WALLET, (ident.qualifier, ident.value)))
+        single = _SINGLE_KEYS.get(kind)
+        if single is not None:
+            out.append((single, (ident.value,)))
+            continue
+        doc = _DOC_KEYS.get(kind)
+        if doc is not None:
+            out.append((doc, (ident.qualifier, ident.value)))
+        elif kind is _ACCOUNT:
+            out.append((KeyType.ACCOUNT_BIC, (ident.qualifier[:8], ident.value)))
+        elif kind is _WALLET:
+            out.append((KeyType.WALLET, (ident.qualifier, ident.value)))
     return out
+
+
+def identifier_keys(identifiers: Iterable[Identifier]) -> list[MatchKey]:
+    """One strong (or registration) key per canonical identifier."""
+    return [new_key(kt, fields) for kt, fields in identifier_pairs(identifiers)]
 
 
 def person_keys(
@@ -76,19 +99,74 @@ def person_keys(
 def person_name_keys(
     name: PersonName, birth_date: PartialDate | None, field: str = "name"
 ) -> list[MatchKey]:
-    """``person_keys(normalise_person_name(name, field), birth_date)``, cached by name.
+    """``person_keys(normalise_person_name(name, field), birth_date)``, faster.
 
     Raises :class:`EmptyValueError` (naming ``field``) when the name has no tokens, with or
     without a date of birth, exactly as that composition does.
     """
-    templates = _name_templates(name)
-    if templates is None:
-        raise EmptyValueError(field, "no name tokens after normalisation")
-    if birth_date is None:
+    pairs = person_name_pairs(name, birth_date.iso if birth_date is not None else None, field)
+    return [new_key(kt, fields) for kt, fields in pairs]
+
+
+def person_name_pairs(name: PersonName, dob: str | None, field: str = "name") -> list[KeyPair]:
+    """:func:`person_name_keys` as key pairs, given the date of birth's canonical form.
+
+    Built from the per-part cache :func:`fiumatch.identifiers.names.part_forms` (given,
+    middle and family names recur across records; whole names rarely do), following
+    :func:`fiumatch.identifiers.names.normalise_person_name` and :func:`person_keys` step
+    for step: variants deduplicated by their token forms (empty forms included), variants
+    with no token skipped, the same keys in the same order. A test holds the two equal.
+    """
+    if name.given.strip() or name.family.strip():  # PersonName.structured
+        given, family = part_forms(name.given), part_forms(name.family)
+        middle = part_forms(name.middle) if name.middle else _NO_MIDDLE
+        structured = True
+    else:
+        given = part_forms(name.full)
+        middle = family = _NO_MIDDLE
+        structured = False
+    if dob is None:
+        # No keys, but a name none of whose variants keeps a token is still an error.
+        if not any(given[i][1] or middle[i][1] or family[i][1] for i in range(3)):
+            raise EmptyValueError(field, "no name tokens after normalisation")
         return []
-    return _dated(templates, birth_date)
+    year = dob[:4]
+    out: list[KeyPair] = []
+    seen: list[tuple[tuple[str, ...], ...]] = []
+    for i in range(3):
+        g_forms, g = given[i]
+        m_forms, m = middle[i]
+        f_forms, f = family[i]
+        if i:
+            column = (g_forms, m_forms, f_forms)
+            if column in seen:
+                continue
+            seen.append(column)
+        else:
+            seen.append((g_forms, m_forms, f_forms))
+        ordered = g + m + f if structured else g
+        if not ordered:
+            continue
+        if structured:
+            core = sorted(g + f) if g or f else sorted(ordered)
+            out.append((_NAME_DOB, ("".join(ordered), dob)))
+            out.append((_TOKENS_DOB, (" ".join(core), dob)))
+            if f and g:
+                out.append((_SURNAME_DOB, (" ".join(f), g[0][0], dob)))
+        else:
+            core = sorted(ordered)
+            out.append((_NAME_DOB, ("".join(ordered), dob)))
+            out.append((_TOKENS_DOB, (" ".join(core), dob)))
+        codes = [c for c in map(phonetic, core) if c]
+        if codes:
+            codes.sort()
+            out.append((_PHONETIC_YEAR, (" ".join(codes), year)))
+    if not out:
+        raise EmptyValueError(field, "no name tokens after normalisation")
+    return out
 
 
+_NO_MIDDLE = part_forms("")
 _Template = tuple[KeyType, tuple[str, ...]]
 
 
@@ -117,33 +195,33 @@ def _variant_templates(v: NormalisedPersonName) -> tuple[_Template, ...]:
     return tuple(out)
 
 
-@lru_cache(maxsize=VALUE_CACHE)
-def _name_templates(name: PersonName) -> tuple[_Template, ...] | None:
-    try:
-        variants = normalise_person_name(name)
-    except EmptyValueError:
-        return None
-    return tuple(t for v in variants for t in _variant_templates(v))
+def org_pairs(variants: Sequence[NormalisedOrgName], countries: Sequence[str]) -> list[KeyPair]:
+    """:func:`org_keys` as key pairs."""
+    return [
+        (KeyType.ORG_NAME_COUNTRY, (" ".join(v.tokens), cc)) for v in variants for cc in countries
+    ]
 
 
 def org_keys(variants: Sequence[NormalisedOrgName], countries: Sequence[str]) -> list[MatchKey]:
     """Organisation name composites: one per name variant and jurisdiction."""
-    return [
-        MatchKey(KeyType.ORG_NAME_COUNTRY, (" ".join(v.tokens), cc))
-        for v in variants
-        for cc in countries
-    ]
+    return [new_key(kt, fields) for kt, fields in org_pairs(variants, countries)]
+
+
+def keys_from_pairs(pairs: Iterable[KeyPair]) -> tuple[MatchKey, ...]:
+    """The keys of ``pairs``, deduplicated in first-seen order (as :func:`keys.dedupe`)."""
+    return tuple([new_key(kt, fields) for kt, fields in dict.fromkeys(pairs)])
 
 
 def derive_keys(subject: Subject) -> tuple[MatchKey, ...]:
     """All keys of a subject, deduplicated; raise :class:`NoMatchKeyError` if there are none."""
-    keys = identifier_keys(subject.identifiers)
+    pairs = identifier_pairs(subject.identifiers)
     if subject.type is SubjectType.PERSON:
+        dob = subject.birth_date.iso if subject.birth_date is not None else None
         for i, name in enumerate(subject.names):
-            keys += person_name_keys(name, subject.birth_date, f"names[{i}]")
+            pairs += person_name_pairs(name, dob, f"names[{i}]")
     elif subject.type is SubjectType.ORGANISATION:
         for i, name in enumerate(subject.names):
-            keys += org_keys(normalise_org_name(name.display, f"names[{i}]"), subject.countries)
-    if not keys:
+            pairs += org_pairs(normalise_org_name(name.display, f"names[{i}]"), subject.countries)
+    if not pairs:
         raise NoMatchKeyError("subject", "no identifier, and no name with date of birth or country")
-    return dedupe(keys)
+    return keys_from_pairs(pairs)

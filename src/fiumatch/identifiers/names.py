@@ -30,6 +30,7 @@ __all__ = [
     "PersonName",
     "normalise_org_name",
     "normalise_person_name",
+    "part_forms",
     "phonetic",
     "prepare",
     "split_tokens",
@@ -194,11 +195,40 @@ def _strip_honorifics(text: str) -> str:
     return stripped if split_tokens(stripped) else text
 
 
-@lru_cache(maxsize=TOKEN_CACHE)
 def _person_tokens(text: str) -> tuple[str, ...]:
     if not text or not text.strip():
         return ()
     return tuple(split_tokens(_strip_honorifics(prepare(text))))
+
+
+#: One variant of a name part: its tokens' forms with the empty ones kept (so the forms of
+#: every variant line up token by token), and the non-empty ones.
+PartVariant = tuple[tuple[str, ...], tuple[str, ...]]
+_NO_PART: tuple[PartVariant, PartVariant, PartVariant] = (((), ()), ((), ()), ((), ()))
+
+
+@lru_cache(maxsize=TOKEN_CACHE)
+def part_forms(text: str) -> tuple[PartVariant, PartVariant, PartVariant]:
+    """A person-name part (given, middle or family names, or a whole name) as its three
+    variants (plain, german, icao), each ``(forms, non-empty forms)``.
+
+    The tokens are those of the name pipeline (honorifics stripped from this part). Parts
+    recur across records far more than whole names do (given and family names), so this is
+    the cache the key derivation (:func:`fiumatch.identifiers.derive.person_name_keys`)
+    builds on; it equals, token for token, what :func:`normalise_person_name` computes.
+    """
+    tokens = _person_tokens(text)
+    if not tokens:
+        return _NO_PART
+    forms = [token_variants(t) for t in tokens]
+    out: list[PartVariant] = []
+    for i in range(3):
+        column = tuple([f[i] for f in forms])
+        if out and column == out[0][0]:
+            out.append(out[0])  # the same objects: later equality tests are identity checks
+            continue
+        out.append((column, column if all(column) else tuple([t for t in column if t])))
+    return out[0], out[1], out[2]
 
 
 def normalise_person_name(name: PersonName, field: str = "name") -> list[NormalisedPersonName]:

@@ -23,6 +23,7 @@ from fiumatch.identifiers.contacts import normalise_email, normalise_phone
 from fiumatch.identifiers.countries import normalise_country
 from fiumatch.identifiers.crypto import normalise_wallet
 from fiumatch.identifiers.dates import PartialDate, parse_partial_date
+from fiumatch.identifiers.derive import KeyPair
 from fiumatch.identifiers.documents import DocumentKind, normalise_document
 from fiumatch.identifiers.errors import (
     EmptyValueError,
@@ -30,7 +31,7 @@ from fiumatch.identifiers.errors import (
     InvalidDateError,
     KeyEncodingError,
 )
-from fiumatch.identifiers.keys import MatchKey, dedupe
+from fiumatch.identifiers.keys import new_key
 from fiumatch.identifiers.model import (
     Identifier,
     IdentifierKind,
@@ -301,14 +302,15 @@ def build_subject(
     if get("aliases"):
         names.extend(PersonName(full=alias) for alias in _many(fields, "aliases"))
 
-    keys: list[MatchKey] = derive.identifier_keys(identifiers)
+    pairs: list[KeyPair] = derive.identifier_pairs(identifiers)
     if stype is SubjectType.PERSON:
         if not names:
             errors.append(EmptyValueError("name", "a person needs a name"))
+        dob = birth.iso if birth is not None else None
         for name in names:
             field = "aliases" if name.full and name.full != full else "name"
             try:
-                keys += derive.person_name_keys(name, birth, field)
+                pairs += derive.person_name_pairs(name, dob, field)
             except IdentifierError as exc:
                 errors.append(exc)
     elif stype is SubjectType.ORGANISATION:
@@ -317,7 +319,7 @@ def build_subject(
         for name in names:
             field = "aliases" if name.full != full else "name"
             try:
-                keys += derive.org_keys(normalise_org_name(name.full, field), countries)
+                pairs += derive.org_pairs(normalise_org_name(name.full, field), countries)
             except IdentifierError as exc:
                 errors.append(exc)
     elif stype is not None:
@@ -329,9 +331,9 @@ def build_subject(
 
     if names and sum(
         len(n.full) + len(n.given) + len(n.middle) + len(n.family) for n in names
-    ) > _SHORT_NAMES and any(len(k.encode()) > MAX_KEY_BYTES for k in keys):
+    ) > _SHORT_NAMES and any(len(new_key(kt, f).encode()) > MAX_KEY_BYTES for kt, f in pairs):
         errors.append(KeyEncodingError("name", f"a match key would exceed {MAX_KEY_BYTES} bytes"))
-    if not errors and not keys:
+    if not errors and not pairs:
         errors.append(
             EmptyValueError("birth_date" if stype is SubjectType.PERSON else "country",
                             "no identifier, and no name with date of birth or country")
@@ -350,7 +352,7 @@ def build_subject(
         birth_date=birth,
         countries=tuple(countries),
         identifiers=tuple(identifiers),
-        keys=dedupe(keys),
+        keys=derive.keys_from_pairs(pairs),
     )
 
 
