@@ -40,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="*", help="set sizes (default: the ladder)")
     parser.add_argument("--systems", nargs="*", choices=ALL_SYSTEMS, help="default: all")
     parser.add_argument(
-        "--only", nargs="*", choices=("micro", "psi", "epoch"), default=["micro", "psi", "epoch"]
+        "--only",
+        nargs="*",
+        choices=("micro", "psi", "epoch", "unbalanced"),
+        default=["micro", "psi", "epoch"],
+        help="unbalanced (issue #6, 10^6 keys: minutes) runs only when named",
     )
     parser.add_argument("--epoch-keys", type=int, help="default 2^17, --long 10^6")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -116,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         machine["load_average_end"] = load_average()
         report.write_epoch(out, machine, epoch, projections)
         print((out / "epoch.md").read_text(), file=sys.stderr)
+
+    if "unbalanced" in args.only:
+        from benchmarks import unbalanced
+
+        unbalanced.main(["--out", str(out)])
     return 0
 
 
