@@ -39,6 +39,7 @@ def _open(client: Any, **over: Any) -> Any:
         ({"purpose": "terrorist_financing"}, "purpose"),
         ({"id_types": ["iban"]}, "id_type"),
         ({"set_size": 6}, "set_size"),
+        ({"proofs": False}, "proofs"),
     ],
 )
 def test_each_agreement_clause_refuses(

@@ -71,6 +71,8 @@ def make_pair(
     ledger: FilterLedger | None = None,
     key_pair: oprf.KeyPair | None = None,
     fp_rate: float = 1e-6,
+    owner_proofs: bool = True,
+    querier_proofs: bool = True,
 ) -> Pair:
     """A querier with set ``x`` and an owner with set ``y`` (defaults overlap in 3 items)."""
     x = list(x) if x is not None else items("x", 4) + items("both", 3)
@@ -89,6 +91,7 @@ def make_pair(
             ledger=led,
             rng=o_rng,
             limits=ol,
+            proofs=owner_proofs,
         )
         rep = replica or FilterReplica(suite=suite, epoch=epoch)
         querier = FilterQuerier(
@@ -100,6 +103,7 @@ def make_pair(
             rng=q_rng,
             limits=limits,
             owner_public_key=kp.pk,
+            proofs=querier_proofs,
         )
         return Pair(querier=querier, owner=owner, key_pair=kp, ledger=led)
     if mode is Mode.MUTUAL:

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from fiumatch.protocol import group, oprf
 from fiumatch.protocol.errors import (
+    DecodeError,
     InvalidElementError,
     LocalProtocolError,
     OutOfOrderError,
@@ -32,6 +33,7 @@ from fiumatch.protocol.sessions import (
     START,
     TRANSITIONS,
     FilterQuerier,
+    FilterResult,
     MutualOwner,
     ResultMismatchError,
     Role,
@@ -443,6 +445,49 @@ def test_voprf_missing_proof_and_unpinned_key() -> None:
     )
     with pytest.raises(VerifyError):
         pair.querier.receive(frame)
+
+
+def _drive(pair: Pair) -> list[bytes]:
+    """Run a pair to the end; return every EVAL_CHUNK the owner sent."""
+    evals: list[bytes] = []
+    queue = list(pair.querier.start())
+    while queue:
+        replies = []
+        for f in queue:
+            for r in pair.owner.receive(f):
+                if decode_frame(r).header.msg_type is MsgType.EVAL_CHUNK:
+                    evals.append(r)
+                replies.append(r)
+        queue = [q for r in replies for q in pair.querier.receive(r)]
+    return evals
+
+
+def test_voprf_suite_without_proofs_finds_the_same_hits_with_no_proof_sent() -> None:
+    """Proofs off (the agreement decides, SPEC §7.4): same suite, so the same outputs, filter
+    and hits as with proofs; no EVAL_CHUNK carries a proof."""
+    suite = Suite.VOPRF_RISTRETTO255_SHA512
+    with_proofs = make_pair(Mode.FILTER, suite=suite)
+    evals = _drive(with_proofs)
+    assert evals and all(isinstance(decode_frame(e).body, ElementChunk) for e in evals)
+    assert all(decode_frame(e).body.proof for e in evals)  # type: ignore[union-attr]
+    without = make_pair(Mode.FILTER, suite=suite, owner_proofs=False, querier_proofs=False)
+    evals = _drive(without)
+    assert evals and not any(decode_frame(e).body.proof for e in evals)  # type: ignore[union-attr]
+    a, b = with_proofs.querier.result, without.querier.result
+    assert isinstance(a, FilterResult) and isinstance(b, FilterResult)
+    assert a.hits == b.hits and len(a.hits) == 3 and a.hit_outputs == b.hit_outputs
+
+
+def test_proofs_setting_mismatch_fails_each_way() -> None:
+    suite = Suite.VOPRF_RISTRETTO255_SHA512
+    # The querier requires proofs, the owner sends none: a missing proof.
+    pair = make_pair(Mode.FILTER, suite=suite, owner_proofs=False, querier_proofs=True)
+    with pytest.raises(VerifyError):
+        _drive(pair)
+    # The querier agreed to no proofs, the owner sends one: not what was agreed.
+    pair = make_pair(Mode.FILTER, suite=suite, owner_proofs=True, querier_proofs=False)
+    with pytest.raises(DecodeError):
+        _drive(pair)
 
 
 def test_mutual_owner_must_prove_its_evaluation() -> None:

@@ -131,6 +131,9 @@ class RefusalClause(StrEnum):
     EPOCH = "epoch"
     AUTH = "auth"
     PROTOCOL = "protocol"
+    PROOFS = "proofs"
+    """The request asked for VOPRF proofs in filter mode where the agreement says otherwise (or
+    the reverse). Not judged by the policy check: the entry does not hold the flag asked for."""
 
 
 # --- value kinds ------------------------------------------------------------------------------

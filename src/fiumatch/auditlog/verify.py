@@ -714,7 +714,7 @@ def check_policy(bundle: Bundle, agreements: Iterable[AgreementPolicy]) -> Polic
             counts["refusals"] += 1
             clause = e.clause
             assert clause is not None
-            if clause in (RefusalClause.AUTH, RefusalClause.PROTOCOL):
+            if clause in (RefusalClause.AUTH, RefusalClause.PROTOCOL, RefusalClause.PROOFS):
                 continue
             if clause is RefusalClause.NO_AGREEMENT:
                 if p is not None:

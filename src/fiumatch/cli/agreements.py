@@ -32,11 +32,24 @@ def register(subparsers: Any) -> None:
     p.add_argument("--budget", type=int, default=100_000, help="OPRF evaluations per epoch")
     p.add_argument("--max-set", type=int, default=10_000, help="largest set per session")
     p.add_argument("--valid-days", type=float, default=365.0)
+    p.add_argument(
+        "--no-proofs",
+        dest="proofs",
+        action="store_false",
+        help="filter mode without VOPRF proofs (cheaper: about a third less work; the peer's "
+        "agreement must say the same). Default: proofs on every evaluation",
+    )
     add_connection(p)
     p.set_defaults(func=run_api(_add))
     p = sub.add_parser("list", help="list agreements")
     add_connection(p)
     p.set_defaults(func=run_api(_list))
+    p = sub.add_parser(
+        "revoke", help="revoke an agreement: no session opens under it from now on (audited)"
+    )
+    p.add_argument("agreement_id", metavar="AGREEMENT_ID", help="as `agreements list` shows it")
+    add_connection(p)
+    p.set_defaults(func=run_api(_revoke))
     parser.set_defaults(func=lambda a: (parser.print_help(), EXIT_USAGE)[1])
 
 
@@ -55,8 +68,15 @@ def _add(args: argparse.Namespace, client: Any) -> int:
         max_set_size=args.max_set,
         valid_from=now - 60,
         valid_until=now + int(args.valid_days * 86400),
+        proofs=args.proofs,
     )
     print(a["id"])
+    return EXIT_OK
+
+
+def _revoke(args: argparse.Namespace, client: Any) -> int:
+    a = client.revoke_agreement(args.agreement_id)
+    print(f"{a['id']} with {a['peer']} revoked")
     return EXIT_OK
 
 
@@ -64,13 +84,14 @@ def _list(args: argparse.Namespace, client: Any) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table("id", "peer", "modes", "purposes", "budget", "max set", "valid until")
+    t = Table("id", "peer", "modes", "purposes", "proofs", "budget", "max set", "valid until")
     for a in client.agreements():
         t.add_row(
             shown(a["id"]),
             shown(a["peer"]),
             shown(",".join(a["modes"])),
             shown(",".join(a["purposes"])),
+            "on" if a.get("proofs", True) else "off",
             str(a["budget_per_epoch"]),
             str(a["max_set_size"]),
             time.strftime("%Y-%m-%d", time.gmtime(a["valid_until"])),

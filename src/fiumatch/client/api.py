@@ -124,6 +124,9 @@ class ApiClient:
     def agreements(self) -> Any:
         return self.call("GET", "/api/v1/agreements")
 
+    def revoke_agreement(self, agreement_id: str) -> Any:
+        return self.call("POST", f"/api/v1/agreements/{agreement_id}/revoke")
+
     def add_user(self, name: str, role: str) -> Any:
         return self.call("POST", "/api/v1/users", {"name": name, "role": role})
 

@@ -240,7 +240,14 @@ class PeerClient:
         return _json(content)
 
     def open_session(
-        self, *, session_id: str, mode: str, purpose: str, id_types: list[str], set_size: int
+        self,
+        *,
+        session_id: str,
+        mode: str,
+        purpose: str,
+        id_types: list[str],
+        set_size: int,
+        proofs: bool = True,
     ) -> dict[str, Any]:
         payload = {
             "session_id": session_id,
@@ -248,6 +255,7 @@ class PeerClient:
             "purpose": purpose,
             "id_types": id_types,
             "set_size": set_size,
+            "proofs": proofs,
         }
         return self._json_call("POST", "/peer/v1/sessions", payload, session=session_id)
 

@@ -110,7 +110,9 @@ def load_file(store: Store, path: Path, fmt: str | None) -> int:
     return n
 
 
-def connect(nodes: list[DemoNode], *, budget: int = 100_000, max_set: int = 10_000) -> None:
+def connect(
+    nodes: list[DemoNode], *, budget: int = 100_000, max_set: int = 10_000, proofs: bool = True
+) -> None:
     """Pin every pair (fingerprints compared out of band: here, from init) and add agreements."""
     now = int(time.time())
     for a in nodes:
@@ -128,6 +130,7 @@ def connect(nodes: list[DemoNode], *, budget: int = 100_000, max_set: int = 10_0
                     max_set_size=max_set,
                     valid_from=now - 60,
                     valid_until=now + 365 * 86400,
+                    proofs=proofs,
                 )
 
 

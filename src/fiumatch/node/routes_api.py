@@ -80,6 +80,8 @@ class AgreementIn(BaseModel):
     max_set_size: int = Field(ge=0)
     valid_from: int
     valid_until: int
+    proofs: bool = True
+    """Filter mode: VOPRF proofs on every evaluation (both nodes' agreements must say the same)."""
 
 
 class UserIn(BaseModel):
@@ -182,8 +184,14 @@ def router(service: NodeService) -> APIRouter:
             max_set_size=body.max_set_size,
             valid_from=body.valid_from,
             valid_until=body.valid_until,
+            proofs=body.proofs,
         )
         return {"id": a.id, "peer": a.peer_id}
+
+    @r.post("/agreements/{agreement_id}/revoke")
+    def revoke_agreement(agreement_id: str, user: Annotated[User, Depends(current)]) -> Any:
+        a = service.revoke_agreement(user, agreement_id)
+        return {"id": a.id, "peer": a.peer_id, "revoked_at": a.revoked_at}
 
     @r.get("/agreements")
     def agreements(user: Annotated[User, Depends(current)]) -> Any:
@@ -200,6 +208,7 @@ def router(service: NodeService) -> APIRouter:
                 "valid_from": a.valid_from,
                 "valid_until": a.valid_until,
                 "revoked_at": a.revoked_at,
+                "proofs": a.proofs,
             }
             for a in service.list_agreements()
         ]

@@ -344,6 +344,10 @@ _V3: tuple[str, ...] = (
     *_append_only("audit_split_views"),
 )
 
+_V4: tuple[str, ...] = (
+    "ALTER TABLE agreements ADD COLUMN proofs INTEGER NOT NULL DEFAULT 1 CHECK (proofs IN (0, 1))",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="initial node schema", statements=_V1),
     Migration(
@@ -355,6 +359,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         version=3,
         description="audit witnessing: cosignatures, peer checkpoints, held receipts, split views",
         statements=_V3,
+    ),
+    Migration(
+        version=4,
+        description="agreements say whether filter-mode evaluations carry VOPRF proofs",
+        statements=_V4,
     ),
 )
 

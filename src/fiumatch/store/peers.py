@@ -157,6 +157,8 @@ class Agreement:
     signed_json: str
     created_at: int
     revoked_at: int | None = None
+    proofs: bool = True
+    """Filter mode: every evaluation carries a VOPRF proof (SPEC §7.4)."""
 
     def in_force(self, now: int) -> bool:
         return self.revoked_at is None and self.valid_from <= now < self.valid_until
@@ -180,6 +182,7 @@ def _agreement_from_row(row: Any) -> Agreement:
         signed_json=row["signed_json"],
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
+        proofs=bool(row["proofs"]),
     )
 
 
@@ -195,8 +198,8 @@ class AgreementRepo:
             conn.execute(
                 """INSERT INTO agreements (id, peer_id, modes_json, purposes_json, id_types_json,
                        budget_per_epoch, max_set_size, valid_from, valid_until, signed_json,
-                       created_at, revoked_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       created_at, revoked_at, proofs)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     a.id,
                     a.peer_id,
@@ -210,6 +213,7 @@ class AgreementRepo:
                     a.signed_json,
                     a.created_at,
                     a.revoked_at,
+                    int(a.proofs),
                 ),
             )
 

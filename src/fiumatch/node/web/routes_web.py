@@ -1114,6 +1114,7 @@ class WebInterface:
                         "id_types": [],
                         "budget_per_epoch": "10000",
                         "max_set_size": "1000",
+                        "proofs": "on",
                         "valid_from": today.isoformat(),
                         "valid_until": (today + timedelta(days=365)).isoformat(),
                     }
@@ -1206,9 +1207,12 @@ class WebInterface:
                     "max_set_size": _text(form, "max_set_size", 12),
                     "valid_from": _text(form, "valid_from", 10),
                     "valid_until": _text(form, "valid_until", 10),
+                    "proofs": _text(form, "proofs", 3) or "on",
                 }
             )
             v = state.values
+            if v["proofs"] not in ("on", "off"):
+                state.error("proofs", "Choose on or off")
             if store.peers.get(v["peer"]) is None:
                 state.error("peer", "Choose a pinned peer")
             if not v["modes"] or not set(v["modes"]) <= set(MODES):
@@ -1238,6 +1242,7 @@ class WebInterface:
                     max_set_size=int(v["max_set_size"]),
                     valid_from=_midnight(start),
                     valid_until=_midnight(end + timedelta(days=1)),
+                    proofs=v["proofs"] == "on",
                 )
                 viewer.session.flash("ok", f"Agreement {a.id} with {a.peer_id} recorded")
                 return self._back(PREFIX + "/admin#agreements")

@@ -111,7 +111,11 @@ def _filter_chunks(objects: Sequence[bytes], size: int) -> Iterator[bytes]:
 
 class FilterOwner(SessionMachine):
     """The owner's side: answers HELLO with the filter objects the querier lacks, then
-    evaluates each QUERY_CHUNK with ``key_pair`` as it arrives."""
+    evaluates each QUERY_CHUNK with ``key_pair`` as it arrives.
+
+    ``proofs`` (VOPRF suite only): attach a batched DLEQ proof to every EVAL_CHUNK. Off, the
+    evaluations are the same (same suite, same outputs, same filter) and carry no proof: the
+    agreement between the two nodes decides (SPEC §7.4)."""
 
     mode = Mode.FILTER
     role = Role.OWNER
@@ -127,6 +131,7 @@ class FilterOwner(SessionMachine):
         rng: Rng,
         limits: Limits | None = None,
         executor: ChunkExecutor | None = None,
+        proofs: bool = True,
     ) -> None:
         super().__init__(
             session_id=session_id,
@@ -141,6 +146,7 @@ class FilterOwner(SessionMachine):
         self._key = key_pair
         self._ledger = ledger
         self._oprf_mode = oprf_mode(self.suite)
+        self._prove = proofs and self._oprf_mode == oprf.MODE_VOPRF
         self._stream: ElementStreamDecoder | None = None
         self.result: FilterOwnerResult | None = None
         self.announced_count: int | None = None
@@ -175,7 +181,7 @@ class FilterOwner(SessionMachine):
     def _on_query_chunk(self, body: ElementChunk) -> list[bytes]:
         assert self._stream is not None
         self._stream.accept(body)
-        prove = self._oprf_mode == oprf.MODE_VOPRF
+        prove = self._prove
         nonce = group.random_scalar(self._rng) if prove else b""
         if prove and body.count > oprf.MAX_BATCH:
             raise LocalProtocolError(f"proof batch size must be 1..{oprf.MAX_BATCH}")
@@ -200,7 +206,8 @@ class FilterOwner(SessionMachine):
 class FilterQuerier(SessionMachine):
     """The querier's side: brings ``replica`` up to date, then learns which of ``match_keys``
     are in the owner's filter. ``owner_public_key``: the owner's epoch public key, pinned out of
-    band (VOPRF suite; if None, the key announced in HELLO_ACK is used)."""
+    band (VOPRF suite; if None, the key announced in HELLO_ACK is used). ``proofs`` (VOPRF suite
+    only): every EVAL_CHUNK must carry a valid proof; off, none may (SPEC §7.4)."""
 
     mode = Mode.FILTER
     role = Role.QUERIER
@@ -217,6 +224,7 @@ class FilterQuerier(SessionMachine):
         limits: Limits | None = None,
         owner_public_key: bytes | None = None,
         executor: ChunkExecutor | None = None,
+        proofs: bool = True,
     ) -> None:
         super().__init__(
             session_id=session_id,
@@ -233,6 +241,7 @@ class FilterQuerier(SessionMachine):
             raise LocalProtocolError("more match keys than max_elements")
         self._replica = replica
         self._oprf_mode = oprf_mode(self.suite)
+        self._verify = proofs and self._oprf_mode == oprf.MODE_VOPRF
         self._pinned_pk = owner_public_key
         self._pk = b""
         self._ack: HelloAck | None = None
@@ -304,7 +313,7 @@ class FilterQuerier(SessionMachine):
                 [(keys[lo:hi], blinds[lo:hi], mode) for lo, hi in self._stream_ranges(len(keys))],
             )
         )
-        if mode == oprf.MODE_VOPRF:
+        if self._verify:
             self._blinded = blinded
         chunks = iter_chunks(blinded, ELEMENT_WIDTH, self.limits.chunk_elements)
         return list(self._send_stream(MsgType.QUERY_CHUNK, MsgType.QUERY_END, chunks))
@@ -313,7 +322,7 @@ class FilterQuerier(SessionMachine):
         self._stream.accept(body)
         lo, hi = self._pos, self._pos + body.count
         mode, pk, w = self._oprf_mode, b"", ELEMENT_WIDTH
-        if mode == oprf.MODE_VOPRF:
+        if self._verify:
             if not body.proof:
                 raise VerifyError("VOPRF evaluation without a proof")
             if body.count > oprf.MAX_BATCH:
@@ -321,7 +330,7 @@ class FilterQuerier(SessionMachine):
             proof_scalars(body.proof)
             pk = self._pk
         elif body.proof:
-            raise DecodeError("OPRF evaluation must not carry a proof")
+            raise DecodeError("an evaluation without proofs must not carry a proof")
         keys, blinds, blinded, data = self._keys, self._blinds, self._blinded, body.elements
         # The filter tests of the previous chunk run here while the workers finalize this one.
         parts = self._executor.map(
