@@ -217,6 +217,15 @@ def test_audit_checkpoint_settings(tmp_path: Path) -> None:
     assert _load(_write(tmp_path, text), env, check_files=False).audit_checkpoint_every == 7
 
 
+def test_compute_settings(tmp_path: Path) -> None:
+    s = _load(_write(tmp_path, MINIMAL), check_files=False)
+    assert (s.compute_workers, s.compute_parallel_min_elements) == (0, 4096)
+    assert s.compute_dask_scheduler is None
+    text = MINIMAL + '[compute]\nworkers = 1\ndask_scheduler = "tls://10.0.0.5:8786"\n'
+    s = _load(_write(tmp_path, text), check_files=False)
+    assert (s.compute_workers, s.compute_dask_scheduler) == (1, "tls://10.0.0.5:8786")
+
+
 @pytest.mark.parametrize(("value", "expected"), [("false", False), ("0", False), ("yes", True)])
 def test_boolean_environment_values(tmp_path: Path, value: str, expected: bool) -> None:
     env = {**ENV, "FIUMATCH_TLS_ENABLED": value}
@@ -245,6 +254,10 @@ def test_boolean_environment_values(tmp_path: Path, value: str, expected: bool) 
         (MINIMAL, {"FIUMATCH_AUDIT_CHECKPOINT_SECONDS": "0"}, "audit.checkpoint_seconds"),
         (MINIMAL + "[audit]\ncheckpoint_seconds = 1.5\n", {}, "audit.checkpoint_seconds"),
         (MINIMAL + "[audit]\nevery = 10\n", {}, "audit.every"),
+        (MINIMAL + "[compute]\nworkers = -1\n", {}, "compute.workers"),
+        (MINIMAL, {"FIUMATCH_COMPUTE_PARALLEL_MIN_ELEMENTS": "0"}, "compute.parallel_min_elements"),
+        (MINIMAL, {"FIUMATCH_COMPUTE_DASK_SCHEDULER": "http://x:1"}, "compute.dask_scheduler"),
+        (MINIMAL + '[compute]\ndask_scheduler = "tcp://x"\n', {}, "compute.dask_scheduler"),
         (MINIMAL.replace("https://fiu-x.example", "ftp://x"), {}, "node.base_url"),
         (MINIMAL.replace("https://fiu-x.example", "https://u:p@x"), {}, "node.base_url"),
         (

@@ -49,6 +49,20 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("serve", help="serve the node over TLS (uvicorn)")
     p.add_argument("--dir", type=Path, required=True, help="node directory")
     p.add_argument("--log-level", default="warning")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes for the per-chunk cryptography (default: compute.workers, 0 = one per "
+        "core; 1 = in the server process)",
+    )
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="encode epochs on this Dask scheduler, tcp://HOST:PORT or tls://HOST:PORT (default: "
+        "compute.dask_scheduler; unset = this machine's process pool). Only the per-epoch key "
+        "reaches the workers, never the master secret",
+    )
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("load", help="ingest CSV/JSONL/FtM/goAML files into the node's store")
@@ -122,6 +136,12 @@ def _serve(args: argparse.Namespace) -> int:
     from fiumatch.errors import FiumatchError
     from fiumatch.node.runner import serve
 
+    # The flags override the config file through the settings' own environment variables, so
+    # they are validated (and refused with the setting's name) like any other setting.
+    if args.workers is not None:
+        os.environ["FIUMATCH_COMPUTE_WORKERS"] = str(args.workers)
+    if args.dask:
+        os.environ["FIUMATCH_COMPUTE_DASK_SCHEDULER"] = args.dask
     try:
         serve(args.dir, log_level=args.log_level)
     except FiumatchError as exc:

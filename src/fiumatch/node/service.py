@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import struct
 import threading
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from fiumatch.engine.executors import StreamingExecutor
 from fiumatch.errors import FiumatchError
 from fiumatch.node.audit import AuditSink
 from fiumatch.node.errors import (
@@ -56,8 +58,10 @@ from fiumatch.protocol import oprf
 from fiumatch.protocol.filters import FilterLedger, FilterReplica
 from fiumatch.protocol.keys import derive_epoch_key
 from fiumatch.protocol.sessions import (
+    SERIAL,
     CardinalityOwner,
     CardinalityQuerier,
+    ChunkExecutor,
     FilterOwner,
     FilterQuerier,
     MutualOwner,
@@ -168,10 +172,12 @@ def check_agreement(
     purpose: str,
     id_types: Iterable[str],
     set_size: int,
+    proofs: bool | None = None,
 ) -> Agreement:
     """The first agreement permitting the request, or ``AgreementRefusedError`` naming the
     clause of the closest one that refused (``no_agreement``, ``validity``, ``mode``,
-    ``purpose``, ``id_type``, ``set_size``)."""
+    ``proofs``, ``purpose``, ``id_type``, ``set_size``). ``proofs`` (filter mode): whether the
+    querier asks for VOPRF proofs; the agreement must say the same (None: not checked)."""
     if not agreements:
         raise AgreementRefusedError("no agreement with this peer", clause="no_agreement")
     types = set(id_types)
@@ -181,6 +187,14 @@ def check_agreement(
             err = AgreementRefusedError("the agreement is not in force now", clause="validity")
         elif mode not in a.modes:
             err = AgreementRefusedError("the agreement does not allow this mode", clause="mode")
+        elif mode == "filter" and proofs is not None and proofs != a.proofs:
+            err = AgreementRefusedError(
+                "the agreement says VOPRF proofs are "
+                + ("required" if a.proofs else "off")
+                + " in filter mode",
+                clause="proofs",
+                proofs=a.proofs,
+            )
         elif purpose not in a.purposes:
             err = AgreementRefusedError(
                 "the agreement does not allow this purpose", clause="purpose"
@@ -197,7 +211,7 @@ def check_agreement(
             )
         else:
             return a
-        order = ("validity", "mode", "purpose", "id_type", "set_size")
+        order = ("validity", "mode", "proofs", "purpose", "id_type", "set_size")
         if refusal is None or order.index(err.clause) > order.index(refusal.clause):
             refusal = err
     assert refusal is not None
@@ -378,6 +392,13 @@ class NodeService:
         # and waited for there, they deadlocked it once 8 queries ran at once (every worker
         # waiting on peer runs queued behind them; found by benchmarks/load.py).
         self._peer_executor = concurrent.futures.ThreadPoolExecutor(max_workers=16)
+        # Per-chunk cryptography of big sets runs on a process pool (one worker per core by
+        # default), started on first use; small sets stay in the calling thread, where a pool
+        # round trip would cost more than the work. Epoch encoding goes to a Dask cluster when
+        # compute.dask_scheduler names one.
+        self._compute: StreamingExecutor | None = None
+        self._dask: StreamingExecutor | None = None
+        self._compute_lock = threading.Lock()
         if peer_client_factory is None:
             from fiumatch.client.peer import PeerClient
 
@@ -443,6 +464,33 @@ class NodeService:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._peer_executor.shutdown(wait=True, cancel_futures=True)
+        with self._compute_lock:
+            for ex in (self._compute, self._dask):
+                if ex is not None:
+                    ex.close()
+            self._compute = self._dask = None
+
+    def compute_for(self, elements: int, *, epoch: bool = False) -> ChunkExecutor:
+        """Where the cryptography of a job over ``elements`` runs: the calling thread below
+        ``compute.parallel_min_elements`` (or with ``compute.workers = 1``), else the node's
+        process pool; epoch encoding (``epoch``) on the Dask cluster when one is configured."""
+        s = self.settings
+        if epoch and s.compute_dask_scheduler:
+            with self._compute_lock:
+                if self._dask is None:
+                    from fiumatch.engine import DaskChunkExecutor
+
+                    self._dask = DaskChunkExecutor(s.compute_dask_scheduler)
+                return self._dask
+        workers = s.compute_workers or (os.cpu_count() or 1)
+        if workers <= 1 or elements < s.compute_parallel_min_elements:
+            return SERIAL
+        with self._compute_lock:
+            if self._compute is None:
+                from fiumatch.engine import ProcessPoolChunkExecutor
+
+                self._compute = ProcessPoolChunkExecutor(workers)
+            return self._compute
 
     # -- identity -----------------------------------------------------------------------------
 
@@ -576,6 +624,7 @@ class NodeService:
         max_set_size: int,
         valid_from: int,
         valid_until: int,
+        proofs: bool = True,
     ) -> Agreement:
         self.require_role(actor, "admin")
         self._require_peer(peer_id)
@@ -594,6 +643,7 @@ class NodeService:
             "max_set_size": max_set_size,
             "valid_from": valid_from,
             "valid_until": valid_until,
+            "proofs": proofs,
         }
         signed = json.dumps(document, sort_keys=True, separators=(",", ":"))
         agreement = Agreement(
@@ -608,6 +658,7 @@ class NodeService:
             valid_until=valid_until,
             signed_json=signed,
             created_at=self.now(),
+            proofs=proofs,
         )
         self.store.agreements.add(agreement)
         self.audit.record(
@@ -763,7 +814,9 @@ class NodeService:
             )
         purges = self._purges
         keys = self._served_keys(self._allowed_type_codes(peer_id))
-        outputs = evaluate_outputs(kp, [k.key for k in keys], SUITE)
+        outputs = evaluate_outputs(
+            kp, [k.key for k in keys], SUITE, executor=self.compute_for(len(keys), epoch=True)
+        )
         rows = [
             (out, _KeyRef(k.subject_id, k.key_type, k.strength))
             for k, out in zip(keys, outputs, strict=True)
@@ -997,6 +1050,9 @@ class NodeService:
             # bool is an int in Python; a float, a string or null would crash int() or compare
             if type(set_size) is not int or set_size < 0:
                 raise BadRequestError("set_size must be a non-negative integer")
+            proofs = meta.get("proofs", True)
+            if type(proofs) is not bool:
+                raise BadRequestError("proofs must be true or false")
             peer = self._require_peer(peer_id)
             agreement = check_agreement(
                 self.store.agreements.list_for_peer(peer_id),
@@ -1005,6 +1061,7 @@ class NodeService:
                 purpose=purpose,
                 id_types=id_types,
                 set_size=set_size,
+                proofs=proofs,
             )
             if set_size > self.settings.max_set_size:
                 raise AgreementRefusedError(
@@ -1048,7 +1105,9 @@ class NodeService:
                 mode=_token(str(meta.get("mode", "x"))),
             )
             raise
-        machine, owner_index = self._owner_machine(peer, mode, sid, epoch.epoch, id_types, set_size)
+        machine, owner_index = self._owner_machine(
+            peer, mode, sid, epoch.epoch, id_types, set_size, proofs=agreement.proofs
+        )
         live = _LiveSession(
             machine=machine,
             peer_id=peer_id,
@@ -1085,6 +1144,7 @@ class NodeService:
             "agreement": agreement.id,
             "public_key": kp_pk.hex(),
             "budget_remaining": charge.remaining,
+            "proofs": agreement.proofs,
         }
         self.audit.record(
             "session_opened",
@@ -1101,7 +1161,15 @@ class NodeService:
         return response
 
     def _owner_machine(
-        self, peer: Peer, mode: str, sid: str, epoch: int, id_types: Sequence[str], set_size: int
+        self,
+        peer: Peer,
+        mode: str,
+        sid: str,
+        epoch: int,
+        id_types: Sequence[str],
+        set_size: int,
+        *,
+        proofs: bool,
     ) -> tuple[SessionMachine, dict[bytes, list[tuple[str, int, int]]]]:
         session_id = bytes.fromhex(sid)
         allowed = {c for c in (_key_type_code(t) for t in id_types) if c is not None}
@@ -1114,6 +1182,8 @@ class NodeService:
                 ledger=self._ledger(peer.node_id, epoch),
                 rng=self.rng,
                 limits=Limits(max_elements=max(set_size, 1)),
+                executor=self.compute_for(set_size),
+                proofs=proofs,
             ), {}
         keys = self._served_keys(allowed & self._allowed_type_codes(peer.node_id))
         index: dict[bytes, list[tuple[str, int, int]]] = {}
@@ -1129,6 +1199,7 @@ class NodeService:
                 peer_key=public_key_from_raw(peer.public_key),
                 rng=self.rng,
                 limits=limits,
+                executor=self.compute_for(max(set_size, len(index))),
             ), index
         if mode == "cardinality":
             return CardinalityOwner(
@@ -1137,6 +1208,7 @@ class NodeService:
                 elements=list(index),
                 rng=self.rng,
                 limits=limits,
+                executor=self.compute_for(max(set_size, len(index))),
             ), {}
         raise ConflictError("unknown mode")
 
@@ -1604,9 +1676,12 @@ class NodeService:
                     purpose=purpose,
                     id_types=used_types,
                     set_size=len(element_list),
+                    proofs=agreement.proofs,
                 )
                 epoch = int(opened["epoch"])
-                machine = self._querier_machine(mode, sid, epoch, element_list, peer, opened)
+                machine = self._querier_machine(
+                    mode, sid, epoch, element_list, peer, opened, proofs=agreement.proofs
+                )
                 pump(client, sid, epoch, machine, progress)
                 break
             except PeerError as err:
@@ -1690,9 +1765,12 @@ class NodeService:
         elements: list[bytes],
         peer: Peer,
         opened: Mapping[str, Any],
+        *,
+        proofs: bool = True,
     ) -> _Querier:
         session_id = bytes.fromhex(sid)
         limits = Limits(max_elements=max(len(elements), 1 << 20))
+        ex = self.compute_for(len(elements))
         if mode == "filter":
             return FilterQuerier(
                 session_id=session_id,
@@ -1703,6 +1781,8 @@ class NodeService:
                 rng=self.rng,
                 limits=limits,
                 owner_public_key=bytes.fromhex(str(opened["public_key"])),
+                executor=ex,
+                proofs=proofs,
             )
         if mode == "mutual":
             return MutualQuerier(
@@ -1713,9 +1793,15 @@ class NodeService:
                 peer_key=public_key_from_raw(peer.public_key),
                 rng=self.rng,
                 limits=limits,
+                executor=ex,
             )
         return CardinalityQuerier(
-            session_id=session_id, epoch=epoch, elements=elements, rng=self.rng, limits=limits
+            session_id=session_id,
+            epoch=epoch,
+            elements=elements,
+            rng=self.rng,
+            limits=limits,
+            executor=ex,
         )
 
     def query_progress(self, qid: str) -> dict[str, dict[str, Any]]:

@@ -168,6 +168,9 @@ class Settings:
     rate_burst: int = 1000
     audit_checkpoint_every: int = 1000
     audit_checkpoint_seconds: int = 10
+    compute_workers: int = 0
+    compute_parallel_min_elements: int = 4096
+    compute_dask_scheduler: str | None = None
 
 
 # --- the schema: (section, key) -> (kind, default) ---------------------------------------
@@ -201,6 +204,9 @@ _SCHEMA: dict[tuple[str, str], tuple[str, object]] = {
     ("limits", "burst"): ("int", 1000),
     ("audit", "checkpoint_every"): ("int", 1000),
     ("audit", "checkpoint_seconds"): ("int", 10),
+    ("compute", "workers"): ("int", 0),
+    ("compute", "parallel_min_elements"): ("int", 4096),
+    ("compute", "dask_scheduler"): ("str", None),
 }
 _INT_RANGES: dict[tuple[str, str], tuple[int, int]] = {
     ("listen", "port"): (1, 65535),
@@ -218,6 +224,8 @@ _INT_RANGES: dict[tuple[str, str], tuple[int, int]] = {
     ("limits", "burst"): (1, 1_000_000),
     ("audit", "checkpoint_every"): (1, 1_000_000),
     ("audit", "checkpoint_seconds"): (1, 86400),
+    ("compute", "workers"): (0, 1024),
+    ("compute", "parallel_min_elements"): (1, 1 << 30),
 }
 
 
@@ -439,6 +447,9 @@ def load_settings(
         rate_burst=_as_int(v["limits.burst"]),
         audit_checkpoint_every=_as_int(v["audit.checkpoint_every"]),
         audit_checkpoint_seconds=_as_int(v["audit.checkpoint_seconds"]),
+        compute_workers=_as_int(v["compute.workers"]),
+        compute_parallel_min_elements=_as_int(v["compute.parallel_min_elements"]),
+        compute_dask_scheduler=_dask_address(v["compute.dask_scheduler"]),
     )
     if settings.tls_enabled and (settings.tls_cert is None or settings.tls_key is None):
         missing = "tls.cert" if settings.tls_cert is None else "tls.key"
@@ -446,6 +457,19 @@ def load_settings(
     if check_files:
         _check_files(settings, env, now)
     return settings
+
+
+def _dask_address(value: object) -> str | None:
+    """A Dask scheduler address (``tcp://host:port`` or ``tls://host:port``), or None."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if not re.fullmatch(r"(tcp|tls)://[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}", text):
+        raise SettingsError(
+            "compute.dask_scheduler must be tcp://HOST:PORT or tls://HOST:PORT",
+            setting="compute.dask_scheduler",
+        )
+    return text
 
 
 def _as_path(value: object) -> Path:
