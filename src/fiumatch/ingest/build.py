@@ -38,6 +38,7 @@ from fiumatch.identifiers.model import (
     Provenance,
     Subject,
     SubjectType,
+    new_subject,
     parse_subject_type,
     subject_id,
 )
@@ -342,18 +343,11 @@ def build_subject(
         return [
             Reject(file, line, local_ref or record, e.field, e.code, e.bare_reason) for e in errors
         ]
-    return Subject(
-        subject_id=subject_id(source, local_ref),
-        type=stype,
-        local_ref=local_ref,
-        retention_until=retention,
-        provenance=Provenance(source, record, line),
-        names=tuple(names),
-        birth_date=birth,
-        countries=tuple(countries),
-        identifiers=tuple(identifiers),
-        keys=derive.keys_from_pairs(pairs),
-    )
+    return new_subject(
+        subject_id(source, local_ref), stype, local_ref, retention,
+        Provenance(source, record, line), tuple(names), birth, tuple(countries),
+        tuple(identifiers), derive.keys_from_pairs(pairs),
+    )  # fmt: skip
 
 
 _REQUIRED: dict[SubjectType, frozenset[IdentifierKind]] = {

@@ -18,13 +18,14 @@ import re
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
+from typing import cast
 
 from fiumatch.identifiers.model import Subject
 from fiumatch.ingest.build import FIELDS, build_subject
 from fiumatch.ingest.rejects import Reject
 from fiumatch.ingest.stats import IngestStats
 
-__all__ = ["CsvUnit", "build_unit", "csv_units", "read_csv"]
+__all__ = ["CsvRow", "CsvUnit", "build_unit", "csv_rows", "csv_units", "read_csv"]
 
 _KNOWN = frozenset(FIELDS)
 _BYTES_EVERY = 256  # rows between updates of ``stats.bytes_read``
@@ -44,6 +45,29 @@ def csv_units(path: Path, *, stats: IngestStats) -> Iterator[CsvUnit]:
     Counts every row looked at in ``stats.records`` and keeps ``stats.bytes_read`` (bytes
     decoded so far, for progress bars) roughly current.
     """
+    rows = csv_rows(path, stats=stats)
+    header = next(rows, None)
+    if isinstance(header, Reject):
+        yield header  # the broken header's
+    if not isinstance(header, list):
+        return
+    for unit in cast(Iterator[CsvRow], rows):
+        if isinstance(unit, Reject):
+            yield unit
+        else:
+            line, row = unit
+            yield line, {k: v for k, v in zip(header, row, strict=True) if v}
+
+
+#: One framed row before it is a mapping: its (last) line number and its values in header
+#: order (as many as the header has); or a framing reject.
+CsvRow = tuple[int, list[str]] | Reject
+
+
+def csv_rows(path: Path, *, stats: IngestStats) -> Iterator[list[str] | CsvRow]:
+    """:func:`csv_units` without the mapping: first the header (stripped column names), then
+    ``(line, values)`` or a framing :class:`Reject` per row. Nothing if the file is empty
+    or its header is broken (then only the header's reject)."""
     file = str(path)
     with path.open("rb") as raw, io.TextIOWrapper(
         raw, encoding="utf-8-sig", errors="surrogateescape", newline=""
@@ -55,16 +79,17 @@ def csv_units(path: Path, *, stats: IngestStats) -> Iterator[CsvUnit]:
             return
         except csv.Error as exc:
             stats.records += 1
-            yield Reject(file, 1, "header", "<row>", "broken_row", type(exc).__name__)
+            yield header_reject(file, 1, type(exc).__name__)
             return
         if _NOT_UTF8.search("".join(header)):
             stats.records += 1
-            yield Reject(file, reader.line_num, "header", "<row>", "broken_row",
-                         "header is not UTF-8")  # fmt: skip
+            yield header_reject(file, reader.line_num, "header is not UTF-8")
             return
         stats.ignored_columns.update(h for h in header if h not in _KNOWN)
+        yield header
         width = len(header)
         countdown = _BYTES_EVERY
+        search = _NOT_UTF8.search
         while True:
             try:
                 row = next(reader)
@@ -84,7 +109,7 @@ def csv_units(path: Path, *, stats: IngestStats) -> Iterator[CsvUnit]:
             if not countdown:
                 countdown = _BYTES_EVERY
                 stats.bytes_read = raw.tell()
-            if _NOT_UTF8.search("".join(row)):
+            if search("".join(row)):
                 yield Reject(file, line, f"line {line}", "<row>", "broken_row", "row is not UTF-8")
                 continue
             if len(row) != width:
@@ -93,8 +118,12 @@ def csv_units(path: Path, *, stats: IngestStats) -> Iterator[CsvUnit]:
                     f"row has {len(row)} fields, header has {width}",
                 )  # fmt: skip
                 continue
-            yield line, {k: v for k, v in zip(header, row, strict=True) if v}
+            yield line, row
         stats.bytes_read = raw.tell()
+
+
+def header_reject(file: str, line: int, reason: str) -> Reject:
+    return Reject(file, line, "header", "<row>", "broken_row", reason)
 
 
 def build_unit(

@@ -1,26 +1,34 @@
 """Parallel CSV ingestion: frame in this process, normalise and derive keys in a process pool.
 
-Owns the batching and the pool. The calling process frames the file into rows
-(:func:`fiumatch.ingest.csv_reader.csv_units`, the serial reader's own framing, so line
-numbers and framing rejects are the same), groups them into batches of ``batch_size`` rows
-and hands each batch to a worker process, which builds every row with
-:func:`fiumatch.ingest.csv_reader.build_unit`. Results come back **in input order**, and at
-most ``max_inflight`` batches are framed but not yet yielded, so memory stays bounded
-however large the file is; the workers' caches are the normalisers' own bounded LRU caches.
+Owns the batching, the pool and the compact form results travel in. The calling process
+frames the file into rows (:func:`fiumatch.ingest.csv_reader.csv_rows`, the serial reader's
+own framing, so line numbers and framing rejects are the same), groups them into batches of
+``batch_size`` rows (values only; the header travels once per batch) and hands each batch to
+a worker process, which builds every row with :func:`fiumatch.ingest.build.build_subject`.
+Results come back **in input order**, and at most ``max_inflight`` batches are framed but
+not yet yielded, so memory stays bounded however large the file is; the workers' caches are
+the normalisers' own bounded LRU caches.
 
-Each result crosses back as its own pickle, unpickled only when it is yielded: unpickling a
-whole batch of subjects at once kept thousands of objects alive together, and the cyclic
-garbage collector walking them cost more than the unpickling itself. In the workers (our
-own processes) the collector runs once per batch and then freezes what survived (the
-normalisers' caches), so it never walks those caches again.
+Each result crosses back as its own pickle of plain tuples (strings, small ints, key
+fields by type code), not of objects: pickling a subject's dozen dataclasses (names,
+identifiers, keys, dates) in the worker and rebuilding them through their ``__reduce__`` in
+this process cost more than deriving the keys. This process unpickles and rebuilds each
+subject only when it is yielded, with the dataclasses' direct constructors. One pickle per
+result rather than per batch: a batch unpickled at once is tens of thousands of new tuples
+alive together, and the cyclic collector walking them cost more than the unpickling (a
+list of ``bytes`` is nothing for it to walk). In the workers (our own
+processes) the cyclic garbage collector runs once per batch and then freezes what survived
+(the normalisers' caches), so it never walks those caches again.
 
-The output is exactly the serial reader's (the same subjects, keys and rejects in the same
-order); only the scheduling differs. Must never reorder records, never drop one, and never
-leave worker processes behind: closing the iterator early shuts the pool down.
+The output is exactly the serial reader's (equal subjects with the same keys, and the same
+rejects, in the same order); only the scheduling differs. Must never reorder records, never
+drop one, and never leave worker processes behind: closing the iterator early shuts the
+pool down.
 
 Workers start from a fork server (spawn where there is none), never by forking the caller:
 as with any such pool, a script that reads in parallel must do so under
-``if __name__ == "__main__":``, since each worker imports the script's main module.
+``if __name__ == "__main__":``, since each worker imports the script's main module. The
+fork server imports the normalisers' libraries once (``_PRELOAD``), so workers start warm.
 """
 
 from __future__ import annotations
@@ -36,19 +44,33 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 from multiprocessing.context import BaseContext
 from pathlib import Path
+from typing import Any, cast
 
-from fiumatch.identifiers.model import Subject
-from fiumatch.ingest.csv_reader import CsvUnit, build_unit, csv_units
+from fiumatch.identifiers.dates import PartialDate
+from fiumatch.identifiers.keys import KeyType, new_key
+from fiumatch.identifiers.model import (
+    Identifier,
+    IdentifierKind,
+    Provenance,
+    Subject,
+    SubjectType,
+    new_subject,
+)
+from fiumatch.identifiers.names import PersonName
+from fiumatch.ingest.build import build_subject
+from fiumatch.ingest.csv_reader import CsvRow, csv_rows
 from fiumatch.ingest.rejects import Reject
 from fiumatch.ingest.stats import IngestStats
 
 __all__ = ["DEFAULT_BATCH", "WorkerError", "read_csv_parallel"]
 
-DEFAULT_BATCH = 500  # rows per task: large enough to amortise a task, small for latency
+#: Rows per task: large enough that a task's round trip (two pickles, a pipe, a wake-up)
+#: is noise, small enough that the first results come back within a fraction of a second.
+DEFAULT_BATCH = 2000
 
 # Imported once in the fork server, so each worker starts with them already loaded.
 _PRELOAD = [
-    "fiumatch.ingest.csv_reader",
+    "fiumatch.ingest.parallel",
     "rigour.names",
     "rigour.text.translit",
     "rigour.text.phonetics",
@@ -56,6 +78,53 @@ _PRELOAD = [
     "schwifty",
     "stdnum.lei",
 ]
+
+_TYPES = tuple(SubjectType)
+_TYPE_INDEX = {t: i for i, t in enumerate(_TYPES)}
+_KINDS = tuple(IdentifierKind)
+_KIND_INDEX = {k: i for i, k in enumerate(_KINDS)}
+_KEY_TYPES = {kt.code: kt for kt in KeyType}
+
+#: A result in transit: a subject's fields as plain values, or a reject's six fields.
+_Packed = tuple[Any, ...]
+
+
+def _pack(item: Subject | Reject, default_retention: date) -> _Packed:
+    """A result as plain values (see the module docstring); :func:`_unpack` inverts it."""
+    if isinstance(item, Reject):
+        return (item.file, item.line, item.record, item.field, item.code, item.reason)
+    birth = item.birth_date
+    retention = item.retention_until
+    return (
+        item.subject_id,
+        _TYPE_INDEX[item.type],
+        item.local_ref,
+        None if retention == default_retention else retention,
+        item.provenance.line,
+        tuple([(n.full, n.given, n.middle, n.family) for n in item.names]),
+        None if birth is None else (birth.year, birth.month, birth.day),
+        item.countries,
+        tuple([(_KIND_INDEX[i.kind], i.value, i.qualifier) for i in item.identifiers]),
+        tuple([(k.type.code, k.fields) for k in item.keys]),
+    )
+
+
+def _unpack(packed: _Packed, source: str, default_retention: date) -> Subject | Reject:
+    if len(packed) == 6:
+        return Reject(*packed)
+    sid, type_index, ref, retention, line, names, birth, countries, idents, keys = packed
+    return new_subject(
+        sid,
+        _TYPES[type_index],
+        ref,
+        default_retention if retention is None else retention,
+        Provenance(source, f"line {line}", line),
+        tuple([PersonName(full=f, given=g, middle=m, family=fam) for f, g, m, fam in names]),
+        None if birth is None else PartialDate(*birth),
+        countries,
+        tuple([Identifier(_KINDS[k], value, q) for k, value, q in idents]),
+        tuple([new_key(_KEY_TYPES[code], fields) for code, fields in keys]),
+    )
 
 
 class WorkerError(RuntimeError):
@@ -83,19 +152,36 @@ def _init_worker() -> None:
 
 
 def _build_batch(
-    units: list[CsvUnit], source: str, file: str, default_retention: date
+    header: list[str], rows: list[CsvRow], source: str, file: str, default_retention: date
 ) -> list[bytes]:
-    """Build a batch; each subject or reject pickled on its own (see the module docstring)."""
-    out: list[bytes] = []
+    """Build a batch of framed rows; their results, packed, each as its own pickle."""
+    out: list[_Packed] = []
+    append = out.append
+    for unit in rows:
+        if isinstance(unit, Reject):
+            append(_pack(unit, default_retention))
+            continue
+        line, row = unit
+        result = build_subject(
+            {k: v for k, v in zip(header, row, strict=True) if v},
+            source=source,
+            file=file,
+            record=f"line {line}",
+            line=line,
+            default_retention=default_retention,
+        )
+        if isinstance(result, list):
+            out.extend(_pack(r, default_retention) for r in result)
+        else:
+            append(_pack(result, default_retention))
     dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
-    for unit in units:
-        for item in build_unit(unit, source=source, file=file, default_retention=default_retention):
-            out.append(dumps(item, protocol))
+    blobs = [dumps(packed, protocol) for packed in out]
+    del out
     # Collect this batch's cyclic garbage (a caught exception holds its frame), then freeze
     # the survivors, mostly new cache entries: the collector never walks them again.
     gc.collect()
     gc.freeze()
-    return out
+    return blobs
 
 
 def read_csv_parallel(
@@ -123,33 +209,40 @@ def read_csv_parallel(
     )
     pending: deque[Future[list[bytes]]] = deque()
 
-    def submit(batch: list[CsvUnit]) -> None:
+    def submit(header: list[str], batch: list[CsvRow]) -> None:
         try:
-            pending.append(pool.submit(_build_batch, batch, source, file, default_retention))
+            pending.append(
+                pool.submit(_build_batch, header, batch, source, file, default_retention)
+            )
         except BrokenProcessPool:
             raise WorkerError("an ingest worker process died or could not start") from None
 
     def oldest() -> Iterator[Subject | Reject]:
         try:
-            results = pending.popleft().result()
+            blobs = pending.popleft().result()
         except BrokenProcessPool:
             raise WorkerError("an ingest worker process died") from None
         loads = pickle.loads
-        for blob in results:
-            item: Subject | Reject = loads(blob)
-            yield item
+        for blob in blobs:
+            yield _unpack(loads(blob), source, default_retention)
 
     try:
-        batch: list[CsvUnit] = []
-        for unit in csv_units(path, stats=stats):
+        rows = csv_rows(path, stats=stats)
+        header = next(rows, None)
+        if isinstance(header, Reject):
+            yield header  # the broken header's
+        if not isinstance(header, list):
+            return
+        batch: list[CsvRow] = []
+        for unit in cast(Iterator[CsvRow], rows):
             batch.append(unit)
             if len(batch) >= batch_size:
-                submit(batch)
+                submit(header, batch)
                 batch = []
                 while len(pending) >= limit:
                     yield from oldest()
         if batch:
-            submit(batch)
+            submit(header, batch)
         while pending:
             yield from oldest()
     finally:
