@@ -284,6 +284,15 @@ def run_queries(
     return {"rows": rows}
 
 
+def audit_size(node: DemoNode) -> int | None:
+    """How many entries the node's audit log holds (None if it cannot say)."""
+    try:
+        with node.client("auditor") as c:
+            return int(c.call("GET", "/audit/v1/entries", params={"start": 0, "limit": 1})["size"])
+    except Exception:  # a count for the report, not a check
+        return None
+
+
 def api_read_seconds(q: DemoNode, n: int = 50) -> dict[str, float]:
     """The analyst API's own cost: ``GET /api/v1/me`` on a kept-alive connection."""
     with q.client("analyst") as c:
@@ -619,7 +628,9 @@ def measure(
         load_start = load_average()
         first = run_queries(q, sets, 1, args.hits)["rows"][0]
         warm = run_queries(q, sets, args.warmup, args.hits, first=1)["rows"]
+        audit_before = (audit_size(q), audit_size(o))
         rows = run_queries(q, sets, n, args.hits, first=1 + args.warmup)["rows"]
+        audit_after = (audit_size(q), audit_size(o))
         api = api_read_seconds(q)
         probes = (
             {
@@ -643,6 +654,10 @@ def measure(
         "failures": len(bad),
         "failure_examples": bad[:3],
         "latencies_ms": [round(x * 1000, 2) for x in lat],
+        "audit_entries_per_query": {
+            who: None if a is None or b is None else round((b - a) / n, 2)
+            for who, a, b in zip(("querier", "owner"), audit_before, audit_after, strict=True)
+        },
         "load_average_start": load_start,
         "load_average_end": load_end,
     }
@@ -701,11 +716,17 @@ def write(out: Path, result: dict[str, Any]) -> None:
         f" {cfg['warmup']} warm-up ones, one after another. Target (issue #6): p50 <="
         f" {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms with the filter already cached.",
         "",
+        "Variants: `stock` is the node as shipped (the querier starts every session with an"
+        " empty filter replica, so every query downloads the whole filter); `cached` keeps the"
+        " replica between sessions (a prototype patch of `NodeService._querier_machine`, see"
+        " the module docstring), which is what the issue's target assumes; `proofs-off` runs"
+        " from a second querier whose agreements with the owner say `proofs: false`.",
+        "",
         "| variant | proofs | replica kept | p50 ms | p90 ms | p99 ms | max ms | first query ms"
         " | failures | target | load avg (start -> end) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, v in result["variants"].items():
+    for name, v in _ordered(result):
         if name.startswith("profile"):
             continue
         lat = v["latency"]
@@ -736,7 +757,7 @@ def write(out: Path, result: dict[str, Any]) -> None:
         " | total |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for name, v in result["variants"].items():
+    for name, v in _ordered(result):
         p = v.get("probe")
         if not p:
             continue
@@ -784,6 +805,12 @@ def write(out: Path, result: dict[str, Any]) -> None:
     plot(out / "unbalanced.png", result)
 
 
+def _ordered(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Variants in ``VARIANTS`` order (the JSON's keys are sorted), the profile pass last."""
+    rank = {name: i for i, name in enumerate(VARIANTS)}
+    return sorted(result["variants"].items(), key=lambda kv: rank.get(kv[0], len(rank)))
+
+
 def plot(path: Path, result: dict[str, Any]) -> None:
     import matplotlib
 
@@ -791,7 +818,7 @@ def plot(path: Path, result: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for name, v in result["variants"].items():
+    for name, v in _ordered(result):
         if name.startswith("profile"):
             continue
         xs = sorted(v["latencies_ms"])
@@ -834,7 +861,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="one more pass under py-spy")
     parser.add_argument("--profile-queries", type=int, default=100)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--render", action="store_true", help="only re-render .md/.png from --out's JSON"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        write(args.out, json.loads((args.out / "unbalanced.json").read_text()))
+        print((args.out / "unbalanced.md").read_text())
+        return 0
     if not 0 <= args.hits <= SET_SIZE or args.keys < args.hits * args.sets:
         parser.error("need 0 <= --hits <= 64 and --keys >= --hits * --sets")
     if args.queries < 1 or args.warmup < 0 or args.probe_sessions < 2:
