@@ -276,3 +276,37 @@ def test_split_tokens_is_runs_of_letters_marks_and_numbers(text: str) -> None:
     if current:
         expected.append(current)
     assert split_tokens(text) == expected
+
+
+def _prefixes() -> list[str]:
+    from rigour._core import person_name_prefixes_list
+
+    return list(person_name_prefixes_list())
+
+
+_honorific_text = st.one_of(
+    st.text(max_size=20),
+    st.tuples(
+        st.sampled_from(_prefixes()),
+        st.sampled_from(["", ".", " ", ". ", "\u00a0", ".\t", "x ", "-"]),
+        st.text(max_size=8),
+        st.booleans(),
+    ).map(lambda t: (t[0].upper() if t[3] else t[0].lower()) + t[1] + t[2]),
+)
+
+
+@settings(max_examples=400)
+@given(_honorific_text)
+@example("dr.hans müller")
+@example("dott.sr. anna")
+@example("the much hon. x")
+@example("fräulein anna")
+@example("_dr anna")
+def test_honorific_precheck_never_skips_a_removal(text: str) -> None:
+    from rigour.names import remove_person_prefixes
+
+    from fiumatch.identifiers.names import may_have_honorific
+
+    for candidate in (text, text.casefold()):
+        if not may_have_honorific(candidate):
+            assert remove_person_prefixes(candidate) == candidate

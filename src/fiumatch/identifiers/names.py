@@ -28,6 +28,7 @@ __all__ = [
     "NormalisedOrgName",
     "NormalisedPersonName",
     "PersonName",
+    "may_have_honorific",
     "normalise_org_name",
     "normalise_person_name",
     "part_forms",
@@ -128,8 +129,8 @@ class NormalisedOrgName:
 
 def prepare(text: str) -> str:
     """Steps 1-3 of the name pipeline: NFKC, full case folding, apostrophes deleted."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    if any(ch in APOSTROPHES for ch in folded):
+    folded = (text if text.isascii() else unicodedata.normalize("NFKC", text)).casefold()
+    if not APOSTROPHES.isdisjoint(folded):
         folded = "".join(ch for ch in folded if ch not in APOSTROPHES)
     return folded
 
@@ -187,9 +188,36 @@ def _variants(tokens: list[str]) -> list[tuple[str, ...]]:
     return out
 
 
+@lru_cache(maxsize=1)
+def _honorific_heads() -> frozenset[str]:
+    """Lower-case first words of rigour's person-name prefixes, each also with a ``.``."""
+    from rigour._core import person_name_prefixes_list
+
+    heads = {p.split(" ", 1)[0].lower() for p in person_name_prefixes_list()}
+    return frozenset(heads | {h + "." for h in heads})
+
+
+def may_have_honorific(text: str) -> bool:
+    """False only if rigour's ``remove_person_prefixes`` would return ``text`` unchanged.
+
+    Its pattern, ``^\\W*((prefix)\\.?\\s+)*`` over 135 prefixes, ignoring case, takes
+    microseconds to fail on an ordinary name. It removes nothing unless the text starts
+    with a non-word character or its first word (up to the first whitespace) is a prefix's
+    first word, optionally followed by ``.``. That is checked here for an ASCII first word
+    (ASCII letters match the prefixes' letters, all ASCII or ``ä``, exactly when their
+    lower cases are equal); anything else goes to the pattern. A test holds the two equal.
+    """
+    if not text or not (text[0].isalnum() or text[0] == "_"):
+        return True
+    head = text.split(None, 1)[0]
+    return not head.isascii() or head.lower() in _honorific_heads()
+
+
 def _strip_honorifics(text: str) -> str:
     from rigour.names import remove_person_prefixes
 
+    if not may_have_honorific(text):
+        return text
     stripped: str = remove_person_prefixes(text)
     # Never let an honorific list eat the whole name ("Lady" can be a given name).
     return stripped if split_tokens(stripped) else text

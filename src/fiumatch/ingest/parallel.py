@@ -42,10 +42,12 @@ from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import date
+from functools import lru_cache
 from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any, cast
 
+from fiumatch.identifiers.caches import VALUE_CACHE
 from fiumatch.identifiers.dates import PartialDate
 from fiumatch.identifiers.keys import KeyType, new_key
 from fiumatch.identifiers.model import (
@@ -109,21 +111,64 @@ def _pack(item: Subject | Reject, default_retention: date) -> _Packed:
     )
 
 
+# Direct constructors of the frozen slotted dataclasses a subject is made of: the slots are
+# set through their descriptors, skipping the frozen ``__init__`` (half the cost, and this
+# process makes a dozen of them per record).
+_new_object = object.__new__
+_name_slots = tuple(PersonName.__dict__[f].__set__ for f in ("full", "given", "middle", "family"))
+_ident_slots = tuple(Identifier.__dict__[f].__set__ for f in ("kind", "value", "qualifier"))
+_prov_slots = tuple(Provenance.__dict__[f].__set__ for f in ("source", "record", "line"))
+
+
+def _person_name(full: str, given: str, middle: str, family: str) -> PersonName:
+    name: PersonName = _new_object(PersonName)
+    set_full, set_given, set_middle, set_family = _name_slots
+    set_full(name, full)
+    set_given(name, given)
+    set_middle(name, middle)
+    set_family(name, family)
+    return name
+
+
+def _identifier(kind: int, value: str, qualifier: str) -> Identifier:
+    ident: Identifier = _new_object(Identifier)
+    set_kind, set_value, set_qualifier = _ident_slots
+    set_kind(ident, _KINDS[kind])
+    set_value(ident, value)
+    set_qualifier(ident, qualifier)
+    return ident
+
+
+def _provenance(source: str, line: int) -> Provenance:
+    prov: Provenance = _new_object(Provenance)
+    set_source, set_record, set_line = _prov_slots
+    set_source(prov, source)
+    set_record(prov, f"line {line}")  # build_unit's record name for a CSV row
+    set_line(prov, line)
+    return prov
+
+
+@lru_cache(maxsize=VALUE_CACHE)
+def _date(year: int, month: int | None, day: int | None) -> PartialDate:
+    return PartialDate(year, month, day)  # immutable: subjects may share one
+
+
 def _unpack(packed: _Packed, source: str, default_retention: date) -> Subject | Reject:
     if len(packed) == 6:
         return Reject(*packed)
     sid, type_index, ref, retention, line, names, birth, countries, idents, keys = packed
+    key_types = _KEY_TYPES
     return new_subject(
         sid,
         _TYPES[type_index],
         ref,
         default_retention if retention is None else retention,
-        Provenance(source, f"line {line}", line),
-        tuple([PersonName(full=f, given=g, middle=m, family=fam) for f, g, m, fam in names]),
-        None if birth is None else PartialDate(*birth),
+        _provenance(source, line),
+        tuple([_person_name(*n) for n in names]),
+        None if birth is None else _date(*birth),
         countries,
-        tuple([Identifier(_KINDS[k], value, q) for k, value, q in idents]),
-        tuple([new_key(_KEY_TYPES[code], fields) for code, fields in keys]),
+        tuple([_identifier(*i) for i in idents]),
+        tuple([new_key(key_types[code], fields) for code, fields in keys]),
     )
 
 
@@ -147,8 +192,11 @@ def _init_worker() -> None:
     for name in _PRELOAD:
         __import__(name)
     # Objects that exist now (modules, ICU and phone metadata) live as long as the worker:
-    # keep the cyclic collector from walking them again and again.
+    # keep the cyclic collector from walking them again and again. In a worker the
+    # collector runs only between batches (see _build_batch), never in the middle of one:
+    # a batch's garbage is bounded by the batch.
     gc.freeze()
+    gc.disable()
 
 
 def _build_batch(
