@@ -139,17 +139,19 @@ class MatchKey:
         fields = self.fields
         if len(fields) != _ARITY[self.type]:
             raise KeyEncodingError(self.type.value, "wrong number of fields for key type")
-        out = _HEADERS[self.type]
+        parts = [_HEADERS[self.type]]
+        append = parts.append
         for value in fields:
             raw = value.encode("utf-8")
             n = len(raw)
             if n < _SHORT:
-                out += _LENGTHS[n] + raw
+                append(_LENGTHS[n])
             elif n <= MAX_FIELD_BYTES:
-                out += n.to_bytes(2, "big") + raw
+                append(n.to_bytes(2, "big"))
             else:
                 raise KeyEncodingError(self.type.value, "field longer than 65535 bytes")
-        return out
+            append(raw)
+        return b"".join(parts)  # one allocation, not one per field
 
     def hex(self) -> str:
         return self.encode().hex()

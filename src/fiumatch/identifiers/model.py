@@ -26,6 +26,8 @@ __all__ = [
     "Provenance",
     "Subject",
     "SubjectType",
+    "new_identifier",
+    "new_provenance",
     "new_subject",
     "parse_subject_type",
     "subject_id",
@@ -141,6 +143,31 @@ class Subject:
 
 
 _new_object = object.__new__
+_i_kind, _i_value, _i_qualifier = (
+    Identifier.__dict__[f].__set__ for f in ("kind", "value", "qualifier")
+)
+_p_source, _p_record, _p_line = (
+    Provenance.__dict__[f].__set__ for f in ("source", "record", "line")
+)
+
+
+def new_identifier(kind: IdentifierKind, value: str, qualifier: str = "") -> Identifier:
+    """``Identifier(kind, value, qualifier)`` with the slots set directly (see new_subject)."""
+    ident: Identifier = _new_object(Identifier)
+    _i_kind(ident, kind)
+    _i_value(ident, value)
+    _i_qualifier(ident, qualifier)
+    return ident
+
+
+def new_provenance(source: str, record: str, line: int | None) -> Provenance:
+    """``Provenance(source, record, line)`` with the slots set directly (see new_subject)."""
+    prov: Provenance = _new_object(Provenance)
+    _p_source(prov, source)
+    _p_record(prov, record)
+    _p_line(prov, line)
+    return prov
+
 (_s_id, _s_type, _s_ref, _s_ret, _s_prov, _s_names, _s_birth, _s_countries, _s_idents,
  _s_keys) = (Subject.__dict__[f].__set__ for f in Subject.__dataclass_fields__)  # fmt: skip
 

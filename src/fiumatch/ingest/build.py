@@ -35,14 +35,15 @@ from fiumatch.identifiers.keys import new_key
 from fiumatch.identifiers.model import (
     Identifier,
     IdentifierKind,
-    Provenance,
     Subject,
     SubjectType,
+    new_identifier,
+    new_provenance,
     new_subject,
     parse_subject_type,
     subject_id,
 )
-from fiumatch.identifiers.names import PersonName, normalise_org_name
+from fiumatch.identifiers.names import PersonName, new_person_name, normalise_org_name
 from fiumatch.ingest.rejects import Reject
 
 __all__ = ["FIELDS", "MULTI_VALUED", "Value", "build_subject"]
@@ -154,6 +155,13 @@ def _hostile_values(fields: Mapping[str, Value]) -> list[tuple[str, str]]:
     return out
 
 
+def _name_chars(names: list[PersonName]) -> int:
+    total = 0
+    for n in names:
+        total += len(n.full) + len(n.given) + len(n.middle) + len(n.family)
+    return total
+
+
 def build_subject(
     fields: Mapping[str, Value],
     *,
@@ -220,7 +228,7 @@ def build_subject(
     if get("iban"):
         for raw in _many(fields, "iban"):
             try:
-                identifiers[Identifier(IdentifierKind.IBAN, normalise_iban(raw, "iban"))] = None
+                identifiers[new_identifier(IdentifierKind.IBAN, normalise_iban(raw, "iban"))] = None
             except IdentifierError as exc:
                 errors.append(exc)
     raw_account = _one(fields, "account_number") if get("account_number") else ""
@@ -230,14 +238,14 @@ def build_subject(
             number = normalise_account_number(raw_account, "account_number")
             if not raw_bic:
                 raise EmptyValueError("bic", "a domestic account number needs its BIC")
-            ident = Identifier(IdentifierKind.ACCOUNT, number, normalise_bic(raw_bic, "bic"))
+            ident = new_identifier(IdentifierKind.ACCOUNT, number, normalise_bic(raw_bic, "bic"))
             identifiers[ident] = None
         except IdentifierError as exc:
             errors.append(exc)
     raw_lei = _one(fields, "lei") if get("lei") else ""
     if raw_lei:
         try:
-            identifiers[Identifier(IdentifierKind.LEI, normalise_lei(raw_lei, "lei"))] = None
+            identifiers[new_identifier(IdentifierKind.LEI, normalise_lei(raw_lei, "lei"))] = None
         except IdentifierError as exc:
             errors.append(exc)
     raw_reg = _one(fields, "registration_number") if get("registration_number") else ""
@@ -246,7 +254,7 @@ def build_subject(
             if sole_country is None:
                 raise EmptyValueError("country", "registration number needs one country")
             number = normalise_registration_number(raw_reg)
-            identifiers[Identifier(IdentifierKind.REGISTRATION, number, sole_country)] = None
+            identifiers[new_identifier(IdentifierKind.REGISTRATION, number, sole_country)] = None
         except IdentifierError as exc:
             errors.append(exc)
     for number_field, country_name, doc_kind, ident_kind in _DOCS:
@@ -264,7 +272,7 @@ def build_subject(
                         raise EmptyValueError(country_name, "issuing country unknown")
                     cc_raw = sole_country
                 doc = normalise_document(doc_kind, raw, cc_raw, number_field)
-                identifiers[Identifier(ident_kind, doc.number, doc.country)] = None
+                identifiers[new_identifier(ident_kind, doc.number, doc.country)] = None
             except IdentifierError as exc:
                 errors.append(exc)
     if get("phone"):
@@ -272,21 +280,21 @@ def build_subject(
         for raw in _many(fields, "phone"):
             try:
                 e164 = normalise_phone(raw, phone_region, "phone")
-                identifiers[Identifier(IdentifierKind.PHONE, e164)] = None
+                identifiers[new_identifier(IdentifierKind.PHONE, e164)] = None
             except IdentifierError as exc:
                 errors.append(exc)
     if get("email"):
         for raw in _many(fields, "email"):
             try:
                 email = normalise_email(raw, "email")
-                identifiers[Identifier(IdentifierKind.EMAIL, email)] = None
+                identifiers[new_identifier(IdentifierKind.EMAIL, email)] = None
             except IdentifierError as exc:
                 errors.append(exc)
     raw_wallet = _one(fields, "wallet_address") if get("wallet_address") else ""
     if raw_wallet:
         try:
             chain, address = normalise_wallet(raw_wallet, _one(fields, "wallet_chain"), "wallet")
-            identifiers[Identifier(IdentifierKind.WALLET, address, chain)] = None
+            identifiers[new_identifier(IdentifierKind.WALLET, address, chain)] = None
         except IdentifierError as exc:
             errors.append(exc)
 
@@ -297,11 +305,11 @@ def build_subject(
         given, family = _one(fields, "given_name"), _one(fields, "family_name")
         if given or family:
             middle = _one(fields, "middle_name")
-            names.append(PersonName(full=full, given=given, middle=middle, family=family))
+            names.append(new_person_name(full, given, middle, family))
     if full:
-        names.append(PersonName(full=full))
+        names.append(new_person_name(full))
     if get("aliases"):
-        names.extend(PersonName(full=alias) for alias in _many(fields, "aliases"))
+        names.extend(new_person_name(alias) for alias in _many(fields, "aliases"))
 
     pairs: list[KeyPair] = derive.identifier_pairs(identifiers)
     if stype is SubjectType.PERSON:
@@ -330,9 +338,9 @@ def build_subject(
         ):
             errors.append(EmptyValueError(_REQUIRED_FIELDS[stype][0], f"required for {stype}"))
 
-    if names and sum(
-        len(n.full) + len(n.given) + len(n.middle) + len(n.family) for n in names
-    ) > _SHORT_NAMES and any(len(new_key(kt, f).encode()) > MAX_KEY_BYTES for kt, f in pairs):
+    if names and _name_chars(names) > _SHORT_NAMES and any(
+        len(new_key(kt, f).encode()) > MAX_KEY_BYTES for kt, f in pairs
+    ):
         errors.append(KeyEncodingError("name", f"a match key would exceed {MAX_KEY_BYTES} bytes"))
     if not errors and not pairs:
         errors.append(
@@ -345,7 +353,7 @@ def build_subject(
         ]
     return new_subject(
         subject_id(source, local_ref), stype, local_ref, retention,
-        Provenance(source, record, line), tuple(names), birth, tuple(countries),
+        new_provenance(source, record, line), tuple(names), birth, tuple(countries),
         tuple(identifiers), derive.keys_from_pairs(pairs),
     )  # fmt: skip
 

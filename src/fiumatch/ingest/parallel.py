@@ -13,10 +13,11 @@ Each result crosses back as its own pickle of plain tuples (strings, small ints,
 fields by type code), not of objects: pickling a subject's dozen dataclasses (names,
 identifiers, keys, dates) in the worker and rebuilding them through their ``__reduce__`` in
 this process cost more than deriving the keys. This process unpickles and rebuilds each
-subject only when it is yielded, with the dataclasses' direct constructors. One pickle per
-result rather than per batch: a batch unpickled at once is tens of thousands of new tuples
-alive together, and the cyclic collector walking them cost more than the unpickling (a
-list of ``bytes`` is nothing for it to walk). In the workers (our own
+subject only when it is yielded, with the dataclasses' direct constructors (``new_subject``
+and its kin set the slots without the frozen ``__init__``). One pickle per result rather
+than per batch: a batch unpickled at once is tens of thousands of new tuples alive
+together, and the cyclic collector walking them cost more than the unpickling (a list of
+``bytes`` is nothing for it to walk). In the workers (our own
 processes) the cyclic garbage collector runs once per batch and then freezes what survived
 (the normalisers' caches), so it never walks those caches again.
 
@@ -51,14 +52,14 @@ from fiumatch.identifiers.caches import VALUE_CACHE
 from fiumatch.identifiers.dates import PartialDate
 from fiumatch.identifiers.keys import KeyType, new_key
 from fiumatch.identifiers.model import (
-    Identifier,
     IdentifierKind,
-    Provenance,
     Subject,
     SubjectType,
+    new_identifier,
+    new_provenance,
     new_subject,
 )
-from fiumatch.identifiers.names import PersonName
+from fiumatch.identifiers.names import new_person_name
 from fiumatch.ingest.build import build_subject
 from fiumatch.ingest.csv_reader import CsvRow, csv_rows
 from fiumatch.ingest.rejects import Reject
@@ -111,43 +112,6 @@ def _pack(item: Subject | Reject, default_retention: date) -> _Packed:
     )
 
 
-# Direct constructors of the frozen slotted dataclasses a subject is made of: the slots are
-# set through their descriptors, skipping the frozen ``__init__`` (half the cost, and this
-# process makes a dozen of them per record).
-_new_object = object.__new__
-_name_slots = tuple(PersonName.__dict__[f].__set__ for f in ("full", "given", "middle", "family"))
-_ident_slots = tuple(Identifier.__dict__[f].__set__ for f in ("kind", "value", "qualifier"))
-_prov_slots = tuple(Provenance.__dict__[f].__set__ for f in ("source", "record", "line"))
-
-
-def _person_name(full: str, given: str, middle: str, family: str) -> PersonName:
-    name: PersonName = _new_object(PersonName)
-    set_full, set_given, set_middle, set_family = _name_slots
-    set_full(name, full)
-    set_given(name, given)
-    set_middle(name, middle)
-    set_family(name, family)
-    return name
-
-
-def _identifier(kind: int, value: str, qualifier: str) -> Identifier:
-    ident: Identifier = _new_object(Identifier)
-    set_kind, set_value, set_qualifier = _ident_slots
-    set_kind(ident, _KINDS[kind])
-    set_value(ident, value)
-    set_qualifier(ident, qualifier)
-    return ident
-
-
-def _provenance(source: str, line: int) -> Provenance:
-    prov: Provenance = _new_object(Provenance)
-    set_source, set_record, set_line = _prov_slots
-    set_source(prov, source)
-    set_record(prov, f"line {line}")  # build_unit's record name for a CSV row
-    set_line(prov, line)
-    return prov
-
-
 @lru_cache(maxsize=VALUE_CACHE)
 def _date(year: int, month: int | None, day: int | None) -> PartialDate:
     return PartialDate(year, month, day)  # immutable: subjects may share one
@@ -157,17 +121,17 @@ def _unpack(packed: _Packed, source: str, default_retention: date) -> Subject | 
     if len(packed) == 6:
         return Reject(*packed)
     sid, type_index, ref, retention, line, names, birth, countries, idents, keys = packed
-    key_types = _KEY_TYPES
+    key_types, kinds = _KEY_TYPES, _KINDS
     return new_subject(
         sid,
         _TYPES[type_index],
         ref,
         default_retention if retention is None else retention,
-        _provenance(source, line),
-        tuple([_person_name(*n) for n in names]),
+        new_provenance(source, f"line {line}", line),  # build_unit's record name
+        tuple([new_person_name(*n) for n in names]),
         None if birth is None else _date(*birth),
         countries,
-        tuple([_identifier(*i) for i in idents]),
+        tuple([new_identifier(kinds[k], value, q) for k, value, q in idents]),
         tuple([new_key(key_types[code], fields) for code, fields in keys]),
     )
 
