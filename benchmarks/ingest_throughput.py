@@ -86,6 +86,7 @@ def run_one(path: Path, workers: int, total: int, label: str) -> dict[str, Any]:
     from fiumatch.ingest import IngestStats, read
 
     rss_start = _peak_kib(os.getpid(), "VmRSS")
+    load_start = os.getloadavg()[0]
     watch = _WorkerWatch()
     watch.start()
     stats = IngestStats()
@@ -123,9 +124,110 @@ def run_one(path: Path, workers: int, total: int, label: str) -> dict[str, Any]:
         "main_cpu_seconds": round(cpu, 2),
         "worker_cpu_seconds": round(worker_cpu, 2),
         "records_per_cpu_second": round(stats.records / (cpu + worker_cpu)),
+        "load_average_1min_at_start": round(load_start, 2),
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "main_rss_mib_at_start": round(rss_start / 1024, 1),
         "main_peak_rss_mib": round(_peak_kib(os.getpid()) / 1024, 1),
         "worker_peak_rss_mib": round(max(watch.peak_kib.values(), default=0) / 1024, 1),
+    }
+
+
+#: What the breakdown times: (label, module, attribute). Each is wrapped in a timer where
+#: build_subject (or derive) looks it up, so a component's time includes its caches' hits
+#: and misses and any garbage collection that happens inside it (GC is also timed alone).
+_COMPONENTS = (
+    ("person names -> keys (tokens, ICU, Metaphone)",
+     ("fiumatch.identifiers.derive", "person_name_pairs"),
+     ("fiumatch.identifiers.derive", "person_name_keys")),
+    ("organisation names", ("fiumatch.ingest.build", "normalise_org_name")),
+    ("phone (phonenumbers)", ("fiumatch.ingest.build", "normalise_phone")),
+    ("identity documents (stdnum)", ("fiumatch.ingest.build", "normalise_document")),
+    ("dates", ("fiumatch.ingest.build", "parse_partial_date")),
+    ("e-mail", ("fiumatch.ingest.build", "normalise_email")),
+    ("IBAN (schwifty)", ("fiumatch.ingest.build", "normalise_iban")),
+    ("BIC (schwifty)", ("fiumatch.ingest.build", "normalise_bic")),
+    ("LEI (stdnum)", ("fiumatch.ingest.build", "normalise_lei")),
+    ("wallets", ("fiumatch.ingest.build", "normalise_wallet")),
+    ("countries", ("fiumatch.ingest.build", "normalise_country")),
+    ("key dedupe + MatchKey objects", ("fiumatch.identifiers.derive", "keys_from_pairs"),
+     ("fiumatch.ingest.build", "dedupe")),
+    ("subject id (SHA-256)", ("fiumatch.ingest.build", "subject_id")),
+    ("hostile-value checks", ("fiumatch.ingest.build", "_hostile_values")),
+)  # fmt: skip
+
+
+def breakdown(path: Path) -> dict[str, Any]:
+    """Where a serial read's time goes, microseconds per record (called in a fresh process).
+
+    Wall-clock timers around the components above; "framing and the rest of
+    build_subject" is what is left of the whole read (CSV framing, field handling, object
+    construction, the generator chain). Timers cost about 0.2 us per call.
+    """
+    import gc
+    import importlib
+    from time import perf_counter
+
+    from fiumatch.identifiers import Subject
+    from fiumatch.ingest import IngestStats, read
+
+    spent: dict[str, float] = {}
+
+    def wrap(label: str, *where: tuple[str, str]) -> None:
+        # The first place that exists: the breakdown also runs on older trees (--before).
+        mod, name = next((importlib.import_module(m), n) for m, n in where
+                         if hasattr(importlib.import_module(m), n))  # fmt: skip
+        inner = getattr(mod, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            t = perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0.0) + perf_counter() - t
+
+        setattr(mod, name, timed)
+
+    for label, *where in _COMPONENTS:
+        wrap(label, *where)
+    gc_started = [0.0]
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            gc_started[0] = perf_counter()
+        else:
+            spent["cyclic GC (inside the above too)"] = spent.get(
+                "cyclic GC (inside the above too)", 0.0) + perf_counter() - gc_started[0]
+
+    gc.callbacks.append(on_gc)
+    stats = IngestStats()
+    encode = 0.0
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    for item in read(path, default_retention=date(2030, 1, 1), stats=stats):
+        if isinstance(item, Subject):
+            t = perf_counter()
+            for key in item.keys:
+                key.encode()
+            encode += perf_counter() - t
+    total = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    gc.callbacks.remove(on_gc)
+    n = stats.records
+    parts = {entry[0]: spent.get(entry[0], 0.0) for entry in _COMPONENTS}
+    rest = total - encode - sum(parts.values())
+    rows = [(label, secs) for label, secs in parts.items()]
+    rows += [("key encoding (the consumer, as the OPRF input)", encode),
+             ("framing and the rest of build_subject", rest)]  # fmt: skip
+    gc_secs = spent.get("cyclic GC (inside the above too)", 0.0)
+    return {
+        "records": n,
+        "us_per_record_total": round(total / n * 1e6, 1),
+        "cpu_us_per_record": round(cpu / n * 1e6, 1),
+        "gc_us_per_record": round(gc_secs / n * 1e6, 1),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "components_us_per_record": {
+            label: round(secs / n * 1e6, 1) for label, secs in sorted(rows, key=lambda r: -r[1])
+        },
     }
 
 
@@ -133,6 +235,16 @@ def _subprocess(path: Path, workers: int, total: int, label: str) -> dict[str, A
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.ingest_throughput", "--one", str(path),
          "--workers", str(workers), "--total", str(total), "--label", label],
+        stdout=subprocess.PIPE, check=True, text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _breakdown_subprocess(path: Path) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.ingest_throughput", "--breakdown", str(path)],
         stdout=subprocess.PIPE, check=True, text=True,
         cwd=Path(__file__).resolve().parents[1],
     )  # fmt: skip
@@ -171,9 +283,15 @@ def main() -> None:
     parser.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--total", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--label", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--breakdown", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--before", type=Path, help="JSON of an earlier breakdown to show "
+                        "beside this one (its 'breakdown' entry)")  # fmt: skip
     args = parser.parse_args()
     if args.one is not None:
         print(json.dumps(run_one(args.one, args.workers, args.total, args.label)))
+        return
+    if args.breakdown is not None:
+        print(json.dumps(breakdown(args.breakdown)))
         return
 
     from fiumatch.synth import generate, write
@@ -185,11 +303,14 @@ def main() -> None:
     modes = (1, args.workers) if args.workers > 1 else (1,)
     csv_results: list[dict[str, Any]] = []
     other: dict[str, dict[str, Any]] = {}
+    profile: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
         for rows in sizes:
             path = tmpdir / f"rows-{rows}.csv"
             mib = _write_csv(base, path, rows)
+            if rows == sizes[0]:
+                profile = _breakdown_subprocess(path)
             runs: dict[int, list[dict[str, Any]]] = {w: [] for w in modes}
             for repeat in range(args.repeats):
                 for workers in modes:  # side by side: serial and parallel in each repeat
@@ -226,6 +347,10 @@ def main() -> None:
         "benchmark": "ingest_throughput",
         "goal_records_per_second_csv": GOAL,
         "csv": csv_results,
+        "breakdown": profile,
+        "breakdown_before": (
+            json.loads(args.before.read_text()).get("breakdown") if args.before else None
+        ),
         "other_formats": other,
         "environment": {
             "python": platform.python_version(),
@@ -271,11 +396,12 @@ def markdown(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Every run: " + "; ".join(
+        "Every run (records/s, wall; in brackets the 1-minute load average when it started): "
+        + "; ".join(
             f"{row['rows']:,} rows x{row['workers']}: "
-            + ", ".join(f"{r['records_per_second']:,}" for r in row["runs"])
+            + ", ".join(_run_text(r) for r in row["runs"])
             for row in report["csv"]
-        ) + " records/s.",
+        ) + ".",
         "",
         "Memory: each run starts at about "
         f"{report['csv'][0]['main_rss_mib_at_start']} MiB. " + _memory_sentence(report["csv"])
@@ -288,10 +414,14 @@ def markdown(report: dict[str, Any]) -> str:
         "the figure for data whose names and numbers rarely repeat. The 10^6-row file cycles "
         "through the same 10^5 records ten times, but the whole-value caches (2^14 entries) "
         "are far smaller than that cycle, so whole names, dates, phones and documents are "
-        "normalised again each time; only token results (transliteration, Metaphone) come from "
-        "the caches. Parallel runs spend more CPU per record than serial ones: each worker "
-        "fills its own caches, and every subject is pickled in a worker and unpickled in the "
-        "main process.",
+        "normalised again each time; only per-token and per-name-part results "
+        "(transliteration, honorifics, Metaphone) come from the caches. Parallel runs spend "
+        "more CPU per record than serial ones: each worker fills its own caches (every worker "
+        "meets nearly every distinct token, so cold transliteration and library warm-up are "
+        "paid once per worker), and each result is packed into plain tuples, pickled in the "
+        "worker, and unpickled and rebuilt in the main process.",
+        "",
+        *_breakdown_lines(report),
         "",
         "| other formats (serial) | records | records/s (wall) | records/s per CPU s |",
         "|---|---|---|---|",
@@ -306,6 +436,46 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _run_text(run: dict[str, Any]) -> str:
+    return f"{run['records_per_second']:,} [{run.get('load_average_1min_at_start', '?')}]"
+
+
+def _breakdown_lines(report: dict[str, Any]) -> list[str]:
+    after = report.get("breakdown") or {}
+    if not after:
+        return []
+    before = report.get("breakdown_before") or {}
+    b_parts = before.get("components_us_per_record", {})
+    has_before = bool(b_parts)
+    lines = [
+        f"## Where the time goes (serial, {after['records']:,} rows, microseconds per record)",
+        "",
+        "Wall-clock timers around each component of a serial read (see `breakdown()`); a "
+        "component's figure includes its caches' hits and misses and any garbage collection "
+        "inside it. Cyclic GC is also shown alone. "
+        + ("*Before* is the tree before this round of work (commit ff28bc7), measured with the "
+           "same timers on the same file just before *after*. " if has_before else "")
+        + "The machine is shared, so absolute figures move with its load; the split is what "
+        "this table is for.",
+        "",
+        "| component | " + ("before | " if has_before else "") + "after |",
+        "|---|" + ("---|" if has_before else "") + "---|",
+    ]  # fmt: skip
+    for label, us in after["components_us_per_record"].items():
+        prev = f"{b_parts[label]} | " if has_before and label in b_parts else (
+            "- | " if has_before else "")  # fmt: skip
+        lines.append(f"| {label} | {prev}{us} |")
+    for label, key in (("cyclic GC (inside the above)", "gc_us_per_record"),
+                       ("**total, wall**", "us_per_record_total"),
+                       ("**total, CPU**", "cpu_us_per_record")):  # fmt: skip
+        prev = f"{before.get(key, '-')} | " if has_before else ""
+        lines.append(f"| {label} | {prev}{after[key]} |")
+    lines.append("| 1-minute load average | " + (f"{before.get('load_average_1min')} | "
+                 if has_before else "") + f"{after['load_average_1min']} |")  # fmt: skip
+    lines.append("")
+    return lines
 
 
 def _memory_sentence(rows: list[dict[str, Any]]) -> str:
