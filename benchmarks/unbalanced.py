@@ -738,6 +738,17 @@ def write(out: Path, result: dict[str, Any]) -> None:
             f" {v['first_query_ms']} | {v['failures']} | {'met' if met else 'NOT met'} |"
             f" {v['load_average_start'][0]} -> {v['load_average_end'][0]} |"
         )
+    for rep in result.get("repeat_runs", []):
+        cells = "; ".join(
+            f"{name} p50 {rep['latency'][name]['p50_ms']} / p99 {rep['latency'][name]['p99_ms']}"
+            for name in VARIANTS
+            if name in rep["latency"]
+        )
+        lines += [
+            "",
+            f"Repeat run (commit {rep['commit']}, 1-min load {rep['load']}): {cells} ms.",
+        ]
+    lines += breakdown(result)
     lines += ["", "## Filter", ""]
     for peer, f in result.get("filter", {}).items():
         lines.append(
@@ -746,6 +757,20 @@ def write(out: Path, result: dict[str, Any]) -> None:
             f" {8 * sum(f['object_bytes']) / cfg['owner_keys']:.1f} bits per key; owner"
             f" precompute (rotation) {setup['precompute_seconds'].get(peer)} s."
         )
+    for name, v in _ordered(result):
+        p = v.get("probe")
+        if p:
+            hello = p["first_session"]["requests"][0]
+            kept = p["new_client_per_session"]
+            lines.append(
+                f"* Download ({name}, direct probe, loopback TLS): the HELLO answer carrying the"
+                f" whole filter, {hello['reply_bytes']:,} bytes, took {hello['s'] * 1000:.1f} ms"
+                f" against {kept['requests_ms'][0]} ms once the replica is kept; building the"
+                f" replica from it, {p['first_session']['local_compute_s'] * 1000:.1f} ms of"
+                f" local work against {kept['local_compute_ms']} ms. First query end to end"
+                f" (fresh querier): {v['first_query_ms']} ms."
+            )
+            break
     lines += ["", "## Direct probe: one session's steps (ms, median)", ""]
     lines += [
         "This process signs as FIU-Q and drives sessions itself (`PeerClient` + `service.pump`),"
@@ -805,6 +830,42 @@ def write(out: Path, result: dict[str, Any]) -> None:
     plot(out / "unbalanced.png", result)
 
 
+def breakdown(result: dict[str, Any]) -> list[str]:
+    """Where a median ``cached`` query's time goes, from the figures measured (ms)."""
+    lines: list[str] = []
+    for name, v in _ordered(result):
+        p = v.get("probe")
+        if not p or not v["replica_cache"]:
+            continue
+        c = p["kept_alive_client"]
+        session = c["total_ms"]
+        create = v["create_query_call"]["p50_ms"]
+        rest = round(v["latency"]["p50_ms"] - create - p["new_client_per_session"]["total_ms"], 1)
+        lines += [
+            "",
+            f"Breakdown of a median `{name}` query ({v['latency']['p50_ms']} ms):"
+            f" `create_query` answered in {create} ms (audit entry, query row, subject"
+            f" lookups); the peer session alone, driven directly, {session} ms on a kept-alive"
+            f" connection (open {c['open_ms']}, HELLO {c['requests_ms'][0]}, QUERY/EVAL"
+            f" {c['requests_ms'][1]}, local crypto {c['local_compute_ms']}) and"
+            f" {p['new_client_per_session']['total_ms']} ms with a new client per session, as"
+            f" the node does; the remaining ~{rest} ms is the querier node's own path (threads,"
+            " store, audit receipts and entries, hit grouping) and waiting for CPU on the"
+            " shared cores.",
+        ]
+    audit = [
+        r.get("audit_entries_per_query", {}).get("cached") for r in result.get("repeat_runs", [])
+    ] + [v.get("audit_entries_per_query") for _, v in _ordered(result)]
+    counts = next((a for a in audit if a), None)
+    if counts:
+        lines += [
+            "",
+            f"Audit entries appended per query: querier {counts['querier']}, owner"
+            f" {counts['owner']} (each its own SQLite transaction, synchronous=FULL).",
+        ]
+    return lines
+
+
 def _ordered(result: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """Variants in ``VARIANTS`` order (the JSON's keys are sorted), the profile pass last."""
     rank = {name: i for i, name in enumerate(VARIANTS)}
@@ -831,9 +892,14 @@ def plot(path: Path, result: dict[str, Any]) -> None:
     ax.set_xlabel("end-to-end query latency (ms, log)")
     ax.set_ylabel("fraction of queries")
     m = result["machine"]
+    loads = [
+        x
+        for _, v in _ordered(result)
+        for x in (v["load_average_start"][0], v["load_average_end"][0])
+    ]
     ax.set_title(
         f"64-key queries vs {result['config']['owner_keys']:,} keys over HTTP — "
-        f"{m['cores']} cores, load {m['load_average_start'][0]}",
+        f"{m['cores']} shared cores, 1-min load {min(loads)}–{max(loads)} while measuring",
         fontsize=9,
     )
     ax.grid(True, which="both", alpha=0.3)
