@@ -13,10 +13,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 import pytest
 
 from fiumatch import synth
+from fiumatch.client.api import ApiError
 from fiumatch.demo.run import DemoNode, connect, make_node, wait_query
 
 pytestmark = pytest.mark.slow
@@ -95,6 +96,34 @@ def test_filter_without_proofs_finds_what_mutual_finds(pair: tuple[DemoNode, Dem
     assert filtered["hit_count"] == mutual["hit_count"]
     # Both sides ran the cryptography on their pools: one worker per core each.
     assert _pool_workers(a) == _pool_workers(b) == (os.cpu_count() or 1)
+
+
+def test_query_hits_come_in_pages(pair: tuple[DemoNode, DemoNode]) -> None:
+    """GET /api/v1/queries/{id} pages the hits (hits_offset, hits_limit; hit_total counts all):
+    a query over 10^6 keys can have 10^5 hits, which no answer should build at once."""
+    a, b = pair
+    with a.client("analyst") as c:
+        q = c.create_query(
+            purpose="money_laundering",
+            legal_basis="test",
+            case_ref="PAGES-1",
+            mode="mutual",
+            all_subjects=True,
+            peers=[b.node_id],
+        )
+        q = wait_query(c, q, timeout=60)
+        total = q["hit_total"]
+        assert total == len(q["hits"]) >= 3  # under the default page size: all of them
+        ids = [h["id"] for h in q["hits"]]
+        page = c.call(
+            "GET", f"/api/v1/queries/{q['id']}", params={"hits_offset": 1, "hits_limit": 2}
+        )
+        assert [h["id"] for h in page["hits"]] == ids[1:3] and page["hit_total"] == total
+        empty = c.call("GET", f"/api/v1/queries/{q['id']}", params={"hits_limit": 0})
+        assert empty["hits"] == [] and empty["hit_total"] == total
+        with pytest.raises(ApiError) as err:
+            c.call("GET", f"/api/v1/queries/{q['id']}", params={"hits_limit": -1})
+        assert err.value.status == 422
 
 
 def test_agreements_that_disagree_on_proofs_are_refused(pair: tuple[DemoNode, DemoNode]) -> None:

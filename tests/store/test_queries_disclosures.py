@@ -127,6 +127,23 @@ def test_result_invariants_are_checked_before_writing(ready: Store) -> None:
         s.queries.record_result(_result("fiu-c", status="maybe"))
 
 
+def test_a_streamed_result_counts_its_hits_and_is_all_or_nothing(ready: Store) -> None:
+    s = ready
+    hits = [_hit(b"a" * 16), _hit(b"b" * 16)]
+    assert s.queries.record_result_stream(_result(hits=99), iter(hits)) == 2
+    (stored,) = s.queries.results("q1")
+    assert stored.hit_count == 2 and len(s.queries.hits("q1")) == 2
+    # a hit of another peer, or one that fails in the middle: nothing of the result stays
+    with pytest.raises(ValueError):
+        s.queries.record_result_stream(_result("fiu-c"), iter([_hit(b"c" * 16)]))
+    bad = [_hit(b"d" * 16, peer_id="fiu-c"), _hit(b"e" * 16, peer_id="fiu-c", subject_id="ghost")]
+    with pytest.raises(RecordConflictError):
+        s.queries.record_result_stream(_result("fiu-c"), iter(bad))
+    assert [r.peer_id for r in s.queries.results("q1")] == ["fiu-b"]
+    assert s.queries.hits("q1", "fiu-c") == []
+    assert s.queries.record_result_stream(_result("fiu-c", "refused"), iter(())) == 0
+
+
 def test_a_hit_id_is_unique_but_a_token_may_come_back_in_another_query(ready: Store) -> None:
     s = ready
     with pytest.raises(RecordConflictError):

@@ -224,3 +224,55 @@ def test_ids_existing_and_keys_of_types_can_leave_a_source_out(store: Store) -> 
     got = store.subjects.keys_of_types({1, 2}, exclude_source="analyst-paste")
     assert [(k.subject_id, k.key_type) for k in got] == [("a", 1), ("a", 2)]
     assert store.subjects.keys_of_types(set()) == []
+
+
+def _three_subjects(store: Store) -> None:
+    """a: k1 (type 1, 200), k2 (type 2, 100); b: k1 (type 1, 50), k3 (type 1, 200);
+    p (pasted): k1 (type 1, 255)."""
+    for sid in ("a", "b"):
+        store.subjects.upsert(make_subject(sid), now=NOW)
+    store.subjects.upsert(replace(make_subject("p"), source="analyst-paste"), now=NOW)
+    store.subjects.replace_keys("a", [_key("a", b"k1", 1, 200), _key("a", b"k2", 2, 100)])
+    store.subjects.replace_keys("b", [_key("b", b"k1", 1, 50), _key("b", b"k3", 1, 200)])
+    store.subjects.replace_keys("p", [_key("p", b"k1", 1, 255)])
+
+
+def test_a_key_selection_lists_distinct_keys_and_groups_hits_by_subject(store: Store) -> None:
+    _three_subjects(store)
+    with store.subjects.select_keys({1, 2}, exclude_source="analyst-paste") as sel:
+        assert sel.keys() == [b"k1", b"k2", b"k3"]
+        assert sel.key_types() == [1, 2]
+        grouped = list(sel.group_hits([(b"k1", b"T1"), (b"k2", b"T2"), (b"zz", b"TZ")]))
+        # a: both its keys hit, the token of its strongest (k1, 200); b: k1 only; p left out
+        assert grouped == [("a", (1, 2), 200, b"T1"), ("b", (1,), 50, b"T1")]
+        # a second grouping in the same selection starts afresh
+        assert list(sel.group_hits([(b"k3", b"T3")])) == [("b", (1,), 200, b"T3")]
+    with store.subjects.select_keys({2}) as sel:
+        assert sel.keys() == [b"k2"]
+        assert list(sel.group_hits([(b"k1", b"T1")])) == []  # k1 is not of a selected type
+
+
+def test_a_key_selection_of_some_subjects_and_no_types(store: Store) -> None:
+    _three_subjects(store)
+    with store.subjects.select_keys({1}, subject_ids=["b", "p", "nobody"]) as sel:
+        assert sel.keys() == [b"k1", b"k3"]
+        assert list(sel.group_hits([(b"k1", b"T")])) == [
+            ("b", (1,), 50, b"T"),
+            ("p", (1,), 255, b"T"),
+        ]
+    with store.subjects.select_keys(set()) as sel:
+        assert sel.keys() == [] and sel.key_types() == []
+    # the selection's temporary tables are gone once it is closed
+    tables = store.db.connection().execute("SELECT name FROM temp.sqlite_schema").fetchall()
+    assert tables == []
+
+
+def test_key_rows_stream_plain_tuples_in_key_order(store: Store) -> None:
+    _three_subjects(store)
+    assert list(store.subjects.key_rows({1}, exclude_source="analyst-paste")) == [
+        (b"k1", "a", 1, 200),
+        (b"k1", "b", 1, 50),
+        (b"k3", "b", 1, 200),
+    ]
+    assert list(store.subjects.key_rows(set())) == []
+    assert store.subjects.count_except("analyst-paste") == 2

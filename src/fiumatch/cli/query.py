@@ -156,6 +156,12 @@ def _show(q: dict[str, Any], as_json: bool) -> int:
                     shown(hit.get("strength_label", str(hit["strength"]))),
                 )
             c.print(h)
+            more = int(q.get("hit_total", len(q["hits"]))) - len(q["hits"])
+            if more > 0:
+                c.print(
+                    f"{more} more hits not shown; the API pages them "
+                    "(GET /api/v1/queries/ID?hits_offset=N&hits_limit=M)"
+                )
             c.print("ask the owner for the record behind a hit: fiumatch disclosure request HIT_ID")
         if q["partial"]:
             c.print("[yellow]partial result: some peers refused or were unreachable[/yellow]")

@@ -158,12 +158,15 @@ def wait_query(
     timeout: float = 60.0,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
+    """Wait for ``query`` to finish (or ``timeout``): with ``on_progress``, poll every 0.1 s
+    and report each state; without, long-poll the node (answered as soon as it is done)."""
+    if on_progress is None:
+        return dict(client.wait_query(query, timeout=timeout))
     deadline = time.monotonic() + timeout
     while query["status"] == "running" and time.monotonic() < deadline:
         time.sleep(0.1)
         query = client.query(query["id"])
-        if on_progress:
-            on_progress(query)
+        on_progress(query)
     return query
 
 

@@ -22,12 +22,13 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from fiumatch.node.errors import BadTokenError
-from fiumatch.node.service import NodeService
+from fiumatch.node.service import HITS_PAGE, NodeService
 from fiumatch.store import User
 
 __all__ = ["MAX_WAIT_SECONDS", "router", "user_dependency"]
 
 MAX_WAIT_SECONDS = 30.0
+MAX_HITS_PAGE = 100_000
 """Longest ``?wait=`` a query read may hold the request open for."""
 POLL_SECONDS = 0.002
 """How often a long-poll looks at the query's in-memory progress (no I/O)."""
@@ -241,14 +242,23 @@ def router(service: NodeService) -> APIRouter:
         query_id: str,
         user: Annotated[User, Depends(current)],
         wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
+        hits_offset: Annotated[int, Query(ge=0)] = 0,
+        hits_limit: Annotated[int, Query(ge=0, le=MAX_HITS_PAGE)] = HITS_PAGE,
     ) -> Any:
-        """The query; with ``wait`` > 0, answered as soon as it is no longer running (or after
-        ``wait`` seconds, still running)."""
-        found = await run_in_threadpool(service.get_query, user, query_id)
+        """The query with one page of its hits (``hits_limit`` from ``hits_offset``;
+        ``hit_total`` counts them all); with ``wait`` > 0, answered as soon as it is no longer
+        running (or after ``wait`` seconds, still running)."""
+
+        def get() -> Any:
+            return service.get_query(
+                user, query_id, hits_offset=hits_offset, hits_limit=hits_limit
+            )
+
+        found = await run_in_threadpool(get)
         if wait <= 0 or found["status"] != "running":
             return found
         await wait_until_settled(service, query_id, wait)
-        return await run_in_threadpool(service.get_query, user, query_id)
+        return await run_in_threadpool(get)
 
     @r.get("/sessions")
     def sessions(user: Annotated[User, Depends(current)]) -> Any:

@@ -29,7 +29,7 @@ import struct
 import threading
 import unicodedata
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -53,6 +53,7 @@ from fiumatch.node.errors import (
 )
 from fiumatch.node.httpsig import VerifyPolicy
 from fiumatch.node.keys import NodeKeys, fingerprint, public_key_from_raw
+from fiumatch.node.outindex import OutputIndex, RefPacker, build_index, filter_index
 from fiumatch.node.settings import Settings
 from fiumatch.protocol import oprf
 from fiumatch.protocol.filters import FilterLedger, FilterReplica
@@ -95,6 +96,7 @@ from fiumatch.store import (
     issue_token,
 )
 from fiumatch.store import Subject as StoredSubject
+from fiumatch.store.subjects import KeySelection
 from fiumatch.store.subjects import MatchKey as StoredKey
 
 __all__ = [
@@ -124,11 +126,12 @@ FP_RATE = 1e-6
 INDEX_KIND = "output-index"
 FILTER_KIND = "filter-objects"
 BATCH_FRAMES = 2
+HITS_PAGE = 1000
+"""Hits ``get_query`` returns by default (``hit_total`` says how many there are)."""
 """Element chunks sent per HTTP request by a querier: a long run reports progress per batch."""
 ABORTED_REASON = "aborted: the node restarted while the query ran"
 _log = logging.getLogger("fiumatch.node.service")
 _U32 = struct.Struct(">I")
-_ROW_HEAD = struct.Struct(">HBB")  # key type, strength, length of the subject id
 
 
 def _token(value: str) -> str:
@@ -234,7 +237,8 @@ class _LiveSession:
     set_size: int
     last_seen: int
     lock: threading.Lock = field(default_factory=threading.Lock)
-    owner_index: dict[bytes, list[tuple[str, int, int]]] = field(default_factory=dict)
+    served_types: frozenset[int] = frozenset()
+    """Mutual mode: the key types served in this session (the hits are looked up by them)."""
 
 
 @dataclass
@@ -263,13 +267,6 @@ _STAGES = {
 
 
 _Querier = FilterQuerier | MutualQuerier | CardinalityQuerier
-
-
-@dataclass(frozen=True)
-class _KeyRef:
-    subject_id: str
-    key_type: int
-    strength: int
 
 
 def _key_type_name(code: int) -> str:
@@ -302,28 +299,6 @@ def _stored_token(core: bytes, epoch: int) -> bytes:
 
 def _split_token(stored: bytes) -> tuple[bytes, int]:
     return stored[:-8], int.from_bytes(stored[-8:], "big")
-
-
-def _encode_index(rows: Iterable[tuple[bytes, _KeyRef]]) -> bytes:
-    """The output index of an epoch: per OPRF output (64 bytes) the key type, strength and
-    subject it came from."""
-    out = bytearray()
-    for output, ref in rows:
-        sid = ref.subject_id.encode("utf-8")
-        out += output + _ROW_HEAD.pack(ref.key_type, ref.strength & 0xFF, len(sid)) + sid
-    return bytes(out)
-
-
-def _decode_index(data: bytes) -> list[tuple[bytes, _KeyRef]]:
-    rows = []
-    pos = 0
-    while pos < len(data):
-        output = data[pos : pos + 64]
-        key_type, strength, n = _ROW_HEAD.unpack_from(data, pos + 64)
-        start = pos + 64 + _ROW_HEAD.size
-        rows.append((output, _KeyRef(data[start : start + n].decode("utf-8"), key_type, strength)))
-        pos = start + n
-    return rows
 
 
 def _encode_objects(objects: Sequence[bytes]) -> bytes:
@@ -383,7 +358,6 @@ class NodeService:
         self._live: dict[str, _LiveSession] = {}
         self._live_lock = threading.Lock()
         self._ledgers: dict[tuple[str, int], FilterLedger] = {}
-        self._indexes: dict[tuple[str, int], dict[bytes, list[_KeyRef]]] = {}
         self._epoch_lock = threading.RLock()
         self._purges = 0
         self._progress: dict[str, dict[str, PeerProgress]] = {}
@@ -770,10 +744,6 @@ class NodeService:
             "total": total,
         }
 
-    def _served_keys(self, type_codes: set[int]) -> list[StoredKey]:
-        """Our match keys of the given types, excluding analyst-pasted subjects."""
-        return self.store.subjects.keys_of_types(type_codes, exclude_source=PASTED_SOURCE)
-
     def _allowed_type_codes(self, peer_id: str) -> set[int]:
         codes: set[int] = set()
         for a in self.store.agreements.in_force(peer_id, self.now()):
@@ -813,28 +783,35 @@ class NodeService:
                 )
             )
         purges = self._purges
-        keys = self._served_keys(self._allowed_type_codes(peer_id))
+        # One pass over the keys: the keys as a list of bytes and their refs packed in one
+        # bytearray (no object per key: an epoch over 10^6 keys stays a few hundred MB).
+        keys: list[bytes] = []
+        refs = RefPacker()
+        for key, subject_id, key_type, strength in self.store.subjects.key_rows(
+            self._allowed_type_codes(peer_id), exclude_source=PASTED_SOURCE
+        ):
+            keys.append(key)
+            refs.add(subject_id, key_type, strength)
         outputs = evaluate_outputs(
-            kp, [k.key for k in keys], SUITE, executor=self.compute_for(len(keys), epoch=True)
+            kp, keys, SUITE, executor=self.compute_for(len(keys), epoch=True)
         )
-        rows = [
-            (out, _KeyRef(k.subject_id, k.key_type, k.strength))
-            for k, out in zip(keys, outputs, strict=True)
-        ]
+        del keys
+        index = build_index(outputs, refs)
+        del outputs, refs
         with self._epoch_lock:
             if self._purges != purges:  # a purge ran while we evaluated: leave its subjects out
-                kept = self.store.subjects.existing({r.subject_id for _, r in rows})
-                rows = [(o, r) for o, r in rows if r.subject_id in kept]
-            self._store_epoch_sets(peer_id, epoch, rows)
+                subjects = {s for _, s, _, _ in OutputIndex(index).rows()}
+                gone = subjects - self.store.subjects.existing(subjects)
+                if gone:
+                    index = filter_index(index, gone)
+            self._store_epoch_sets(peer_id, epoch, index)
 
-    def _store_epoch_sets(
-        self, peer_id: str, epoch: int, rows: list[tuple[bytes, _KeyRef]]
-    ) -> None:
-        ledger = _build_ledger(epoch, sorted({o for o, _ in rows}))
+    def _store_epoch_sets(self, peer_id: str, epoch: int, index: bytes) -> None:
+        ledger = _build_ledger(epoch, OutputIndex(index).distinct_outputs())
         now = self.now()
         with self.store.transaction():
             for kind, data in (
-                (INDEX_KIND, _encode_index(rows)),
+                (INDEX_KIND, index),
                 (FILTER_KIND, _encode_objects(ledger.objects())),
             ):
                 self.store.epochs.put_blob(
@@ -848,7 +825,6 @@ class NodeService:
                     )
                 )
         self._ledgers[(peer_id, epoch)] = ledger
-        self._indexes.pop((peer_id, epoch), None)
 
     def _refresh_precompute(self, peer_id: str) -> None:
         with self._epoch_lock:
@@ -870,22 +846,21 @@ class NodeService:
             self._ledgers[(peer_id, epoch)] = ledger
             return ledger
 
-    def _index(self, peer_id: str, epoch: int) -> dict[bytes, list[_KeyRef]]:
-        """Which of our subjects each OPRF output of an epoch came from."""
-        cached = self._indexes.get((peer_id, epoch))
-        if cached is not None:
-            return cached
+    def _index_rows(self, peer_id: str, epoch: int) -> list[tuple[bytes, str, int, int]]:
+        """Every (output, subject id, key type, strength) an epoch serves (for tests/tools)."""
+        blob = self.store.epochs.get_blob(peer_id, "local", epoch, INDEX_KIND)
+        return [] if blob is None else list(OutputIndex(blob.data).rows())
+
+    def _output_refs(self, peer_id: str, epoch: int, output: bytes) -> list[tuple[str, int, int]]:
+        """Which of our subjects an OPRF output of an epoch came from: (subject id, key type,
+        strength) of each, read from the stored output index in place."""
         with self._epoch_lock:
             blob = self.store.epochs.get_blob(peer_id, "local", epoch, INDEX_KIND)
             if blob is None:
                 self._prepare_epoch(peer_id, epoch)
                 blob = self.store.epochs.get_blob(peer_id, "local", epoch, INDEX_KIND)
                 assert blob is not None
-            index: dict[bytes, list[_KeyRef]] = {}
-            for output, ref in _decode_index(blob.data):
-                index.setdefault(output, []).append(ref)
-            self._indexes[(peer_id, epoch)] = index
-            return index
+        return OutputIndex(blob.data).refs(output)
 
     def rotate(
         self, actor: str, peer_id: str | None = None, *, wait: bool = True
@@ -925,7 +900,6 @@ class NodeService:
             retired = self.store.epochs.activate(peer_id, "local", new, now=self.now())
             if retired is not None:
                 self._ledgers.pop((peer_id, retired.epoch), None)
-                self._indexes.pop((peer_id, retired.epoch), None)
                 self._abort_sessions_of(peer_id, retired.epoch)
             self.store.budget.prune_before(new)
         kp = self._epoch_key(peer_id, new)
@@ -978,10 +952,9 @@ class NodeService:
         blob = self.store.epochs.get_blob(peer_id, "local", epoch, INDEX_KIND)
         if blob is None:
             return
-        rows = _decode_index(blob.data)
-        kept = [(o, r) for o, r in rows if r.subject_id not in gone]
-        if len(kept) != len(rows):
-            self._store_epoch_sets(peer_id, epoch, kept)  # no OPRF: the outputs are stored
+        if any(s in gone for _, s, _, _ in OutputIndex(blob.data).rows()):
+            # no OPRF: the outputs are stored
+            self._store_epoch_sets(peer_id, epoch, filter_index(blob.data, gone))
 
     def epochs(self) -> list[dict[str, Any]]:
         out = []
@@ -1105,7 +1078,7 @@ class NodeService:
                 mode=_token(str(meta.get("mode", "x"))),
             )
             raise
-        machine, owner_index = self._owner_machine(
+        machine, served_types = self._owner_machine(
             peer, mode, sid, epoch.epoch, id_types, set_size, proofs=agreement.proofs
         )
         live = _LiveSession(
@@ -1118,7 +1091,7 @@ class NodeService:
             id_types=id_types,
             set_size=set_size,
             last_seen=self.now(),
-            owner_index=owner_index,
+            served_types=served_types,
         )
         with self._live_lock:
             if sid in self._live or self.store.sessions.get(sid) is not None:
@@ -1170,7 +1143,7 @@ class NodeService:
         set_size: int,
         *,
         proofs: bool,
-    ) -> tuple[SessionMachine, dict[bytes, list[tuple[str, int, int]]]]:
+    ) -> tuple[SessionMachine, frozenset[int]]:
         session_id = bytes.fromhex(sid)
         allowed = {c for c in (_key_type_code(t) for t in id_types) if c is not None}
         if mode == "filter":
@@ -1184,32 +1157,32 @@ class NodeService:
                 limits=Limits(max_elements=max(set_size, 1)),
                 executor=self.compute_for(set_size),
                 proofs=proofs,
-            ), {}
-        keys = self._served_keys(allowed & self._allowed_type_codes(peer.node_id))
-        index: dict[bytes, list[tuple[str, int, int]]] = {}
-        for k in keys:
-            index.setdefault(k.key, []).append((k.subject_id, k.key_type, k.strength))
-        limits = Limits(max_elements=max(set_size, len(index), 1))
+            ), frozenset()
+        served = frozenset(allowed & self._allowed_type_codes(peer.node_id))
+        with self.store.subjects.select_keys(served, exclude_source=PASTED_SOURCE) as selection:
+            elements = selection.keys()
+        limits = Limits(max_elements=max(set_size, len(elements), 1))
+        executor = self.compute_for(max(set_size, len(elements)))
         if mode == "mutual":
             return MutualOwner(
                 session_id=session_id,
                 epoch=epoch,
-                elements=list(index),
+                elements=elements,
                 signing_key=self.keys.identity,
                 peer_key=public_key_from_raw(peer.public_key),
                 rng=self.rng,
                 limits=limits,
-                executor=self.compute_for(max(set_size, len(index))),
-            ), index
+                executor=executor,
+            ), served
         if mode == "cardinality":
             return CardinalityOwner(
                 session_id=session_id,
                 epoch=epoch,
-                elements=list(index),
+                elements=elements,
                 rng=self.rng,
                 limits=limits,
-                executor=self.compute_for(max(set_size, len(index))),
-            ), {}
+                executor=executor,
+            ), served
         raise ConflictError("unknown mode")
 
     def session_frames(self, peer_id: str, sid: str, epoch: int, body: bytes) -> bytes:
@@ -1394,56 +1367,46 @@ class NodeService:
                 created_at=self.now(),
             )
         )
-        hits = self._group_hits(
-            qid,
-            live.peer_id,
-            live.epoch,
-            [(live.owner_index.get(k, []), _mutual_token(bytes.fromhex(sid), k)) for k in keys],
-        )
-        self.store.queries.record_result(
-            QueryResult(
-                query_id=qid,
-                peer_id=live.peer_id,
-                status="ok",
-                reason="mutual match (as owner)",
-                hit_count=len(hits),
-                recorded_at=self.now(),
-                session_id=sid,
-            ),
-            hits,
-        )
+        token = bytes.fromhex(sid)
+        with self.store.subjects.select_keys(
+            live.served_types, exclude_source=PASTED_SOURCE
+        ) as selection:
+            grouped = selection.group_hits((k, _mutual_token(token, k)) for k in keys)
+            self.store.queries.record_result_stream(
+                QueryResult(
+                    query_id=qid,
+                    peer_id=live.peer_id,
+                    status="ok",
+                    reason="mutual match (as owner)",
+                    hit_count=0,
+                    recorded_at=self.now(),
+                    session_id=sid,
+                ),
+                self._hits_of(qid, live.peer_id, live.epoch, grouped),
+            )
         self.store.queries.set_status(qid, "done", now=self.now())
 
-    def _group_hits(
+    def _hits_of(
         self,
         query_id: str,
         peer_id: str,
         epoch: int,
-        matched: Iterable[tuple[Sequence[tuple[str, int, int]], bytes]],
-    ) -> list[Hit]:
-        """One hit per subject: the key types matched, the strongest strength, and the token of
-        its strongest key."""
-        by_subject: dict[str, tuple[set[int], int, bytes]] = {}
-        for refs, token in matched:
-            for subject_id, key_type, strength in refs:
-                types, best, tok = by_subject.get(subject_id, (set(), -1, b""))
-                types.add(key_type)
-                if strength > best:
-                    best, tok = strength, token
-                by_subject[subject_id] = (types, best, tok)
-        return [
-            Hit(
+        grouped: Iterable[tuple[str, tuple[int, ...], int, bytes]],
+    ) -> Iterator[Hit]:
+        """One hit per subject (from ``KeySelection.group_hits``): the key types matched, the
+        strongest strength, and the token of its strongest key."""
+        now = self.now()
+        for subject_id, key_types, strength, token in grouped:
+            yield Hit(
                 id="h-" + self.rng(8).hex(),
-                hit_token=_stored_token(tok, epoch),
+                hit_token=_stored_token(token, epoch),
                 query_id=query_id,
                 peer_id=peer_id,
-                subject_id=sid,
-                key_types=tuple(sorted(types)),
-                strength=best,
-                created_at=self.now(),
+                subject_id=subject_id,
+                key_types=key_types,
+                strength=strength,
+                created_at=now,
             )
-            for sid, (types, best, tok) in sorted(by_subject.items())
-        ]
 
     # -- querier side: analyst queries ---------------------------------------------------------
 
@@ -1477,18 +1440,24 @@ class NodeService:
         for s in subjects:
             if self.store.subjects.get(s) is None:
                 raise NotFoundError("no such subject")
-        if all_subjects:
-            subjects += self.store.subjects.ids(exclude_source=PASTED_SOURCE)
-        if records:
-            subjects += self._store_pasted(qid, records)
-        if not subjects:
+        every = all_subjects and not records and not subjects
+        if every:
+            # Every stored subject: selected in SQLite by the peer runs, never listed here.
+            count = self.store.subjects.count_except(PASTED_SOURCE)
+        else:
+            if all_subjects:
+                subjects += self.store.subjects.ids(exclude_source=PASTED_SOURCE)
+            if records:
+                subjects += self._store_pasted(qid, records)
+            count = len(set(subjects))
+        if not count:
             raise ConflictError("a query needs stored subjects or pasted records")
         # Audit first: a case reference the audit log refuses (it looks like an identifier)
         # must stop the query before anything is stored or sent.
         self.audit.record(
             "query",
             actor=user.name,
-            counts_in=len(subjects),
+            counts_in=count,
             extra={"purpose": purpose, "legal_basis": basis, "case_ref": case, "mode": mode},
         )
         self.store.queries.create(
@@ -1511,7 +1480,7 @@ class NodeService:
             purpose,
             case,
             mode,
-            sorted(set(subjects)),
+            None if every else sorted(set(subjects)),
             targets,
             tuple(id_types),
         )
@@ -1558,7 +1527,7 @@ class NodeService:
         purpose: str,
         case_ref: str,
         mode: str,
-        subjects: list[str],
+        subjects: list[str] | None,
         targets: list[Peer],
         id_types: tuple[str, ...],
     ) -> None:
@@ -1586,26 +1555,28 @@ class NodeService:
         peer_id: str,
         status: str,
         reason: str,
-        hits: Sequence[Hit] = (),
+        hits: Iterable[Hit] = (),
         session: str | None = None,
-    ) -> None:
+    ) -> int:
+        """Record a peer's result with its hits (streamed into the store); the hit count."""
         progress = self._peer_progress(qid, peer_id)
         progress.stage = status
         if status == "ok":
             progress.done = progress.total
         with contextlib.suppress(RecordConflictError):  # a peer's result is recorded once
-            self.store.queries.record_result(
+            return self.store.queries.record_result_stream(
                 QueryResult(
                     query_id=qid,
                     peer_id=peer_id,
                     status=status,  # type: ignore[arg-type]
                     reason=reason[:500],
-                    hit_count=len(hits),
+                    hit_count=0,
                     recorded_at=self.now(),
                     session_id=session,
                 ),
                 hits,
             )
+        return 0
 
     def _query_peer(
         self,
@@ -1614,40 +1585,55 @@ class NodeService:
         purpose: str,
         case_ref: str,
         mode: str,
-        subjects: list[str],
+        subjects: list[str] | None,
         peer: Peer,
         wanted_types: tuple[str, ...],
     ) -> None:
+        """One peer's part of a query over ``subjects`` (None: every stored subject). The keys
+        are selected in SQLite (``KeySelection``): only the distinct keys sit in memory, and
+        the hits are grouped by subject there too."""
         # Our own agreement must permit it too.
         ours = self.store.agreements.in_force(peer.node_id, self.now())
         allowed = set().union(*(set(a.identifier_types) for a in ours)) if ours else set()
         types = set(wanted_types) & allowed if wanted_types else allowed
-        keys: dict[bytes, list[tuple[str, int, int]]] = {}
-        for s in subjects:
-            for k in self.store.subjects.keys_of(s):
-                if _key_type_name(k.key_type) in types:
-                    keys.setdefault(k.key, []).append((k.subject_id, k.key_type, k.strength))
-        used_types = sorted({_key_type_name(t) for refs in keys.values() for _, t, _ in refs})
-        try:
-            agreement = check_agreement(
-                self.store.agreements.list_for_peer(peer.node_id),
-                now=self.now(),
-                mode=mode,
-                purpose=purpose,
-                id_types=used_types or sorted(types) or ["none"],
-                set_size=len(keys),
-            )
-        except AgreementRefusedError as err:
-            self._record_peer(qid, peer.node_id, "refused", f"our agreement: {err.clause}")
-            return
-        if not keys:
-            self._record_peer(qid, peer.node_id, "ok", "no match keys of the agreed types")
-            return
-        self._peer_progress(qid, peer.node_id).total = len(keys)
-        with self._peer_client(peer) as client:
-            self._query_peer_with(
-                client, qid, analyst, purpose, case_ref, mode, peer, keys, used_types, agreement
-            )
+        codes = {c for c in (_key_type_code(t) for t in types) if c is not None}
+        with self.store.subjects.select_keys(
+            codes,
+            subject_ids=subjects,
+            exclude_source=PASTED_SOURCE if subjects is None else None,
+        ) as selection:
+            elements = selection.keys()
+            used_types = sorted(_key_type_name(t) for t in selection.key_types())
+            try:
+                agreement = check_agreement(
+                    self.store.agreements.list_for_peer(peer.node_id),
+                    now=self.now(),
+                    mode=mode,
+                    purpose=purpose,
+                    id_types=used_types or sorted(types) or ["none"],
+                    set_size=len(elements),
+                )
+            except AgreementRefusedError as err:
+                self._record_peer(qid, peer.node_id, "refused", f"our agreement: {err.clause}")
+                return
+            if not elements:
+                self._record_peer(qid, peer.node_id, "ok", "no match keys of the agreed types")
+                return
+            self._peer_progress(qid, peer.node_id).total = len(elements)
+            with self._peer_client(peer) as client:
+                self._query_peer_with(
+                    client,
+                    qid,
+                    analyst,
+                    purpose,
+                    case_ref,
+                    mode,
+                    peer,
+                    elements,
+                    selection,
+                    used_types,
+                    agreement,
+                )
 
     def _query_peer_with(
         self,
@@ -1658,14 +1644,14 @@ class NodeService:
         case_ref: str,
         mode: str,
         peer: Peer,
-        keys: dict[bytes, list[tuple[str, int, int]]],
+        element_list: list[bytes],
+        selection: KeySelection,
         used_types: list[str],
         agreement: Agreement,
     ) -> None:
         from fiumatch.client.peer import PeerError
 
         progress = self._peer_progress(qid, peer.node_id)
-        element_list = list(keys)
         for attempt in range(2):
             sid = self.rng(16).hex()
             progress.stage, progress.done = "opening", 0
@@ -1715,30 +1701,20 @@ class NodeService:
             request_digest=_digest(sid.encode()),
             extra={"direction": "out", "mode": mode},
         )
-        hits: list[Hit] = []
+        matched: Iterable[tuple[bytes, bytes]] = ()
         reason = "ok"
         if isinstance(machine, FilterQuerier) and machine.result:
             r = machine.result
-            hits = self._group_hits(
-                qid,
-                peer.node_id,
-                epoch,
-                [
-                    (keys[element_list[i]], output)
-                    for i, output in zip(r.hit_indices, r.hit_outputs, strict=True)
-                ],
+            matched = (
+                (element_list[i], output)
+                for i, output in zip(r.hit_indices, r.hit_outputs, strict=True)
             )
             reason = (
                 f"filter: {len(r.hit_indices)} keys hit of {r.queried}; owner holds {r.owner_count}"
             )
         elif isinstance(machine, MutualQuerier) and machine.result:
             r2 = machine.result
-            hits = self._group_hits(
-                qid,
-                peer.node_id,
-                epoch,
-                [(keys[k], _mutual_token(bytes.fromhex(sid), k)) for k in r2.intersection],
-            )
+            matched = ((k, _mutual_token(bytes.fromhex(sid), k)) for k in r2.intersection)
             reason = f"mutual: {r2.count} keys in common (signed); owner holds {r2.peer_count}"
         elif isinstance(machine, CardinalityQuerier) and machine.result:
             r3 = machine.result
@@ -1746,7 +1722,9 @@ class NodeService:
                 f"cardinality: {r3.count} keys in common of {r3.own_count}; "
                 f"owner holds {r3.peer_count}"
             )
-        self._record_peer(qid, peer.node_id, "ok", reason, hits, session=sid)
+        del machine  # its per-key state (blinds, outputs) is not needed for the hits
+        hits = self._hits_of(qid, peer.node_id, epoch, selection.group_hits(matched))
+        count = self._record_peer(qid, peer.node_id, "ok", reason, hits, session=sid)
         self.audit.record(
             "hit_count",
             actor=analyst,
@@ -1754,7 +1732,7 @@ class NodeService:
             session=sid,
             agreement_id=agreement.id,
             epoch=epoch,
-            extra={"hits": len(hits), "mode": mode, "case_ref": case_ref},
+            extra={"hits": count, "mode": mode, "case_ref": case_ref},
         )
 
     def _querier_machine(
@@ -1807,7 +1785,12 @@ class NodeService:
     def query_progress(self, qid: str) -> dict[str, dict[str, Any]]:
         return {peer: p.as_dict() for peer, p in self._progress.get(qid, {}).items()}
 
-    def get_query(self, user: User, qid: str) -> dict[str, Any]:
+    def get_query(
+        self, user: User, qid: str, *, hits_offset: int = 0, hits_limit: int | None = HITS_PAGE
+    ) -> dict[str, Any]:
+        """A query, its per-peer results, and one page of its hits: ``hits_limit`` (None: all)
+        from ``hits_offset``; ``hit_total`` counts them all (a query over 10^6 keys can have
+        10^5 hits: nobody reads them in one answer, and building it would cost gigabytes)."""
         self.require_role(user, "analyst", "supervisor", "auditor")
         q = self.store.queries.get(qid)
         if q is None:
@@ -1830,7 +1813,7 @@ class NodeService:
                 }
             )
         hits = []
-        for h in self.store.queries.hits(qid):
+        for h in self.store.queries.hits(qid, offset=hits_offset, limit=hits_limit):
             s = self.store.subjects.get(h.subject_id)
             hits.append(
                 {
@@ -1856,6 +1839,8 @@ class NodeService:
             "partial": partial,
             "peers": peers,
             "hits": hits,
+            "hit_total": self.store.queries.hit_total(qid),
+            "hits_offset": hits_offset,
             "created_at": q.created_at,
         }
 
@@ -2098,10 +2083,10 @@ class NodeService:
             e = self.store.epochs.get(peer_id, "local", epoch)
             if e is None or e.state == "retired":
                 raise EpochRetiredError("the hit's key epoch is retired; query again", epoch=epoch)
-            refs = self._index(peer_id, epoch).get(core)
+            refs = self._output_refs(peer_id, epoch, core)
             if not refs:
                 raise NotFoundError("no record for that hit token")
-            return max(refs, key=lambda r: r.strength).subject_id
+            return max(refs, key=lambda r: r[2])[0]
         found = self.store.queries.hits_by_token(_stored_token(core, epoch), peer_id=peer_id)
         if not found:
             raise NotFoundError("no record for that hit token")

@@ -15,7 +15,7 @@ result never claims hits that are not stored.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -222,25 +222,84 @@ class QueryRepo:
                 ],
             )
 
+    def record_result_stream(self, result: QueryResult, hits: Iterable[Hit]) -> int:
+        """:meth:`record_result` for a stream of hits (all or nothing), never holding them all:
+        ``result.hit_count`` is ignored and set to the number of hits stored, returned."""
+        r = result
+        count = 0
+
+        def rows() -> Iterator[tuple[object, ...]]:
+            nonlocal count
+            for h in hits:
+                if h.query_id != r.query_id or h.peer_id != r.peer_id:
+                    raise ValueError("every hit must belong to the result's query and peer")
+                count += 1
+                yield (
+                    h.id,
+                    h.hit_token,
+                    h.query_id,
+                    h.peer_id,
+                    h.subject_id,
+                    json.dumps(sorted(h.key_types), separators=(",", ":")),
+                    h.strength,
+                    h.created_at,
+                )
+
+        with self._db.transaction() as conn:
+            conn.execute(
+                """INSERT INTO query_results (query_id, peer_id, status, reason, session_id,
+                       hit_count, recorded_at) VALUES (?, ?, ?, ?, ?, 0, ?)""",
+                (r.query_id, r.peer_id, r.status, r.reason, r.session_id, r.recorded_at),
+            )
+            conn.executemany(
+                """INSERT INTO hits (id, hit_token, query_id, peer_id, subject_id,
+                       key_types_json, strength, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                rows(),
+            )
+            conn.execute(
+                "UPDATE query_results SET hit_count = ? WHERE query_id = ? AND peer_id = ?",
+                (count, r.query_id, r.peer_id),
+            )
+        return count
+
     def results(self, query_id: str) -> list[QueryResult]:
         rows = self._db.connection().execute(
             "SELECT * FROM query_results WHERE query_id = ? ORDER BY peer_id", (query_id,)
         )
         return [_result_from_row(r) for r in rows]
 
-    def hits(self, query_id: str, peer_id: str | None = None) -> list[Hit]:
+    def hits(
+        self,
+        query_id: str,
+        peer_id: str | None = None,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[Hit]:
+        """A query's hits (of one peer), ordered by peer then subject; ``limit`` of them
+        (None: all) from ``offset``."""
         conn = self._db.connection()
+        page = " LIMIT ? OFFSET ?"
+        window = (-1 if limit is None else max(0, limit), max(0, offset))
         if peer_id is None:
             rows = conn.execute(
-                "SELECT * FROM hits WHERE query_id = ? ORDER BY peer_id, subject_id, id",
-                (query_id,),
+                "SELECT * FROM hits WHERE query_id = ? ORDER BY peer_id, subject_id, id" + page,
+                (query_id, *window),
             )
         else:
             rows = conn.execute(
-                "SELECT * FROM hits WHERE query_id = ? AND peer_id = ? ORDER BY subject_id, id",
-                (query_id, peer_id),
+                "SELECT * FROM hits WHERE query_id = ? AND peer_id = ? ORDER BY subject_id, id"
+                + page,
+                (query_id, peer_id, *window),
             )
         return [_hit_from_row(r) for r in rows]
+
+    def hit_total(self, query_id: str) -> int:
+        """How many hits a query has (every peer)."""
+        row = self._db.connection().execute(
+            "SELECT COUNT(*) FROM hits WHERE query_id = ?", (query_id,)
+        ).fetchone()
+        return int(row[0])
 
     def hit(self, hit_id: str) -> Hit | None:
         row = self._db.connection().execute("SELECT * FROM hits WHERE id = ?", (hit_id,)).fetchone()

@@ -12,7 +12,7 @@ Never logs or puts into an error message a subject field, a reference or a key.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -144,6 +144,13 @@ class SubjectRepo:
     def count(self) -> int:
         return int(self._db.connection().execute("SELECT COUNT(*) FROM subjects").fetchone()[0])
 
+    def count_except(self, source: str) -> int:
+        """How many subjects come from any source but ``source``."""
+        row = self._db.connection().execute(
+            "SELECT COUNT(*) FROM subjects WHERE source != ?", (source,)
+        ).fetchone()
+        return int(row[0])
+
     def keys_of(self, subject_id: str) -> list[MatchKey]:
         rows = self._db.connection().execute(
             "SELECT * FROM match_keys WHERE subject_id = ? ORDER BY key_type, key",
@@ -264,6 +271,40 @@ class SubjectRepo:
         sql += " ORDER BY k.key, k.key_type, k.subject_id"
         return [_key_from_row(r) for r in self._db.connection().execute(sql, params)]
 
+    def select_keys(
+        self,
+        key_types: Collection[int],
+        *,
+        subject_ids: Collection[str] | None = None,
+        exclude_source: str | None = None,
+    ) -> KeySelection:
+        """The match keys of ``key_types`` of ``subject_ids`` (None: every subject), leaving
+        out subjects of ``exclude_source``, as a :class:`KeySelection` (close it after use)."""
+        return KeySelection(
+            self._db, key_types, subject_ids=subject_ids, exclude_source=exclude_source
+        )
+
+    def key_rows(
+        self, key_types: Collection[int], *, exclude_source: str | None = None
+    ) -> Iterator[tuple[bytes, str, int, int]]:
+        """``keys_of_types`` as plain ``(key, subject id, key type, strength)`` tuples, streamed
+        from the cursor (an epoch over 10^6 keys never holds 10^6 objects)."""
+        types = sorted(set(key_types))
+        if not types:
+            return
+        marks = ",".join("?" * len(types))
+        sql = (
+            "SELECT k.key, k.subject_id, k.key_type, k.strength FROM match_keys k "
+            f"JOIN subjects s ON s.id = k.subject_id WHERE k.key_type IN ({marks})"
+        )
+        params: list[object] = list(types)
+        if exclude_source is not None:
+            sql += " AND s.source != ?"
+            params.append(exclude_source)
+        sql += " ORDER BY k.key, k.key_type, k.subject_id"
+        for key, subject_id, key_type, strength in self._db.connection().execute(sql, params):
+            yield bytes(key), str(subject_id), int(key_type), int(strength)
+
     def expired_ids(self, today: date) -> list[str]:
         """The ids of subjects whose retention date is before ``today``."""
         rows = self._db.connection().execute(
@@ -286,3 +327,100 @@ class SubjectRepo:
         with self._db.transaction() as conn:
             cur = conn.execute("DELETE FROM subjects WHERE retain_until < ?", (today.isoformat(),))
             return cur.rowcount
+
+
+class KeySelection:
+    """A query's match keys, selected inside SQLite rather than held in Python objects, so a
+    query over 10^6 subjects costs one list of distinct keys in memory (not a dict of refs).
+
+    Made by :meth:`SubjectRepo.select_keys` on this thread's connection, as TEMP tables that
+    only this connection sees; :meth:`close` (or leaving the ``with``) drops them. Use it from
+    the thread that made it.
+    """
+
+    _counter = iter(range(1, 1 << 62))
+
+    def __init__(
+        self,
+        db: Database,
+        key_types: Collection[int],
+        *,
+        subject_ids: Collection[str] | None,
+        exclude_source: str | None,
+    ) -> None:
+        self._conn = db.connection()
+        n = next(KeySelection._counter)
+        self._subjects = f"temp.sel_subjects_{n}"
+        self._hits = f"temp.sel_hits_{n}"
+        types = sorted(set(key_types))
+        conn = self._conn
+        conn.execute(f"CREATE TABLE {self._subjects} (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        conn.execute(f"CREATE TABLE {self._hits} (key BLOB PRIMARY KEY, token BLOB NOT NULL)")
+        where = [f"k.key_type IN ({','.join('?' * len(types))})" if types else "0"]
+        self._params: list[object] = list(types)
+        if subject_ids is not None:
+            conn.executemany(
+                f"INSERT OR IGNORE INTO {self._subjects} (id) VALUES (?)",
+                ((s,) for s in subject_ids),
+            )
+            where.append(f"k.subject_id IN (SELECT id FROM {self._subjects})")
+        if exclude_source is not None:
+            where.append("s.source != ?")
+            self._params.append(exclude_source)
+        self._where = " AND ".join(where)
+
+    def keys(self) -> list[bytes]:
+        """The distinct selected keys, in byte order."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT k.key FROM match_keys k JOIN subjects s ON s.id = k.subject_id "
+            f"WHERE {self._where} ORDER BY k.key",
+            self._params,
+        )
+        return [bytes(r[0]) for r in rows]
+
+    def key_types(self) -> list[int]:
+        """The distinct key types of the selected keys."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT k.key_type FROM match_keys k JOIN subjects s ON s.id = k.subject_id "
+            f"WHERE {self._where} ORDER BY k.key_type",
+            self._params,
+        )
+        return [int(r[0]) for r in rows]
+
+    def group_hits(
+        self, matched: Iterable[tuple[bytes, bytes]]
+    ) -> Iterator[tuple[str, tuple[int, ...], int, bytes]]:
+        """``matched``: (key, token) of each selected key that hit. Yields one tuple per subject,
+        in subject-id order: (subject id, the key types matched, the strongest strength, the
+        token of its strongest key; ties go to the lowest key type, then the lowest key)."""
+        self._conn.execute(f"DELETE FROM {self._hits}")
+        self._conn.executemany(
+            f"INSERT OR IGNORE INTO {self._hits} (key, token) VALUES (?, ?)", matched
+        )
+        rows = self._conn.execute(
+            f"SELECT k.subject_id, k.key_type, k.strength, h.token FROM {self._hits} h "
+            "JOIN match_keys k ON k.key = h.key JOIN subjects s ON s.id = k.subject_id "
+            f"WHERE {self._where} ORDER BY k.subject_id, k.strength DESC, k.key_type, k.key",
+            self._params,
+        )
+        current: str | None = None
+        types: set[int] = set()
+        best, token = -1, b""
+        for subject_id, key_type, strength, tok in rows:
+            if subject_id != current:
+                if current is not None:
+                    yield current, tuple(sorted(types)), best, token
+                current, types, best, token = str(subject_id), set(), int(strength), bytes(tok)
+            types.add(int(key_type))
+        if current is not None:
+            yield current, tuple(sorted(types)), best, token
+
+    def close(self) -> None:
+        for table in (self._subjects, self._hits):
+            self._conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+    def __enter__(self) -> KeySelection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -64,6 +64,8 @@ WEB_DIR = Path(__file__).parent
 MAX_BODY = 64 * 1024 * 1024
 MAX_FIELD = 8 * 1024 * 1024
 ANALYSTS = ("analyst", "supervisor")
+WEB_HITS = 2000
+"""Hits a query page lists (filtered in the page); the CSV export has them all."""
 AUDITORS = ("auditor", "admin")
 EVERYONE = ("analyst", "supervisor", "auditor", "admin")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -615,7 +617,9 @@ class WebInterface:
 
         @self._get("/queries/{query_id}", ANALYSTS)
         def query(request: Request, viewer: Viewer) -> Response:
-            q = service.get_query(viewer.user, request.path_params["query_id"])
+            q = service.get_query(
+                viewer.user, request.path_params["query_id"], hits_limit=WEB_HITS
+            )
             filters = query_filters(request)
             hits = views.filter_hits(q["hits"], **filters)
             export = f"{PREFIX}/queries/{q['id']}/hits.csv?" + urlencode(
@@ -636,12 +640,13 @@ class WebInterface:
 
         @self._get("/queries/{query_id}/progress", ANALYSTS)
         def query_progress(request: Request, viewer: Viewer) -> Response:
-            q = service.get_query(viewer.user, request.path_params["query_id"])
+            q = service.get_query(viewer.user, request.path_params["query_id"], hits_limit=0)
             return self.render(request, "_progress.html", viewer, q=q)
 
         @self._get("/queries/{query_id}/hits.csv", ANALYSTS)
         def query_csv(request: Request, viewer: Viewer) -> Response:
-            q = service.get_query(viewer.user, request.path_params["query_id"])
+            # The export is every hit (the page shows at most WEB_HITS).
+            q = service.get_query(viewer.user, request.path_params["query_id"], hits_limit=None)
             hits = views.filter_hits(q["hits"], **query_filters(request))
             return Response(
                 views.hits_csv(q, hits).encode("utf-8"),
