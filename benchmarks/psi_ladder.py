@@ -159,8 +159,13 @@ def run_ladder(
                         "bytes_o2q": outcome.bytes_o2q,
                         "found": outcome.found,
                         "phases": outcome.phases,
-                        "peak_rss_bytes": meter.peak_rss,
-                        "cpu_seconds": meter.cpu_seconds,
+                        "peak_rss_bytes": outcome.node_peak_rss
+                        if outcome.node_peak_rss is not None
+                        else meter.peak_rss,
+                        "worker_peak_rss_bytes": outcome.worker_peak_rss,
+                        "cpu_seconds": outcome.node_cpu_seconds
+                        if outcome.node_cpu_seconds is not None
+                        else meter.cpu_seconds,
                     }
                 )
         unit = median_units(units)
@@ -189,8 +194,12 @@ def run_ladder(
                 "cpu_seconds": statistics.median(r["cpu_seconds"] for r in got),
             }
             row["cores_busy"] = row["cpu_seconds"] / seconds
-            if system.family == "fiumatch-http":  # the nodes exit before the meter reads them
-                row["cpu_seconds"] = row["cores_busy"] = None
+            if got[0].get("worker_peak_rss_bytes") is not None:
+                # HTTP: peak_rss_mib is the larger server process's own peak (VmHWM), not a
+                # delta; the pool workers' largest peak is reported beside it.
+                row["worker_peak_rss_mib"] = (
+                    statistics.median(r["worker_peak_rss_bytes"] for r in got) / 2**20
+                )
             ops = system.operations(n, n)
             if ops is not None:
                 sys_cores = getattr(system, "workers", cores)

@@ -44,6 +44,12 @@ class Outcome:
     bytes_o2q: int
     found: int
     phases: dict[str, float] = field(default_factory=dict)
+    node_peak_rss: int | None = None
+    """HTTP runs: the larger of the two server processes' peak RSS (VmHWM), in bytes."""
+    worker_peak_rss: int | None = None
+    """HTTP runs: the largest peak RSS of any compute-pool worker of either node, in bytes."""
+    node_cpu_seconds: float | None = None
+    """HTTP runs: CPU seconds of both nodes and their workers during the timed part."""
 
 
 @dataclass(frozen=True)
@@ -236,9 +242,10 @@ class HttpSystem:
 
     family = "fiumatch-http"
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, *, proofs: bool = False) -> None:
         self.mode = mode
-        self.name = f"fiumatch-http-{mode}"
+        self.proofs = proofs
+        self.name = f"fiumatch-http-{mode}" + ("-voprf" if proofs and mode == "filter" else "")
 
     def available(self) -> str | None:
         try:
@@ -289,7 +296,9 @@ class HttpSystem:
             try:
                 for node in nodes:
                     node.process.start(timeout=60)
-                connect(nodes, budget=4 * n + 10, max_set=2 * n + 10)
+                connect(nodes, budget=4 * n + 10, max_set=2 * n + 10, proofs=self.proofs)
+                servers = [_server(node) for node in nodes]
+                cpu0 = _tree_cpu(servers)
                 start = time.perf_counter()
                 with o_node.client() as c:
                     c.rotate(peer="FIU-Q", wait=True)
@@ -305,6 +314,11 @@ class HttpSystem:
                     )
                     q = wait_query(c, q, timeout=3600)
                 end = time.perf_counter()
+                cpu = _tree_cpu(servers) - cpu0
+                node_rss = max(_hwm(p) for p in servers)
+                worker_rss = max(
+                    (_hwm(c) for p in servers for c in p.children(recursive=True)), default=0
+                )
             finally:
                 for node in nodes:
                     node.process.stop()
@@ -317,13 +331,49 @@ class HttpSystem:
             bytes_o2q=0,
             found=found,
             phases={"owner_precompute": t_pre - start, "session": end - t_pre},
+            node_peak_rss=node_rss,
+            worker_peak_rss=worker_rss,
+            node_cpu_seconds=cpu,
         )
 
     def operations(self, n_owner: int, n_querier: int) -> Operations | None:
-        return fiumatch_operations(self.mode, n_owner, n_querier, proofs=self.mode == "mutual")
+        proofs = self.mode == "mutual" or (self.mode == "filter" and self.proofs)
+        return fiumatch_operations(self.mode, n_owner, n_querier, proofs=proofs)
 
     def close(self) -> None:
         return None
+
+
+def _server(node: Any) -> Any:
+    import psutil  # type: ignore[import-untyped]
+
+    assert node.process.proc is not None
+    return psutil.Process(node.process.proc.pid)
+
+
+def _tree_cpu(servers: list[Any]) -> float:
+    """CPU seconds (user + system) of the server processes and all their descendants."""
+    total = 0.0
+    for p in servers:
+        for q in [p, *p.children(recursive=True)]:
+            try:
+                t = q.cpu_times()
+            except Exception:
+                continue
+            total += t.user + t.system
+    return total
+
+
+def _hwm(proc: Any) -> int:
+    """A process's peak resident set (VmHWM), in bytes (0 if it is gone)."""
+    try:
+        with open(f"/proc/{proc.pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def _http_found(query: dict[str, Any], mode: str) -> int:
@@ -349,6 +399,7 @@ ALL_SYSTEMS = (
     "fiumatch-mutual",
     "fiumatch-cardinality",
     "fiumatch-http-filter",
+    "fiumatch-http-filter-voprf",
     "fiumatch-http-mutual",
     "fiumatch-http-cardinality",
 )
@@ -366,6 +417,7 @@ def make_systems(pool: StreamingExecutor, names: list[str] | None = None) -> lis
         FiumatchInProcess("mutual", pool, proofs=True),
         FiumatchInProcess("cardinality", pool),
         HttpSystem("filter"),
+        HttpSystem("filter", proofs=True),
         HttpSystem("mutual"),
         HttpSystem("cardinality"),
     ]
