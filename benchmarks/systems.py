@@ -269,10 +269,10 @@ class HttpSystem:
         until = date.today() + timedelta(days=365)
 
         def load(node: Any, keys_: list[bytes]) -> None:
-            with node.dir.open_store() as store, store.transaction():
+            def items() -> Any:
                 for i, key in enumerate(keys_):
                     sid = hashlib.sha256(b"bench-subject" + key).hexdigest()[:32]
-                    store.subjects.upsert_with_keys(
+                    yield (
                         Subject(
                             id=sid,
                             local_ref=f"bench-{i}",
@@ -282,8 +282,10 @@ class HttpSystem:
                             source_record=str(i),
                         ),
                         [MatchKey(subject_id=sid, key_type=iban, key=key, strength=200)],
-                        now=int(time.time()),
                     )
+
+            with node.dir.open_store() as store:
+                store.subjects.upsert_many(items(), now=int(time.time()))
 
         n = max(len(owner), len(querier))
         with tempfile.TemporaryDirectory(prefix="fiumatch-bench-") as tmp:

@@ -276,3 +276,32 @@ def test_key_rows_stream_plain_tuples_in_key_order(store: Store) -> None:
     ]
     assert list(store.subjects.key_rows(set())) == []
     assert store.subjects.count_except("analyst-paste") == 2
+
+
+def test_upsert_many_counts_new_subjects_replaces_keys_and_lets_the_later_win(
+    store: Store,
+) -> None:
+    store.subjects.upsert_with_keys(make_subject("a"), [_key("a", b"old")], now=NOW)
+    items = [
+        (make_subject("a"), [_key("a", b"a1")]),
+        (make_subject("b"), [_key("b", b"b1"), _key("b", b"b2", key_type=2)]),
+        (replace(make_subject("c"), local_ref="first"), [_key("c", b"c1")]),
+        (replace(make_subject("c"), local_ref="second"), [_key("c", b"c2")]),
+    ]
+    assert store.subjects.upsert_many(iter(items), now=NOW + 1, batch=2) == 2  # b, c
+    assert [k.key for k in store.subjects.keys_of("a")] == [b"a1"]
+    assert [k.key for k in store.subjects.keys_of("b")] == [b"b1", b"b2"]
+    assert store.subjects.require("c").local_ref == "second"
+    assert [k.key for k in store.subjects.keys_of("c")] == [b"c2"]
+
+
+def test_upsert_many_is_all_or_nothing(store: Store) -> None:
+    good = [(make_subject(f"s{i}"), [_key(f"s{i}", b"k%d" % i)]) for i in range(5)]
+    bad = [(make_subject("x"), [_key("y", b"wrong subject")])]
+    with pytest.raises(ValueError):
+        store.subjects.upsert_many(good + bad, now=NOW, batch=2)
+    assert store.subjects.count() == 0
+    dup = [(make_subject("d"), [_key("d", b"same"), _key("d", b"same")])]
+    with pytest.raises(RecordConflictError):
+        store.subjects.upsert_many(good + dup, now=NOW, batch=2)
+    assert store.subjects.count() == 0

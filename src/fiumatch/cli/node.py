@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -221,7 +222,9 @@ def _load(args: argparse.Namespace) -> int:
             now = int(time.time())
             loaded, rejected = stats.subjects, stats.rejected_records
             try:
-                with store.transaction():  # one file, all or nothing
+
+                def subjects(path: Path = path, task: Any = task) -> Iterator[Any]:
+                    nonlocal listed
                     for item in read(
                         path,
                         args.format,
@@ -235,8 +238,11 @@ def _load(args: argparse.Namespace) -> int:
                                 listed += 1
                                 out.print(f"  rejected {_where(item)}")
                             continue
-                        store.subjects.upsert_with_keys(*to_stored(item), now=now)
+                        yield to_stored(item)
                         progress.advance(task)
+
+                # one file, all or nothing; stored a thousand subjects per statement
+                store.subjects.upsert_many(subjects(), now=now)
             except (IngestError, OSError) as exc:
                 why: str | None = exc.reason if isinstance(exc, IngestError) else exc.strerror
                 err.print(f"[red]{shown(path)}:[/red] {shown(why)}; nothing of it was loaded")

@@ -101,13 +101,10 @@ def make_node(
 def load_file(store: Store, path: Path, fmt: str | None) -> int:
     from fiumatch.ingest import Reject, read
 
-    n = 0
-    with store.transaction():
-        for item in read(path, fmt, default_retention=date.today() + timedelta(days=1826)):
-            if not isinstance(item, Reject):
-                store.subjects.upsert_with_keys(*to_stored(item), now=int(time.time()))
-                n += 1
-    return n
+    items = read(path, fmt, default_retention=date.today() + timedelta(days=1826))
+    stored = [to_stored(item) for item in items if not isinstance(item, Reject)]
+    store.subjects.upsert_many(stored, now=int(time.time()))
+    return len(stored)
 
 
 def connect(

@@ -126,6 +126,78 @@ class SubjectRepo:
             self.replace_keys(subject.id, keys)
             return created
 
+    def upsert_many(
+        self, items: Iterable[tuple[Subject, Sequence[MatchKey]]], *, now: int, batch: int = 1000
+    ) -> int:
+        """:meth:`upsert_with_keys` for many subjects in one transaction (all or nothing), a
+        ``batch`` at a time through ``executemany``; returns how many subjects were new.
+        The same subject twice: the later one wins, as with repeated upserts."""
+        created = 0
+        with self._db.transaction() as conn:
+            pending: dict[str, tuple[Subject, Sequence[MatchKey]]] = {}
+
+            def flush() -> int:
+                ids = list(pending)
+                marks = ",".join("?" * len(ids))
+                known = {
+                    str(r[0])
+                    for r in conn.execute(f"SELECT id FROM subjects WHERE id IN ({marks})", ids)
+                }
+                conn.executemany(
+                    """INSERT INTO subjects (id, local_ref, subject_type, display_json,
+                           retain_until, source, source_record, created_at, updated_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT (id) DO UPDATE SET
+                           local_ref = excluded.local_ref,
+                           subject_type = excluded.subject_type,
+                           display_json = excluded.display_json,
+                           retain_until = excluded.retain_until,
+                           source = excluded.source,
+                           source_record = excluded.source_record,
+                           updated_at = excluded.updated_at""",
+                    [
+                        (
+                            sub.id,
+                            sub.local_ref,
+                            sub.subject_type,
+                            json.dumps(dict(sub.display), sort_keys=True, separators=(",", ":")),
+                            sub.retain_until.isoformat(),
+                            sub.source,
+                            sub.source_record,
+                            now,
+                            now,
+                        )
+                        for sub, _ in pending.values()
+                    ],
+                )
+                conn.executemany(
+                    "DELETE FROM match_keys WHERE subject_id = ?", [(i,) for i in known]
+                )
+                conn.executemany(
+                    "INSERT INTO match_keys (subject_id, key_type, key, strength) "
+                    "VALUES (?, ?, ?, ?)",
+                    [
+                        (k.subject_id, k.key_type, k.key, k.strength)
+                        for _, keys in pending.values()
+                        for k in keys
+                    ],
+                )
+                new = len(ids) - len(known)
+                pending.clear()
+                return new
+
+            for subject, keys in items:
+                if any(k.subject_id != subject.id for k in keys):
+                    raise ValueError("every key must belong to the subject it is stored with")
+                if subject.id in pending:
+                    created += flush()  # the earlier one first, so the later one wins
+                pending[subject.id] = (subject, keys)
+                if len(pending) >= batch:
+                    created += flush()
+            if pending:
+                created += flush()
+        return created
+
     def get(self, subject_id: str) -> Subject | None:
         row = (
             self._db.connection()
