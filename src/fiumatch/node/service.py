@@ -716,11 +716,14 @@ class NodeService:
         """Store identifiers-package subjects with their match keys (the node's own data).
         They join the served sets at the next epoch."""
         count = 0
-        now = self.now()
-        with self.store.transaction():
+
+        def stored() -> Iterator[tuple[StoredSubject, list[StoredKey]]]:
+            nonlocal count
             for s in subjects:
-                self.store.subjects.upsert_with_keys(*to_stored(s), now=now)
                 count += 1
+                yield to_stored(s)
+
+        self.store.subjects.upsert_many(stored(), now=self.now())
         return count
 
     def search_subjects(self, user: User, text: str, limit: int = 50) -> dict[str, Any]:
