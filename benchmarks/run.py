@@ -4,9 +4,11 @@ One command reproduces every figure in ``benchmarks/results/`` (psi.*, micro.*, 
 
 1. ``micro``: per-element cost of each group operation, pysodium against rbcl
    (``benchmarks.micro_group``).
-2. ``psi``: balanced PSI at n = 2^10, 2^12, 2^14, 2^16 (``--long``: and 2^18), every system
-   side by side on the same sets in the same run (``benchmarks.systems``): OpenMined GCS and
-   RAW, fiumatch filter (with and without proofs, and on one core), mutual, cardinality.
+2. ``psi``: balanced PSI at n = 2^10, 2^12, 2^14, 2^16 (``--long``: and 2^18; and 2^20 once,
+   for OpenMined GCS and the filter in process and over HTTP), every system side by side on the
+   same sets in the same run (``benchmarks.systems``): OpenMined GCS and RAW, fiumatch filter
+   (with and without proofs, and on one core), mutual, cardinality, in process and over HTTP
+   between two node processes.
 3. ``epoch``: epoch encoding of 2^17 keys (``--long``: 10^6) on one core, a process pool,
    threads and a Dask cluster (a LocalCluster, or ``--dask tcp://scheduler:8786``), and a
    projection to 10^8 keys.
@@ -30,12 +32,19 @@ from fiumatch.engine import ProcessPoolChunkExecutor, progress_bar
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHORT_SIZES = [1 << 10, 1 << 12, 1 << 14, 1 << 16]
-LONG_SIZES = [*SHORT_SIZES, 1 << 18]
+LONG_SIZES = [*SHORT_SIZES, 1 << 18, 1 << 20]
+HUGE = 1 << 18
+HUGE_SYSTEMS = ("openmined-gcs", "fiumatch-filter", "fiumatch-http-filter")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--long", action="store_true", help="sizes up to 2^18, 10^6 epoch keys")
+    parser.add_argument(
+        "--long",
+        action="store_true",
+        help="sizes up to 2^18 (and 2^20, once, for OpenMined GCS and the filter in process and "
+        "over HTTP), 10^6 epoch keys",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="*", help="set sizes (default: the ladder)")
     parser.add_argument("--systems", nargs="*", choices=ALL_SYSTEMS, help="default: all")
@@ -76,17 +85,36 @@ def main(argv: list[str] | None = None) -> int:
     if "psi" in args.only:
         with ProcessPoolChunkExecutor(args.workers) as pool:
             systems = make_systems(pool, args.systems)
-            runs = args.repeats * len(sizes) * sum(1 for s in systems if s.available() is None)
+            # 2^20 (the long run) is measured once, for the HTTP filter target (time, linear
+            # growth, each node's peak RSS) against OpenMined and the in-process filter.
+            huge = [n for n in sizes if n > HUGE]
+            sizes_main = [n for n in sizes if n <= HUGE]
+            huge_systems = [s for s in systems if s.name in HUGE_SYSTEMS]
+            runs = args.repeats * len(sizes_main) * sum(
+                1 for s in systems if s.available() is None
+            ) + len(huge) * len(huge_systems)
             started = time.perf_counter()
             with progress_bar("psi", total=runs, unit="runs") as advance:
                 psi = run_ladder(
                     systems,
-                    sizes,
+                    sizes_main,
                     args.repeats,
                     cores=args.workers,
                     advance=lambda label: advance(0, label),
                     done=lambda: advance(1),
                 )
+                if huge and huge_systems:
+                    more = run_ladder(
+                        huge_systems,
+                        huge,
+                        1,
+                        cores=args.workers,
+                        advance=lambda label: advance(0, label),
+                        done=lambda: advance(1),
+                    )
+                    psi["rows"] += more["rows"]
+                    psi["skipped"].update(more["skipped"])
+                    psi["repeats_above_2^18"] = 1
             for s in systems:
                 s.close()
         psi.update(
