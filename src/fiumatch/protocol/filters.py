@@ -733,6 +733,24 @@ class FilterReplica:
     def kind(self) -> FilterKind | None:
         return None if self._base is None else self._base.kind
 
+    def copy(self) -> FilterReplica:
+        """An independent replica in the same state: applying objects to one never changes the
+        other. Cheap: the Bloom bits (a bytearray, updated in place) are copied; exact
+        prefixes and the base object are immutable and shared."""
+        other = FilterReplica(suite=self.suite, epoch=self.epoch)
+        other.filter_id = self.filter_id
+        other.generation = self.generation
+        other.count = self.count
+        other._base = self._base
+        live = self._live
+        if isinstance(live, BloomFilter):
+            twin = BloomFilter(m=live.m, k=live.k, seed=live.seed, bits=bytes(live.bits))
+            twin.count = live.count
+            other._live = twin
+        elif isinstance(live, ExactFilter):
+            other._live = ExactFilter(trunc=live.trunc, data=bytes(live.data))
+        return other
+
     def apply(self, data: bytes, *, max_bytes: int = 1 << 28) -> FilterObject:
         """Decode, check and apply one encoded filter object; raise ``FilterError`` if it does
         not fit (another suite or epoch, a delta for another filter or generation)."""
