@@ -13,9 +13,10 @@ query's hit count is checked.
 Variants (``--variants``; each starts the querier fresh, so its first query downloads the
 filter):
 
-* ``stock``: the nodes as shipped, VOPRF proofs on. The querier builds a new, empty
-  ``FilterReplica`` for every session (``NodeService._querier_machine``), so *every* query
-  downloads the whole filter: the issue's "filter already cached" does not happen.
+* ``stock``: the nodes as shipped, VOPRF proofs on. Before the querier kept its replicas
+  (``NodeService._replica_for``, one per peer and epoch), it built a new, empty
+  ``FilterReplica`` for every session, so *every* query downloaded the whole filter; since
+  then ``stock`` and ``cached`` run the same code (the patch below is not applied).
 * ``cached``: the querier keeps its replica between sessions (a prototype of the change
   recommended for ``_querier_machine``: this module's launcher, ``serve``, replaces the node
   module's ``FilterReplica`` name with a per-(suite, epoch) cache; valid here because each
@@ -221,6 +222,9 @@ def serve_patched(node_dir: Path) -> None:
     from fiumatch.node.runner import serve
     from fiumatch.protocol.filters import FilterReplica
 
+    if hasattr(service.NodeService, "_replica_for"):  # the node keeps its replicas itself
+        serve(node_dir)
+        return
     replicas: dict[tuple[int, int], FilterReplica] = {}
 
     def cached(*, suite: int, epoch: int) -> FilterReplica:

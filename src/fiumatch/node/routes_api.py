@@ -5,8 +5,8 @@ Roles are checked by the service (``NodeService.require_role``). Every route but
 ``def``, so FastAPI runs it in its threadpool: the store and the peer calls block. The exception
 is ``GET /queries/{id}?wait=S`` (a long-poll, at most ``MAX_WAIT_SECONDS``): it is ``async`` so a
 waiting analyst holds no worker thread; it reads the store only through the threadpool, and
-between reads looks at the query's in-memory per-peer progress every ``POLL_SECONDS``, going to
-the store (one row) once every peer has its result, or every ``STORE_POLL_SECONDS`` regardless.
+waits for the service's notice that the query settled (``NodeService.on_settled``, fired right
+after its status is set), no polling.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI must evaluate the route signatures,
@@ -28,32 +28,31 @@ from fiumatch.store import User
 __all__ = ["MAX_WAIT_SECONDS", "router", "user_dependency"]
 
 MAX_WAIT_SECONDS = 30.0
-MAX_HITS_PAGE = 100_000
 """Longest ``?wait=`` a query read may hold the request open for."""
-POLL_SECONDS = 0.002
-"""How often a long-poll looks at the query's in-memory progress (no I/O)."""
-STORE_POLL_SECONDS = 0.1
-"""How often it reads the query's status row anyway (a query this process does not track)."""
-FINAL_STAGES = frozenset({"ok", "refused", "unreachable"})
-"""Per-peer stages ``NodeService._record_peer`` leaves once that peer's result is stored."""
+MAX_HITS_PAGE = 100_000
 
 
 async def wait_until_settled(service: NodeService, query_id: str, seconds: float) -> None:
-    """Return once the query is no longer ``running`` or ``seconds`` have passed."""
+    """Return once the query is no longer running (``NodeService.on_settled``: at once if this
+    process is not running it) or ``seconds`` have passed."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    next_store = loop.time() + STORE_POLL_SECONDS
-    while True:
-        now = loop.time()
-        if now >= deadline:
-            return
-        stages = [p["stage"] for p in service.query_progress(query_id).values()]
-        if (stages and all(s in FINAL_STAGES for s in stages)) or now >= next_store:
-            q = await run_in_threadpool(service.store.queries.get, query_id)
-            if q is None or q.status != "running":
-                return
-            next_store = loop.time() + STORE_POLL_SECONDS
-        await asyncio.sleep(min(POLL_SECONDS, max(0.0, deadline - loop.time())))
+    settled: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:  # called from the thread that settled the query
+        loop.call_soon_threadsafe(_resolve, settled)
+
+    unsubscribe = service.on_settled(query_id, wake)
+    try:
+        await asyncio.wait_for(settled, seconds)
+    except TimeoutError:
+        pass
+    finally:
+        unsubscribe()
+
+
+def _resolve(fut: "asyncio.Future[None]") -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def user_dependency(service: NodeService) -> Callable[..., User]:

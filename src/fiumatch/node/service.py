@@ -28,12 +28,14 @@ import re
 import struct
 import threading
 import unicodedata
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from fiumatch.engine import SerialExecutor, build_epoch_ledger
 from fiumatch.engine.executors import StreamingExecutor
 from fiumatch.errors import FiumatchError
 from fiumatch.node.audit import AuditSink
@@ -59,16 +61,13 @@ from fiumatch.protocol import oprf
 from fiumatch.protocol.filters import FilterLedger, FilterReplica
 from fiumatch.protocol.keys import derive_epoch_key
 from fiumatch.protocol.sessions import (
-    SERIAL,
     CardinalityOwner,
     CardinalityQuerier,
-    ChunkExecutor,
     FilterOwner,
     FilterQuerier,
     MutualOwner,
     MutualQuerier,
     SessionMachine,
-    evaluate_outputs,
 )
 from fiumatch.protocol.wire import (
     NO_FILTER_ID,
@@ -123,6 +122,7 @@ STRENGTHS = {1: "phonetic", 2: "composite", 3: "strong"}
 PASTED_SOURCE = "analyst-paste"
 SUITE = Suite.VOPRF_RISTRETTO255_SHA512
 FP_RATE = 1e-6
+_SERIAL = SerialExecutor()
 INDEX_KIND = "output-index"
 FILTER_KIND = "filter-objects"
 BATCH_FRAMES = 2
@@ -361,6 +361,14 @@ class NodeService:
         self._epoch_lock = threading.RLock()
         self._purges = 0
         self._progress: dict[str, dict[str, PeerProgress]] = {}
+        # Filter replicas kept between queries, per (peer, epoch), with the pinned key they
+        # came under: a session starts from a copy (HELLO names its filter id and generation,
+        # so the owner sends only what it lacks) and stores its copy back when it succeeds.
+        self._replicas: dict[tuple[str, int], tuple[bytes, FilterReplica]] = {}
+        self._replica_lock = threading.Lock()
+        # Queries running in this process and who waits for them to settle (on_settled).
+        self._running: dict[str, list[Callable[[], None]]] = {}
+        self._settle_lock = threading.Lock()
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=8)
         # A query's per-peer runs get their own pool: submitted from a worker of _executor
         # and waited for there, they deadlocked it once 8 queries ran at once (every worker
@@ -410,6 +418,7 @@ class NodeService:
                     self._record_peer(q.id, peer.node_id, "unreachable", ABORTED_REASON)
             with contextlib.suppress(RecordConflictError):
                 self.store.queries.set_status(q.id, "failed", now=now)
+            self._settle(q.id)
             actions.append({"query": q.id, "action": "aborted"})
         for peer in self.store.peers.list_all():
             preparing = [
@@ -444,7 +453,7 @@ class NodeService:
                     ex.close()
             self._compute = self._dask = None
 
-    def compute_for(self, elements: int, *, epoch: bool = False) -> ChunkExecutor:
+    def compute_for(self, elements: int, *, epoch: bool = False) -> StreamingExecutor:
         """Where the cryptography of a job over ``elements`` runs: the calling thread below
         ``compute.parallel_min_elements`` (or with ``compute.workers = 1``), else the node's
         process pool; epoch encoding (``epoch``) on the Dask cluster when one is configured."""
@@ -458,7 +467,7 @@ class NodeService:
                 return self._dask
         workers = s.compute_workers or (os.cpu_count() or 1)
         if workers <= 1 or elements < s.compute_parallel_min_elements:
-            return SERIAL
+            return _SERIAL
         with self._compute_lock:
             if self._compute is None:
                 from fiumatch.engine import ProcessPoolChunkExecutor
@@ -786,31 +795,49 @@ class NodeService:
                 )
             )
         purges = self._purges
-        # One pass over the keys: the keys as a list of bytes and their refs packed in one
-        # bytearray (no object per key: an epoch over 10^6 keys stays a few hundred MB).
+        # One pass over the rows (key order): the distinct keys as a list of bytes, each row's
+        # key as a position, and the rows' refs packed in one bytearray (no object per key: an
+        # epoch over 10^6 keys stays a few hundred MB).
         keys: list[bytes] = []
+        key_of_row = array("I")
         refs = RefPacker()
         for key, subject_id, key_type, strength in self.store.subjects.key_rows(
             self._allowed_type_codes(peer_id), exclude_source=PASTED_SOURCE
         ):
-            keys.append(key)
+            if not keys or keys[-1] != key:
+                keys.append(key)
+            key_of_row.append(len(keys) - 1)
             refs.add(subject_id, key_type, strength)
-        outputs = evaluate_outputs(
-            kp, keys, SUITE, executor=self.compute_for(len(keys), epoch=True)
+        # The workers compute the outputs and their Bloom positions; this thread sets the bits
+        # as the chunks come back (engine.build_epoch_ledger: the same filter as build_ledger).
+        outputs: list[bytes] = []
+        ledger: FilterLedger | None = build_epoch_ledger(
+            kp,
+            keys,
+            self.compute_for(len(keys), epoch=True),
+            suite=SUITE,
+            epoch=epoch,
+            fp_rate=FP_RATE,
+            on_outputs=outputs.extend,
         )
         del keys
-        index = build_index(outputs, refs)
-        del outputs, refs
+        index = build_index([outputs[i] for i in key_of_row], refs)
+        del outputs, refs, key_of_row
         with self._epoch_lock:
             if self._purges != purges:  # a purge ran while we evaluated: leave its subjects out
                 subjects = {s for _, s, _, _ in OutputIndex(index).rows()}
                 gone = subjects - self.store.subjects.existing(subjects)
                 if gone:
-                    index = filter_index(index, gone)
-            self._store_epoch_sets(peer_id, epoch, index)
+                    index, ledger = filter_index(index, gone), None
+            self._store_epoch_sets(peer_id, epoch, index, ledger)
 
-    def _store_epoch_sets(self, peer_id: str, epoch: int, index: bytes) -> None:
-        ledger = _build_ledger(epoch, OutputIndex(index).distinct_outputs())
+    def _store_epoch_sets(
+        self, peer_id: str, epoch: int, index: bytes, ledger: FilterLedger | None = None
+    ) -> None:
+        """Persist an epoch's output index and filter (the filter built from the index unless
+        given) and make the filter the one served."""
+        if ledger is None:
+            ledger = _build_ledger(epoch, OutputIndex(index).distinct_outputs())
         now = self.now()
         with self.store.transaction():
             for kind, data in (
@@ -1463,30 +1490,40 @@ class NodeService:
             counts_in=count,
             extra={"purpose": purpose, "legal_basis": basis, "case_ref": case, "mode": mode},
         )
-        self.store.queries.create(
-            Query(
-                id=qid,
-                analyst=user.name,
-                purpose=purpose,
-                legal_basis=basis,
-                case_ref=case,
-                status="running",
-                created_at=self.now(),
+        with self._settle_lock:
+            self._running[qid] = []
+        try:
+            self.store.queries.create(
+                Query(
+                    id=qid,
+                    analyst=user.name,
+                    purpose=purpose,
+                    legal_basis=basis,
+                    case_ref=case,
+                    status="running",
+                    created_at=self.now(),
+                )
             )
-        )
+        except BaseException:
+            self._settle(qid)
+            raise
         targets = [p for p in self.store.peers.list_all() if not peers or p.node_id in peers]
         self._progress[qid] = {p.node_id: PeerProgress() for p in targets}
-        future = self._executor.submit(
-            self._run_query,
-            qid,
-            user.name,
-            purpose,
-            case,
-            mode,
-            None if every else sorted(set(subjects)),
-            targets,
-            tuple(id_types),
-        )
+        try:
+            future = self._executor.submit(
+                self._run_query,
+                qid,
+                user.name,
+                purpose,
+                case,
+                mode,
+                None if every else sorted(set(subjects)),
+                targets,
+                tuple(id_types),
+            )
+        except BaseException:  # closing: nothing will settle it
+            self._settle(qid)
+            raise
         if wait:
             future.result()
         return self.get_query(user, qid)
@@ -1534,20 +1571,60 @@ class NodeService:
         targets: list[Peer],
         id_types: tuple[str, ...],
     ) -> None:
-        futures = {
-            self._peer_executor.submit(
-                self._query_peer, qid, analyst, purpose, case_ref, mode, subjects, peer, id_types
-            ): peer
-            for peer in targets
-        }
-        for f in concurrent.futures.as_completed(futures):
-            peer = futures[f]
+        try:
+            futures = {
+                self._peer_executor.submit(
+                    self._query_peer,
+                    qid,
+                    analyst,
+                    purpose,
+                    case_ref,
+                    mode,
+                    subjects,
+                    peer,
+                    id_types,
+                ): peer
+                for peer in targets
+            }
+            for f in concurrent.futures.as_completed(futures):
+                peer = futures[f]
+                try:
+                    f.result()
+                except Exception as exc:  # a bug in one peer's run must not lose the others
+                    reason = exc.code if isinstance(exc, FiumatchError) else type(exc).__name__
+                    self._record_peer(qid, peer.node_id, "unreachable", f"error: {reason}")
+            self.store.queries.set_status(qid, "done", now=self.now())
+        finally:
+            self._settle(qid)
+
+    def on_settled(self, qid: str, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (once, from whichever thread settles it) when query ``qid`` is no
+        longer running: right after its status is set, or at once if this process is not
+        running it (finished, recovered at startup, unknown). Returns the unsubscribe."""
+        with self._settle_lock:
+            waiting = self._running.get(qid)
+            if waiting is not None:
+                waiting.append(callback)
+        if waiting is None:
+            callback()
+
+        def unsubscribe() -> None:
+            with self._settle_lock:
+                current = self._running.get(qid)
+                if current is not None and callback in current:
+                    current.remove(callback)
+
+        return unsubscribe
+
+    def _settle(self, qid: str) -> None:
+        """Query ``qid`` is no longer running here: tell whoever waits (``on_settled``)."""
+        with self._settle_lock:
+            waiting = self._running.pop(qid, [])
+        for callback in waiting:
             try:
-                f.result()
-            except Exception as exc:  # a bug in one peer's run must not lose the others
-                reason = exc.code if isinstance(exc, FiumatchError) else type(exc).__name__
-                self._record_peer(qid, peer.node_id, "unreachable", f"error: {reason}")
-        self.store.queries.set_status(qid, "done", now=self.now())
+                callback()
+            except Exception:  # one waiter's failure must not keep the others waiting
+                _log.exception("a query-settled callback failed")
 
     def _peer_progress(self, qid: str, peer_id: str) -> PeerProgress:
         return self._progress.setdefault(qid, {}).setdefault(peer_id, PeerProgress())
@@ -1658,6 +1735,7 @@ class NodeService:
         for attempt in range(2):
             sid = self.rng(16).hex()
             progress.stage, progress.done = "opening", 0
+            opened_epoch: int | None = None
             try:
                 opened = client.open_session(
                     session_id=sid,
@@ -1667,13 +1745,26 @@ class NodeService:
                     set_size=len(element_list),
                     proofs=agreement.proofs,
                 )
-                epoch = int(opened["epoch"])
+                epoch = opened_epoch = int(opened["epoch"])
+                replica = self._replica_for(peer, epoch) if mode == "filter" else None
                 machine = self._querier_machine(
-                    mode, sid, epoch, element_list, peer, opened, proofs=agreement.proofs
+                    mode,
+                    sid,
+                    epoch,
+                    element_list,
+                    peer,
+                    opened,
+                    proofs=agreement.proofs,
+                    replica=replica,
                 )
                 pump(client, sid, epoch, machine, progress)
+                if replica is not None:
+                    self._keep_replica(peer, replica)
                 break
             except PeerError as err:
+                if err.code == "epoch_retired":  # its replica is of no use any more
+                    last = None if opened_epoch is None else opened_epoch + 1
+                    self._drop_replicas(peer.node_id, before=last)
                 if err.code == "epoch_retired" and attempt == 0:
                     continue  # the owner rotated under us: open again on its new epoch
                 status = "refused" if err.status in (403, 409, 429, 401, 404) else "unreachable"
@@ -1748,6 +1839,7 @@ class NodeService:
         opened: Mapping[str, Any],
         *,
         proofs: bool = True,
+        replica: FilterReplica | None = None,
     ) -> _Querier:
         session_id = bytes.fromhex(sid)
         limits = Limits(max_elements=max(len(elements), 1 << 20))
@@ -1758,7 +1850,7 @@ class NodeService:
                 epoch=epoch,
                 suite=SUITE,
                 match_keys=elements,
-                replica=FilterReplica(suite=SUITE, epoch=epoch),
+                replica=replica if replica is not None else FilterReplica(suite=SUITE, epoch=epoch),
                 rng=self.rng,
                 limits=limits,
                 owner_public_key=bytes.fromhex(str(opened["public_key"])),
@@ -1784,6 +1876,42 @@ class NodeService:
             limits=limits,
             executor=ex,
         )
+
+    def _replica_for(self, peer: Peer, epoch: int) -> FilterReplica:
+        """The session's own copy of the replica kept for ``peer`` at ``epoch`` (empty if none
+        is kept, or it was kept under another pinned key). Opening ``epoch`` drops the peer's
+        older ones: the owner serves only its active epoch."""
+        self._drop_replicas(peer.node_id, before=epoch)
+        with self._replica_lock:
+            kept = self._replicas.get((peer.node_id, epoch))
+        if kept is None or kept[0] != peer.public_key:
+            return FilterReplica(suite=SUITE, epoch=epoch)
+        return kept[1].copy()  # the kept replica is never applied to: no lock needed to copy
+
+    def _keep_replica(self, peer: Peer, replica: FilterReplica) -> None:
+        """A session that ended well stores its replica back, if it is newer than the kept one
+        (concurrent sessions: the newest generation wins) and its epoch is not outdated."""
+        if replica.kind is None:
+            return
+        key = (peer.node_id, replica.epoch)
+        with self._replica_lock:
+            if any(p == peer.node_id and e > replica.epoch for p, e in self._replicas):
+                return
+            kept = self._replicas.get(key)
+            if (
+                kept is None
+                or kept[0] != peer.public_key
+                or kept[1].filter_id != replica.filter_id
+                or kept[1].generation < replica.generation
+            ):
+                self._replicas[key] = (peer.public_key, replica)
+
+    def _drop_replicas(self, peer_id: str, *, before: int | None = None) -> None:
+        """Forget the replicas kept for ``peer_id`` (of epochs below ``before``, if given)."""
+        with self._replica_lock:
+            for key in [k for k in self._replicas if k[0] == peer_id]:
+                if before is None or key[1] < before:
+                    del self._replicas[key]
 
     def query_progress(self, qid: str) -> dict[str, dict[str, Any]]:
         return {peer: p.as_dict() for peer, p in self._progress.get(qid, {}).items()}
