@@ -192,7 +192,7 @@ def test_a_purge_takes_subjects_out_of_the_served_sets_without_oprf_work(
     def no_oprf(*args: object, **kwargs: object) -> list[bytes]:
         raise AssertionError("a purge re-uses the stored outputs")
 
-    monkeypatch.setattr(service_module, "evaluate_outputs", no_oprf)
+    monkeypatch.setattr(service_module, "build_epoch_ledger", no_oprf)
     assert svc.purge_expired("test", date(2029, 7, 1)) == 1
     assert svc.store.subjects.get(gone) is None
     served = {sid for _, sid, _, _ in svc._index_rows("FIU-P", epoch)}
@@ -213,7 +213,7 @@ def test_a_restart_restores_the_filter_ledger_without_oprf_work(
     def no_oprf(*args: object, **kwargs: object) -> list[bytes]:
         raise AssertionError("a restart must not evaluate the OPRF again")
 
-    monkeypatch.setattr(service_module, "evaluate_outputs", no_oprf)
+    monkeypatch.setattr(service_module, "build_epoch_ledger", no_oprf)
     restarted = _service(node_dir, clock)
     try:
         again = restarted._ledger("FIU-P", epoch)
