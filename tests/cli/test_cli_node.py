@@ -57,6 +57,26 @@ def test_refuses_world_readable_key_and_default_passphrase(tmp_path: Path) -> No
     assert main(["node", "serve", "--dir", str(d)]) == 1
 
 
+def test_serve_flags_are_checked_as_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--dask and --workers go through the settings' own validation: refused by name."""
+    d = _init(tmp_path)
+    names = ("FIUMATCH_COMPUTE_DASK_SCHEDULER", "FIUMATCH_COMPUTE_WORKERS")
+    saved = {n: os.environ.pop(n, None) for n in names}
+    try:
+        assert main(["node", "serve", "--dir", str(d), "--dask", "http://10.0.0.5:8786"]) == 1
+        assert "compute.dask_scheduler" in capsys.readouterr().err
+        os.environ.pop(names[0])
+        assert main(["node", "serve", "--dir", str(d), "--workers", "-2"]) == 1
+        assert "compute.workers" in capsys.readouterr().err
+    finally:  # the flags set these for the server process: never leak them into other tests
+        for n, v in saved.items():
+            os.environ.pop(n, None)
+            if v is not None:
+                os.environ[n] = v
+
+
 def test_remote_commands_exit_3_when_the_node_is_down(tmp_path: Path) -> None:
     d = _init(tmp_path)
     assert main(["peers", "list", "--dir", str(d)]) == 3
