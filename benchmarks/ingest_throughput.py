@@ -51,8 +51,9 @@ def _peak_kib(pid: int, field: str = "VmHWM") -> int:
 
 
 class _WorkerWatch(threading.Thread):
-    """Samples the worker processes (our descendants but the fork server and resource
-    tracker, which are our direct children): their CPU seconds and peak RSS."""
+    """Samples our descendant processes: CPU seconds of all of them (the fork server warms
+    the libraries before it forks workers, so its CPU counts too), peak RSS of the workers
+    (our descendants but the fork server and resource tracker, our direct children)."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
@@ -66,10 +67,10 @@ class _WorkerWatch(threading.Thread):
         me = psutil.Process()
         for proc in me.children(recursive=True):
             try:
-                if proc.ppid() == me.pid:
-                    continue
                 times = proc.cpu_times()
                 self.cpu[proc.pid] = times.user + times.system
+                if proc.ppid() == me.pid:
+                    continue
                 self.peak_kib[proc.pid] = max(self.peak_kib.get(proc.pid, 0), _peak_kib(proc.pid))
             except psutil.Error:
                 continue
@@ -377,7 +378,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"CSV, synthetic records of three jurisdictions (DE, RU, CN). Serial (`workers=1`) and "
         f"parallel runs alternate within each repeat; figures are medians of "
         f"{report['csv'][0]['repeats']} runs, each in a fresh process. Records/s per CPU "
-        "second counts the main process and the workers. Goal: "
+        "second counts the main process, the workers and the fork server (which warms the "
+        "libraries once before forking the workers). Goal: "
         f"{report['goal_records_per_second_csv']:,} records/s (wall clock) on this "
         f"{env['cpus']}-core machine.",
         "",

@@ -107,3 +107,13 @@ def test_bad_arguments(csv_file: Path) -> None:
     with pytest.raises(ValueError):
         next(read_csv_parallel(csv_file, source="s", default_retention=RETENTION,
                                stats=IngestStats(), workers=0))  # fmt: skip
+
+
+def test_warm_up_names_real_regions_and_runs() -> None:
+    import phonenumbers
+
+    from fiumatch.ingest import parallel, warmup
+
+    assert set(warmup.REGIONS) <= phonenumbers.SUPPORTED_REGIONS
+    warmup.warm()  # again: must not raise, whatever it rejects
+    assert "fiumatch.ingest.warmup" in parallel._PRELOAD

@@ -74,6 +74,7 @@ DEFAULT_BATCH = 2000
 # Imported once in the fork server, so each worker starts with them already loaded.
 _PRELOAD = [
     "fiumatch.ingest.parallel",
+    "fiumatch.ingest.warmup",  # runs the normalisers once: workers start warm
     "rigour.names",
     "rigour.text.translit",
     "rigour.text.phonetics",
