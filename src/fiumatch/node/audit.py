@@ -20,7 +20,9 @@ This module owns:
   asking node (hooks called by ``client.peer``) verifies the receipts, checks the answerer's
   checkpoint against the last one it cosigned (a split view is stored as evidence and fails
   the exchange), cosigns it, logs the mirror of each entry (same event, session and digests,
-  direction ``out``, counts mirrored) and holds the receipt against that mirror. Service calls
+  direction ``out``, counts mirrored) and holds the receipt against that mirror, storing the
+  cosigned checkpoint in that same commit (on its own if the exchange mirrors nothing); a
+  cosignature header it already verified and stored is recognised, not checked again. Service calls
   for an exchange the transport already logged this way are not logged twice;
 * the auditor's views: entries, checkpoints, inclusion and consistency proofs, the streamed
   bundle export, the keys an auditor pins, what this node witnessed of its peers' logs.
@@ -379,6 +381,9 @@ class AuditSink:
         self._last_exchange: _Recent[tuple[str, str], int] = _Recent()
         self._mirrored: _Recent[tuple[str, str, int], int] = _Recent()
         self._want: dict[str, int] = {}
+        # Cosignature headers already verified and stored, per peer: a peer returns the same
+        # cosigned note on every response until our checkpoint moves (no need to check again).
+        self._accepted: _Recent[tuple[str, str], bool] = _Recent(64)
         self._commit_lock = threading.Lock()
         self._pending: list[_Pending] = []
         self._resume()
@@ -881,11 +886,27 @@ class AuditSink:
                 "the peer's audit receipt does not verify", peer=peer_id, problem=exc.code
             ) from None
         newest = max(range(len(receipts)), key=lambda i: checked[i].size)
-        self._witness_peer(log, receipts[newest].checkpoint, _decode_proof(headers.get(H_PROOF)))
+        witnessed: list[Callable[[], None]] = []
+        self._witness_peer(
+            log,
+            receipts[newest].checkpoint,
+            _decode_proof(headers.get(H_PROOF)),
+            defer=witnessed.append,
+        )
         request_digest = hashlib.sha256(request_body).digest()
         response_digest = hashlib.sha256(content).digest()
-        for receipt, data in zip(receipts, entries, strict=False):
-            self._hold(peer_id, log.name, session, receipt, data, request_digest, response_digest)
+        try:
+            for receipt, data in zip(receipts, entries, strict=False):
+                # The cosigned checkpoint is stored in the transaction of the first mirror (one
+                # commit for both), or on its own below if this exchange mirrors nothing.
+                if self._hold(
+                    peer_id, log.name, session, receipt, data, request_digest, response_digest,
+                    witnessed,
+                ):  # fmt: skip
+                    witnessed = []
+        finally:
+            for write in witnessed:
+                write()
 
     def _hold(
         self,
@@ -896,11 +917,14 @@ class AuditSink:
         data: bytes,
         request_digest: bytes,
         response_digest: bytes,
-    ) -> None:
+        with_commit: list[Callable[[], None]] = [],  # noqa: B006 - never mutated
+    ) -> bool:
+        """Log the mirror of a receipted entry of this exchange and hold its receipt (one
+        commit, which also runs ``with_commit``). Returns whether a mirror was appended."""
         if leaf_hash(data) != receipt.leaf_hash:
             raise PeerLogError("the peer's audit entry is not the receipted leaf", peer=peer_id)
         if self._witness.mirrored(origin, receipt.leaf_index) is not None:
-            return
+            return False
         try:
             entry = decode_entry(data)
         except AuditLogError:
@@ -913,11 +937,13 @@ class AuditSink:
             and entry.session is not None
             and (session is None or entry.session == session)
         ):
-            return  # an earlier entry of the session (already mirrored) or not this exchange
+            return False  # an earlier entry of the session (already mirrored) or not this one
         event, fields = _mirror(entry, peer_id, _token(self._node_id or "node"))
         now = int(self._clock())
 
         def hold(seq: int) -> None:
+            for write in with_commit:
+                write()
             self._witness.add_receipt(
                 HeldReceiptRow(
                     entry_index=seq,
@@ -933,6 +959,7 @@ class AuditSink:
         self._commit(ticket)
         with self._lock:
             self._mirrored.put((peer_id, entry.session, int(event)), ticket.seq)
+        return True
 
     # --- witnessing ----------------------------------------------------------------------------
 
@@ -947,8 +974,13 @@ class AuditSink:
         log: NoteVerifier,
         note: bytes,
         proof: tuple[int, int, tuple[bytes, ...]] | None,
+        *,
+        defer: Callable[[Callable[[], None]], None] | None = None,
     ) -> tuple[bytes | None, int | None]:
         """Check a peer's checkpoint against the last one we cosigned and cosign it.
+
+        ``defer``: takes the write of the cosigned checkpoint instead of running it now (the
+        asker runs it in the commit of the exchange's mirror entry: one transaction).
 
         Returns (our cosigned note, None), or (None, the size we need a proof from) when the
         proof given starts elsewhere. Same size with another root, or a proof for the right
@@ -984,7 +1016,14 @@ class AuditSink:
                 return prev.note.encode("utf-8"), None
         now = int(self._clock())
         cosigned = add_cosignature(note, self._cosigner, now)
-        self._witness.add_witnessed(log.name, cp.size, cosigned.decode("utf-8"), now)
+
+        def store() -> None:
+            self._witness.add_witnessed(log.name, cp.size, cosigned.decode("utf-8"), now)
+
+        if defer is None:
+            store()
+        else:
+            defer(store)
         return cosigned, None
 
     def _accept_cosignature(self, peer_id: str, header: str | None) -> None:
@@ -992,6 +1031,9 @@ class AuditSink:
         we signed and stored, and it verifies under the peer's pinned key."""
         if not header or self._verifier is None:
             return
+        with self._lock:
+            if self._accepted.get((peer_id, header)):
+                return  # this very note was verified and its cosignature stored already
         peer = self._store.peers.get(peer_id)
         if peer is None:
             return
@@ -1009,6 +1051,8 @@ class AuditSink:
         for sig in SignedNote.parse(note).signatures:
             if witness.matches(sig):
                 self._witness.add_cosignature(cp.size, witness.name, sig.line(), int(self._clock()))
+        with self._lock:
+            self._accepted.put((peer_id, header), True)
 
     # --- the auditor's views -----------------------------------------------------------------
 

@@ -1,0 +1,100 @@
+"""The asking side of a peer exchange does its audit writes with fewer transactions and no
+repeated checks, keeping every guarantee: the answerer's checkpoint it cosigned is stored in the
+same commit as the mirror of the exchange's entry (or on its own when the exchange mirrors
+nothing), and a cosignature header it already verified and stored is not checked again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fiumatch.node.audit import H_COSIGNED
+from fiumatch.store.audit_witness import AuditWitnessRepo
+from tests.node.test_audit_sink import Node, exchange, login, make_node, pin
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[Node, Node]]:
+    a, b = make_node(tmp_path, "FIU-A", 1), make_node(tmp_path, "FIU-B", 2)
+    pin(a, b)
+    pin(b, a)
+    yield a, b
+    for n in (a, b):
+        n.sink.close()
+        n.store.close()
+
+
+def _witnessed_size(a: Node, b: Node) -> int:
+    held = AuditWitnessRepo(a.store.db).latest_witnessed(f"{b.node_id}/audit")
+    assert held is not None
+    return int(held.note.split("\n")[1])
+
+
+def test_the_cosigned_checkpoint_is_stored_in_the_mirrors_commit(
+    pair: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = pair
+    inside: list[bool] = []
+    real = AuditWitnessRepo.add_witnessed
+
+    def spy(self: AuditWitnessRepo, *args: Any) -> bool:
+        if self._db is a.store.db:  # the asker's store only
+            inside.append(self._db.connection().in_transaction)
+        return real(self, *args)
+
+    monkeypatch.setattr(AuditWitnessRepo, "add_witnessed", spy)
+    sid = "ab" * 16
+    exchange(a, b, sid, b"open")
+    exchange(a, b, sid, b"frames", evaluate=3)
+    assert inside == [True, True]  # each time within the transaction that wrote the mirror
+    assert a.sink.size == 2 and _witnessed_size(a, b) == b.sink.size
+
+
+def test_an_exchange_that_mirrors_nothing_still_stores_the_checkpoint(
+    pair: tuple[Node, Node],
+) -> None:
+    a, b = pair
+    sid = "cd" * 16
+    exchange(a, b, sid, b"open")
+    before = _witnessed_size(a, b)
+    login(b.sink)  # B's log grows and it signs a newer checkpoint
+    b.sink.checkpoint(fresh=True)
+    body = b"nothing new"
+    headers = a.sink.outgoing_headers(b.node_id)
+    ex = b.sink.open_incoming(a.node_id, body, sid)
+    b.sink.witness_incoming(ex, headers)
+    reply = b.sink.answer(ex, 200, b"ok")  # a receipt for the session's last exchange only
+    a.sink.after_response(b.node_id, sid, body, 200, b"ok", reply)
+    assert a.sink.size == 1  # nothing mirrored again
+    assert _witnessed_size(a, b) == b.sink.size > before
+
+
+def test_a_cosignature_already_stored_is_not_checked_again(
+    pair: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = pair
+    reply = exchange(a, b, "ef" * 16, b"open")  # A keeps B's cosignature of its checkpoint
+    checked: list[int] = []
+    real = AuditWitnessRepo.add_cosignature
+
+    def spy(self: AuditWitnessRepo, size: int, *args: Any) -> bool:
+        if self._db is a.store.db:
+            checked.append(size)
+        return real(self, size, *args)
+
+    monkeypatch.setattr(AuditWitnessRepo, "add_cosignature", spy)
+    for _ in range(3):  # B returns the same cosigned note until A's checkpoint moves
+        a.sink.after_response(b.node_id, None, b"", 200, b"", {H_COSIGNED: reply[H_COSIGNED]})
+    assert checked == []
+    # A note A has not seen is checked and stored.
+    login(a.sink)
+    a.sink.checkpoint(fresh=True)
+    size = a.sink.size
+    again = exchange(a, b, "ef" * 16, b"frames", evaluate=1)
+    assert again[H_COSIGNED] != reply[H_COSIGNED]
+    assert checked == [size]
+    a.sink.after_response(b.node_id, None, b"", 200, b"", {H_COSIGNED: again[H_COSIGNED]})
+    assert checked == [size]
