@@ -228,19 +228,26 @@ class QueryRepo:
         r = result
         count = 0
 
+        types_json: dict[tuple[int, ...], str] = {}  # a handful of combinations, many hits
+
         def rows() -> Iterator[tuple[object, ...]]:
             nonlocal count
             for h in hits:
                 if h.query_id != r.query_id or h.peer_id != r.peer_id:
                     raise ValueError("every hit must belong to the result's query and peer")
                 count += 1
+                tj = types_json.get(h.key_types)
+                if tj is None:
+                    tj = types_json[h.key_types] = json.dumps(
+                        sorted(h.key_types), separators=(",", ":")
+                    )
                 yield (
                     h.id,
                     h.hit_token,
                     h.query_id,
                     h.peer_id,
                     h.subject_id,
-                    json.dumps(sorted(h.key_types), separators=(",", ":")),
+                    tj,
                     h.strength,
                     h.created_at,
                 )

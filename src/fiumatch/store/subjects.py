@@ -358,24 +358,33 @@ class SubjectRepo:
 
     def key_rows(
         self, key_types: Collection[int], *, exclude_source: str | None = None
-    ) -> Iterator[tuple[bytes, str, int, int]]:
-        """``keys_of_types`` as plain ``(key, subject id, key type, strength)`` tuples, streamed
-        from the cursor (an epoch over 10^6 keys never holds 10^6 objects)."""
+    ) -> list[tuple[bytes, str, int, int]]:
+        """``keys_of_types`` as plain ``(key, subject id, key type, strength)`` tuples, ordered
+        by (key, subject id, key type): no object per key beyond the tuple (an epoch over 10^6
+        keys). The table is scanned in its own order and sorted here, which is several times
+        faster than an ORDER BY through the key index and a join per row."""
         types = sorted(set(key_types))
         if not types:
-            return
-        marks = ",".join("?" * len(types))
+            return []
+        cur = self._db.connection().cursor()
+        cur.row_factory = None  # plain tuples
         sql = (
-            "SELECT k.key, k.subject_id, k.key_type, k.strength FROM match_keys k "
-            f"JOIN subjects s ON s.id = k.subject_id WHERE k.key_type IN ({marks})"
+            "SELECT key, subject_id, key_type, strength FROM match_keys "
+            f"WHERE key_type IN ({','.join('?' * len(types))})"
         )
         params: list[object] = list(types)
-        if exclude_source is not None:
-            sql += " AND s.source != ?"
+        if exclude_source is not None and self._any_from(exclude_source):
+            sql += " AND subject_id NOT IN (SELECT id FROM subjects WHERE source = ?)"
             params.append(exclude_source)
-        sql += " ORDER BY k.key, k.key_type, k.subject_id"
-        for key, subject_id, key_type, strength in self._db.connection().execute(sql, params):
-            yield bytes(key), str(subject_id), int(key_type), int(strength)
+        rows: list[tuple[bytes, str, int, int]] = cur.execute(sql, params).fetchall()
+        rows.sort(key=lambda r: (r[0], r[1], r[2]))
+        return rows
+
+    def _any_from(self, source: str) -> bool:
+        row = self._db.connection().execute(
+            "SELECT EXISTS (SELECT 1 FROM subjects WHERE source = ?)", (source,)
+        ).fetchone()
+        return bool(row[0])
 
     def expired_ids(self, today: date) -> list[str]:
         """The ids of subjects whose retention date is before ``today``."""
@@ -437,27 +446,27 @@ class KeySelection:
             )
             where.append(f"k.subject_id IN (SELECT id FROM {self._subjects})")
         if exclude_source is not None:
-            where.append("s.source != ?")
+            where.append("k.subject_id NOT IN (SELECT id FROM subjects WHERE source = ?)")
             self._params.append(exclude_source)
         self._where = " AND ".join(where)
+        self._types: list[int] | None = None
 
     def keys(self) -> list[bytes]:
-        """The distinct selected keys, in byte order."""
-        rows = self._conn.execute(
-            "SELECT DISTINCT k.key FROM match_keys k JOIN subjects s ON s.id = k.subject_id "
-            f"WHERE {self._where} ORDER BY k.key",
-            self._params,
-        )
-        return [bytes(r[0]) for r in rows]
+        """The distinct selected keys, in byte order (one scan; it also finds the types)."""
+        cur = self._conn.cursor()
+        cur.row_factory = None
+        rows = cur.execute(f"SELECT k.key, k.key_type FROM match_keys k WHERE {self._where}",
+                           self._params).fetchall()  # fmt: skip
+        self._types = sorted({t for _, t in rows})
+        keys = sorted({k for k, _ in rows})
+        return keys
 
     def key_types(self) -> list[int]:
         """The distinct key types of the selected keys."""
-        rows = self._conn.execute(
-            "SELECT DISTINCT k.key_type FROM match_keys k JOIN subjects s ON s.id = k.subject_id "
-            f"WHERE {self._where} ORDER BY k.key_type",
-            self._params,
-        )
-        return [int(r[0]) for r in rows]
+        if self._types is None:
+            self.keys()
+        assert self._types is not None
+        return list(self._types)
 
     def group_hits(
         self, matched: Iterable[tuple[bytes, bytes]]
@@ -469,10 +478,12 @@ class KeySelection:
         self._conn.executemany(
             f"INSERT OR IGNORE INTO {self._hits} (key, token) VALUES (?, ?)", matched
         )
-        rows = self._conn.execute(
+        cur = self._conn.cursor()
+        cur.row_factory = None
+        rows = cur.execute(
             f"SELECT k.subject_id, k.key_type, k.strength, h.token FROM {self._hits} h "
-            "JOIN match_keys k ON k.key = h.key JOIN subjects s ON s.id = k.subject_id "
-            f"WHERE {self._where} ORDER BY k.subject_id, k.strength DESC, k.key_type, k.key",
+            f"JOIN match_keys k ON k.key = h.key WHERE {self._where} "
+            "ORDER BY k.subject_id, k.strength DESC, k.key_type, k.key",
             self._params,
         )
         current: str | None = None
