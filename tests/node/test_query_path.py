@@ -208,3 +208,17 @@ def test_on_settled_fires_once_the_status_is_set(pair: Pair) -> None:
     pair.querier.on_settled(qid, lambda: late.append(1))
     pair.querier.on_settled("q-unknown", lambda: late.append(2))
     assert late == [1, 2]
+
+
+def test_a_query_naming_an_unknown_subject_is_refused_before_anything_is_stored(
+    pair: Pair,
+) -> None:
+    from fiumatch.node.errors import NotFoundError
+
+    known = sorted(pair.querier.store.subjects.ids())[:3]
+    before = len(pair.querier.list_queries(pair.analyst))
+    with pytest.raises(NotFoundError):
+        pair.querier.create_query(pair.analyst, **QUERY, subject_ids=[*known, "no-such-id"])
+    assert len(pair.querier.list_queries(pair.analyst)) == before
+    q = pair.querier.create_query(pair.analyst, **QUERY, subject_ids=known * 2, wait=True)
+    assert q["status"] == "done" and q["peers"][0]["status"] == "ok"

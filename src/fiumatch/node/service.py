@@ -1467,9 +1467,8 @@ class NodeService:
             raise ConflictError("legal basis and case reference are required")
         qid = "q-" + self.rng(8).hex()
         subjects = list(subject_ids)
-        for s in subjects:
-            if self.store.subjects.get(s) is None:
-                raise NotFoundError("no such subject")
+        if subjects and len(self.store.subjects.existing(subjects)) != len(set(subjects)):
+            raise NotFoundError("no such subject")  # one query for all, not one per subject
         every = all_subjects and not records and not subjects
         if every:
             # Every stored subject: selected in SQLite by the peer runs, never listed here.
