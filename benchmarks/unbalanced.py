@@ -185,6 +185,21 @@ class Proc:
                 found += [int(c) for c in (task / "children").read_text().split()]
         return found
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the node process and its children so far: less
+        sensitive to the shared machine's load than a latency."""
+        if self.proc is None:
+            return 0.0
+        pids = [self.proc.pid]
+        if self.profile is not None:
+            pids = self._children(self.proc.pid)  # the node, not py-spy
+        total = 0
+        for pid in pids:
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        return total / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
@@ -593,7 +608,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 proofs = not name.endswith("proofs-off")
                 cache = name.startswith("cached")
                 result["variants"][name] = measure(
-                    args, q, o, sets, sets_keys, proofs=proofs, cache=cache, spy=None
+                    args, q, o, sets, sets_keys, proofs=proofs, cache=cache, spy=None, owner=o_proc
                 )
             if args.profile:  # both nodes under py-spy: O restarted (its ledger reloads)
                 o_proc.stop()
@@ -607,6 +622,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "querier FIU-Q": categorize(spy),
                     "owner FIU-O": categorize(root / "o.spy"),
                 }
+                for raw, who in ((spy, "querier"), (root / "o.spy", "owner")):
+                    if raw.exists():  # kept for a closer look (py-spy raw, flamegraph input)
+                        args.out.mkdir(parents=True, exist_ok=True)
+                        (args.out / f"unbalanced-{who}.spy.raw").write_bytes(raw.read_bytes())
                 result["variants"]["profile-cached"] = v
         finally:
             o_proc.stop()
@@ -624,16 +643,19 @@ def measure(
     proofs: bool,
     cache: bool,
     spy: Path | None,
+    owner: Proc | None = None,
 ) -> dict[str, Any]:
     from benchmarks.machine import load_average
 
     n = args.profile_queries if spy is not None else args.queries
-    with running(Proc(q, cache=cache, profile=spy)):
+    with running(Proc(q, cache=cache, profile=spy)) as q_proc:
         load_start = load_average()
         first = run_queries(q, sets, 1, args.hits)["rows"][0]
         warm = run_queries(q, sets, args.warmup, args.hits, first=1)["rows"]
         audit_before = (audit_size(q), audit_size(o))
+        cpu_before = (q_proc.cpu_seconds(), owner.cpu_seconds() if owner else 0.0)
         rows = run_queries(q, sets, n, args.hits, first=1 + args.warmup)["rows"]
+        cpu_after = (q_proc.cpu_seconds(), owner.cpu_seconds() if owner else 0.0)
         audit_after = (audit_size(q), audit_size(o))
         api = api_read_seconds(q)
         probes = (
@@ -658,6 +680,10 @@ def measure(
         "failures": len(bad),
         "failure_examples": bad[:3],
         "latencies_ms": [round(x * 1000, 2) for x in lat],
+        "cpu_ms_per_query": {
+            "querier": round((cpu_after[0] - cpu_before[0]) * 1000 / n, 1),
+            "owner": round((cpu_after[1] - cpu_before[1]) * 1000 / n, 1) if owner else None,
+        },
         "audit_entries_per_query": {
             who: None if a is None or b is None else round((b - a) / n, 2)
             for who, a, b in zip(("querier", "owner"), audit_before, audit_after, strict=True)
@@ -672,6 +698,7 @@ def measure(
             "kept_alive_client": probe_summary(probes[True]["sessions"][1:]),
         }
     msg = f"{out['latency']}, first {out['first_query_ms']} ms, failures {len(bad)}"
+    msg += f", CPU ms/query {out['cpu_ms_per_query']}"
     label = f"{'cached' if cache else 'stock'}{'' if proofs else '-proofs-off'}"
     print(f"{label}{' (py-spy)' if spy else ''}: {msg}", file=sys.stderr)
     return out
