@@ -22,6 +22,14 @@ def _pow2(n: int) -> str:
     return f"2^{n.bit_length() - 1}" if n & (n - 1) == 0 else f"{n:,}"
 
 
+def _repeats(psi: dict[str, Any]) -> str:
+    """"3 repeats" or, when sizes differ, "3 repeats (2^18: 1, 2^20: 1)"."""
+    by = {int(k): v for k, v in psi.get("repeats_by_size", {}).items()}
+    base = psi["repeats"]
+    other = ", ".join(f"{_pow2(n)}: {r}" for n, r in sorted(by.items()) if r != base)
+    return f"{base} repeats" + (f" ({other})" if other else "")
+
+
 def _fmt(x: float | None, spec: str) -> str:
     return "—" if x is None else format(x, spec)
 
@@ -102,7 +110,7 @@ def write_psi(out: Path, machine: dict[str, Any], psi: dict[str, Any]) -> None:
         f"{machine['load_average_start']}, at end {machine.get('load_average_end')} "
         "(a shared machine: compare ratios within a run, not absolute times across runs).",
         "",
-        f"Both sides hold n keys (32 bytes), n/2 shared; median of {psi['repeats']} repeats "
+        f"Both sides hold n keys (32 bytes), n/2 shared; median of {_repeats(psi)} "
         "(µs/element = time / n: flat when time grows linearly); "
         f"filters at fpr {psi['fp_rate']:g}. Unit costs on one core in this run: hash-to-group "
         f"{unit['hash_to_group'] * 1e6:.1f} µs, scalar multiplication "

@@ -23,6 +23,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from benchmarks import epoch_bench, micro_group, report
 from benchmarks.machine import describe, load_average
@@ -46,6 +47,18 @@ def main(argv: list[str] | None = None) -> int:
         "over HTTP), 10^6 epoch keys",
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--repeats-large",
+        type=int,
+        default=1,
+        help="repeats above 2^16 (default 1: a 2^18 ladder takes about 10 minutes per repeat)",
+    )
+    parser.add_argument(
+        "--huge-systems",
+        nargs="*",
+        choices=ALL_SYSTEMS,
+        help=f"systems run at 2^20 (default: {' '.join(HUGE_SYSTEMS)})",
+    )
     parser.add_argument("--sizes", type=int, nargs="*", help="set sizes (default: the ladder)")
     parser.add_argument("--systems", nargs="*", choices=ALL_SYSTEMS, help="default: all")
     parser.add_argument(
@@ -88,36 +101,40 @@ def main(argv: list[str] | None = None) -> int:
     if "psi" in args.only:
         with ProcessPoolChunkExecutor(args.workers) as pool:
             systems = make_systems(pool, args.systems)
-            # 2^20 (the long run) is measured once, for the HTTP filter target (time, linear
-            # growth, each node's peak RSS) against OpenMined and the in-process filter.
-            huge = [n for n in sizes if n > HUGE]
-            sizes_main = [n for n in sizes if n <= HUGE]
-            huge_systems = [s for s in systems if s.name in HUGE_SYSTEMS]
-            runs = args.repeats * len(sizes_main) * sum(
-                1 for s in systems if s.available() is None
-            ) + len(huge) * len(huge_systems)
+            # Sizes above 2^16 run --repeats-large times (a 2^18 ladder is ~10 min per repeat);
+            # 2^20 (the long run) once, for the HTTP filter target (time, linear growth, each
+            # node's peak RSS) against OpenMined and the in-process filter (--huge-systems).
+            groups = [
+                (systems, [n for n in sizes if n <= 1 << 16], args.repeats),
+                (systems, [n for n in sizes if 1 << 16 < n <= HUGE], args.repeats_large),
+                (
+                    [s for s in systems if s.name in (args.huge_systems or HUGE_SYSTEMS)],
+                    [n for n in sizes if n > HUGE],
+                    1,
+                ),
+            ]
+            groups = [g for g in groups if g[0] and g[1]]
+            runs = sum(
+                r * len(ns) * sum(1 for s in ss if s.available() is None) for ss, ns, r in groups
+            )
             started = time.perf_counter()
+            psi: dict[str, Any] = {"rows": [], "skipped": {}, "unit_costs": {}}
+            repeats_by_size: dict[int, int] = {}
             with progress_bar("psi", total=runs, unit="runs") as advance:
-                psi = run_ladder(
-                    systems,
-                    sizes_main,
-                    args.repeats,
-                    cores=args.workers,
-                    advance=lambda label: advance(0, label),
-                    done=lambda: advance(1),
-                )
-                if huge and huge_systems:
-                    more = run_ladder(
-                        huge_systems,
-                        huge,
-                        1,
+                for group_systems, group_sizes, repeats in groups:
+                    part = run_ladder(
+                        group_systems,
+                        group_sizes,
+                        repeats,
                         cores=args.workers,
                         advance=lambda label: advance(0, label),
                         done=lambda: advance(1),
                     )
-                    psi["rows"] += more["rows"]
-                    psi["skipped"].update(more["skipped"])
-                    psi["repeats_above_2^18"] = 1
+                    psi["rows"] += part["rows"]
+                    psi["skipped"].update(part["skipped"])
+                    psi["unit_costs"] = psi["unit_costs"] or part["unit_costs"]
+                    repeats_by_size.update(dict.fromkeys(group_sizes, repeats))
+            psi["repeats_by_size"] = repeats_by_size
             for s in systems:
                 s.close()
         psi.update(
