@@ -222,3 +222,18 @@ def test_a_query_naming_an_unknown_subject_is_refused_before_anything_is_stored(
     assert len(pair.querier.list_queries(pair.analyst)) == before
     q = pair.querier.create_query(pair.analyst, **QUERY, subject_ids=known * 2, wait=True)
     assert q["status"] == "done" and q["peers"][0]["status"] == "ok"
+
+
+def test_a_query_to_one_peer_runs_in_the_querys_own_thread(pair: Pair) -> None:
+    threads: list[str] = []
+    real = pair.querier._query_peer
+
+    def spy(*args: Any) -> None:
+        threads.append(threading.current_thread().name)
+        real(*args)
+
+    pair.querier._query_peer = spy  # type: ignore[method-assign,assignment]
+    q = _query(pair)
+    assert q["peers"][0]["status"] == "ok"
+    (name,) = threads
+    assert not name.startswith("fiumatch-peer")  # no hop to the per-peer pool for one peer

@@ -373,7 +373,9 @@ class NodeService:
         # A query's per-peer runs get their own pool: submitted from a worker of _executor
         # and waited for there, they deadlocked it once 8 queries ran at once (every worker
         # waiting on peer runs queued behind them; found by benchmarks/load.py).
-        self._peer_executor = concurrent.futures.ThreadPoolExecutor(max_workers=16)
+        self._peer_executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=16, thread_name_prefix="fiumatch-peer"
+        )
         # Per-chunk cryptography of big sets runs on a process pool (one worker per core by
         # default), started on first use; small sets stay in the calling thread, where a pool
         # round trip would cost more than the work. Epoch encoding goes to a Dask cluster when
@@ -1570,28 +1572,20 @@ class NodeService:
         targets: list[Peer],
         id_types: tuple[str, ...],
     ) -> None:
+        def run(peer: Peer) -> None:
+            try:
+                self._query_peer(qid, analyst, purpose, case_ref, mode, subjects, peer, id_types)
+            except Exception as exc:  # a bug in one peer's run must not lose the others
+                reason = exc.code if isinstance(exc, FiumatchError) else type(exc).__name__
+                self._record_peer(qid, peer.node_id, "unreachable", f"error: {reason}")
+
         try:
-            futures = {
-                self._peer_executor.submit(
-                    self._query_peer,
-                    qid,
-                    analyst,
-                    purpose,
-                    case_ref,
-                    mode,
-                    subjects,
-                    peer,
-                    id_types,
-                ): peer
-                for peer in targets
-            }
-            for f in concurrent.futures.as_completed(futures):
-                peer = futures[f]
-                try:
+            if len(targets) == 1:  # one peer: run it in this thread, no hop to the peer pool
+                run(targets[0])
+            else:
+                futures = [self._peer_executor.submit(run, peer) for peer in targets]
+                for f in concurrent.futures.as_completed(futures):
                     f.result()
-                except Exception as exc:  # a bug in one peer's run must not lose the others
-                    reason = exc.code if isinstance(exc, FiumatchError) else type(exc).__name__
-                    self._record_peer(qid, peer.node_id, "unreachable", f"error: {reason}")
             self.store.queries.set_status(qid, "done", now=self.now())
         finally:
             self._settle(qid)
