@@ -124,6 +124,28 @@ CASES: dict[str, list[Case]] = {
             },
         },
         {
+            "name": "filter-voprf-bloom-noproofs",
+            "mode": "filter",
+            "suite": int(Suite.VOPRF_RISTRETTO255_SHA512),
+            "epoch": 10,
+            "session_id": "f4" * 16,
+            "querier_rng_seed": b"filter-voprf-bloom-noproofs/querier".hex(),
+            "owner_rng_seed": b"filter-voprf-bloom-noproofs/owner".hex(),
+            "querier_set": _items("q", 3) + _items("common", 2),
+            "owner_set": _items("o", 2) + _items("common", 2),
+            "filter": {
+                "master_secret": "8b" * 32,
+                "peer_id": "fiu-querier",
+                "fp_rate": 1e-6,
+                "exact": False,
+                "capacity": 16,
+                "seed": 0,
+                "querier_has_generation": 0,
+                "owner_added": [],
+                "proofs": False,
+            },
+        },
+        {
             "name": "filter-oprf-bloom-delta",
             "mode": "filter",
             "suite": int(Suite.OPRF_RISTRETTO255_SHA512),
@@ -205,8 +227,15 @@ def build_machines(case: Case) -> tuple[SessionMachine, SessionMachine]:
                 replica.apply(obj)
         if f["owner_added"]:
             add_to_ledger(ledger, key_pair, [bytes.fromhex(v) for v in f["owner_added"]])
+        proofs = bool(f.get("proofs", True))  # VOPRF suite: proofs on unless the case says
         owner: SessionMachine = FilterOwner(
-            session_id=sid, epoch=epoch, suite=suite, key_pair=key_pair, ledger=ledger, rng=o_rng
+            session_id=sid,
+            epoch=epoch,
+            suite=suite,
+            key_pair=key_pair,
+            ledger=ledger,
+            rng=o_rng,
+            proofs=proofs,
         )
         querier: SessionMachine = FilterQuerier(
             session_id=sid,
@@ -216,6 +245,7 @@ def build_machines(case: Case) -> tuple[SessionMachine, SessionMachine]:
             replica=replica,
             rng=q_rng,
             owner_public_key=key_pair.pk,
+            proofs=proofs,
         )
         return querier, owner
     if mode is Mode.MUTUAL:
@@ -521,6 +551,40 @@ def negative_cases(runs: dict[str, tuple[Case, list[dict[str, str]]]]) -> list[d
         ),
         "verify_failed",
         "two evaluated elements swapped: the DLEQ proof no longer verifies",
+    )
+
+    # The same session agreed without proofs: a proof where none was agreed is refused, and
+    # so is, in the proved session, an evaluation whose proof was left out.
+    _, nfr = runs["filter-voprf-bloom-noproofs"]
+    k, eval_chunk = _find(nfr, "o2q", "EVAL_CHUNK")
+    body = decode_frame(eval_chunk).body
+    assert isinstance(body, ElementChunk) and not body.proof
+    _, proved_chunk = _find(vfr, "o2q", "EVAL_CHUNK")
+    proved = decode_frame(proved_chunk).body
+    assert isinstance(proved, ElementChunk)
+    add(
+        "proof-where-none-agreed",
+        "filter-voprf-bloom-noproofs",
+        "querier",
+        k,
+        _reframe(
+            eval_chunk,
+            body=ElementChunk(count=body.count, elements=body.elements, proof=proved.proof),
+        ),
+        "decode_error",
+        "an EVAL_CHUNK carrying a proof in a session agreed without proofs",
+    )
+    k, eval_chunk = _find(vfr, "o2q", "EVAL_CHUNK")
+    body = decode_frame(eval_chunk).body
+    assert isinstance(body, ElementChunk)
+    add(
+        "proof-left-out",
+        "filter-voprf-exact",
+        "querier",
+        k,
+        _reframe(eval_chunk, body=ElementChunk(count=body.count, elements=body.elements)),
+        "verify_failed",
+        "an EVAL_CHUNK without its proof in a session agreed with proofs",
     )
 
     _, mfr = runs["mutual"]
