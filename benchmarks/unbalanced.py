@@ -334,7 +334,7 @@ def probe(
     the others reuse it."""
     from fiumatch.client.peer import PeerClient
     from fiumatch.node.service import SUITE as suite_id
-    from fiumatch.node.service import PeerProgress, pump
+    from fiumatch.node.pump import PeerProgress, pump
     from fiumatch.protocol.filters import FilterReplica
     from fiumatch.protocol.sessions.filter_mode import FilterQuerier
     from fiumatch.protocol.wire import Limits

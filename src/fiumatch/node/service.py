@@ -29,7 +29,6 @@ import struct
 import threading
 import unicodedata
 from array import array
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -56,6 +55,7 @@ from fiumatch.node.errors import (
 from fiumatch.node.httpsig import VerifyPolicy
 from fiumatch.node.keys import NodeKeys, fingerprint, public_key_from_raw
 from fiumatch.node.outindex import OutputIndex, RefPacker, build_index, filter_index
+from fiumatch.node.pump import PeerProgress, pump
 from fiumatch.node.settings import Settings
 from fiumatch.protocol import oprf
 from fiumatch.protocol.filters import FilterLedger, FilterReplica
@@ -71,7 +71,6 @@ from fiumatch.protocol.sessions import (
 )
 from fiumatch.protocol.wire import (
     NO_FILTER_ID,
-    ElementChunk,
     FrameReader,
     Hello,
     Limits,
@@ -125,7 +124,6 @@ FP_RATE = 1e-6
 _SERIAL = SerialExecutor()
 INDEX_KIND = "output-index"
 FILTER_KIND = "filter-objects"
-BATCH_FRAMES = 2
 HITS_PAGE = 1000
 """Hits ``get_query`` returns by default (``hit_total`` says how many there are)."""
 """Element chunks sent per HTTP request by a querier: a long run reports progress per batch."""
@@ -241,29 +239,6 @@ class _LiveSession:
     """Mutual mode: the key types served in this session (the hits are looked up by them)."""
 
 
-@dataclass
-class PeerProgress:
-    """How far one peer's part of a query is: a stage name and how many of our elements the
-    peer has evaluated so far (``done`` of ``total``)."""
-
-    stage: str = "queued"
-    done: int = 0
-    total: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "done": self.done, "total": self.total}
-
-
-_STAGES = {
-    MsgType.HELLO_ACK: "opened",
-    MsgType.FILTER_CHUNK: "filter download",
-    MsgType.FILTER_END: "evaluating",
-    MsgType.EVAL_CHUNK: "evaluating",
-    MsgType.EVAL_END: "evaluated",
-    MsgType.SET_CHUNK: "owner set",
-    MsgType.SET_END: "comparing",
-    MsgType.FINISH_ACK: "signed",
-}
 
 
 _Querier = FilterQuerier | MutualQuerier | CardinalityQuerier
@@ -2493,34 +2468,6 @@ class NodeService:
             entries.append(entry_to_dict(decode_entry(leaf.entry)))
         root = root_from_leaf_hashes(self.store.audit.leaf_hashes(0, size)) if size else b""
         return {"size": size, "root": root.hex(), "entries": entries}
-
-
-def pump(client: Any, sid: str, epoch: int, machine: _Querier, progress: PeerProgress) -> None:
-    """Drive a querier machine to the end over ``client.send_frames``: element chunks go in
-    batches of ``BATCH_FRAMES`` per request, so a long run reports progress (stage, and how
-    many of our elements the owner has evaluated) after each batch; replies feed the machine."""
-    queue = deque(machine.start())
-    while queue:
-        batch: list[bytes] = []
-        chunks = 0
-        while queue and chunks < BATCH_FRAMES:
-            frame = queue.popleft()
-            batch.append(frame)
-            kind = decode_frame(frame, machine.limits).header.msg_type
-            chunks += kind in (MsgType.QUERY_CHUNK, MsgType.REVEAL_CHUNK)
-        reply = client.send_frames(sid, epoch, b"".join(batch))
-        reader = FrameReader(machine.limits)
-        frames = reader.feed(reply)
-        reader.close()
-        for frame in frames:
-            decoded = decode_frame(frame, machine.limits)
-            kind = decoded.header.msg_type
-            progress.stage = _STAGES.get(kind, progress.stage)
-            if kind is MsgType.EVAL_CHUNK and isinstance(decoded.body, ElementChunk):
-                progress.done = min(progress.total, progress.done + decoded.body.count)
-            queue.extend(machine.receive(frame))
-    if not machine.done:
-        raise ConflictError("the peer ended the session early")
 
 
 def to_stored(subject: Any) -> tuple[StoredSubject, list[StoredKey]]:
