@@ -333,8 +333,8 @@ def probe(
     finalize, filter apply) in between. Session 0 has an empty replica (downloads the filter);
     the others reuse it."""
     from fiumatch.client.peer import PeerClient
-    from fiumatch.node.service import SUITE as suite_id
     from fiumatch.node.pump import PeerProgress, pump
+    from fiumatch.node.service import SUITE as suite_id
     from fiumatch.protocol.filters import FilterReplica
     from fiumatch.protocol.sessions.filter_mode import FilterQuerier
     from fiumatch.protocol.wire import Limits
