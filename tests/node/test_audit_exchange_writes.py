@@ -5,6 +5,7 @@ nothing), and a cosignature header it already verified and stored is not checked
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,50 @@ def test_a_cosignature_already_stored_is_not_checked_again(
     assert checked == [size]
     a.sink.after_response(b.node_id, None, b"", 200, b"", {H_COSIGNED: again[H_COSIGNED]})
     assert checked == [size]
+
+
+def test_the_answerer_keeps_what_the_headers_gave_in_the_answers_commit(
+    pair: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = pair
+    sid = "12" * 16
+    exchange(a, b, sid, b"open")  # A now holds B's checkpoint, cosigned, and sends it back
+    login(a.sink)
+    a.sink.checkpoint(fresh=True)  # and A has a newer checkpoint of its own for B to cosign
+    inside: list[tuple[str, bool]] = []
+    for name in ("add_cosignature", "add_witnessed"):
+        real = getattr(AuditWitnessRepo, name)
+
+        def spy(self: AuditWitnessRepo, *args: Any, _real: Any = real, _n: str = name) -> bool:
+            if self._db is b.store.db:
+                inside.append((_n, self._db.connection().in_transaction))
+            result: bool = _real(self, *args)
+            return result
+
+        monkeypatch.setattr(AuditWitnessRepo, name, spy)
+    body = b"frames"
+    headers = a.sink.outgoing_headers(b.node_id)
+    ex = b.sink.open_incoming(a.node_id, body, sid)
+    b.sink.witness_incoming(ex, headers)
+    assert inside == []  # nothing written yet: it waits for the answer
+    b.sink.record(
+        "evaluation", actor=b.node_id, peer=a.node_id, session=sid, agreement_id="agr-1",
+        epoch=3, counts_in=1, counts_out=1, request_digest=hashlib.sha256(body).digest(),
+        extra={"direction": "in", "mode": "filter"},
+    )  # fmt: skip
+    reply = b.sink.answer(ex, 200, b"out")
+    assert sorted(inside) == [("add_cosignature", True), ("add_witnessed", True)]
+    witnessed = AuditWitnessRepo(b.store.db).latest_witnessed(f"{a.node_id}/audit")
+    assert witnessed is not None and int(witnessed.note.split("\n")[1]) == a.sink.size
+    a.sink.after_response(b.node_id, sid, body, 200, b"out", reply)
+    # An answer that logs nothing (no entry to share a commit with) still keeps them.
+    inside.clear()
+    login(a.sink)
+    a.sink.checkpoint(fresh=True)
+    headers = a.sink.outgoing_headers(b.node_id)
+    ex = b.sink.open_incoming(a.node_id, b"again", sid)
+    b.sink.witness_incoming(ex, headers)
+    b.sink.answer(ex, 200, b"nothing new")
+    assert ("add_witnessed", False) in inside
+    witnessed = AuditWitnessRepo(b.store.db).latest_witnessed(f"{a.node_id}/audit")
+    assert witnessed is not None and int(witnessed.note.split("\n")[1]) == a.sink.size

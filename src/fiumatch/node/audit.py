@@ -318,6 +318,9 @@ class Incoming:
     cosigned: bytes | None = None
     want: int | None = None
     closed: bool = False
+    writes: list[Callable[[], None]] = field(default_factory=list)
+    """What the asker's headers gave us to keep (its cosignature of our checkpoint, its
+    checkpoint we cosigned): written with the answer's entries, in their commit."""
 
 
 @dataclass(eq=False)
@@ -384,6 +387,7 @@ class AuditSink:
         # Cosignature headers already verified and stored, per peer: a peer returns the same
         # cosigned note on every response until our checkpoint moves (no need to check again).
         self._accepted: _Recent[tuple[str, str], bool] = _Recent(64)
+        self._accepted_lock = threading.Lock()  # its own: taken inside commits
         self._commit_lock = threading.Lock()
         self._pending: list[_Pending] = []
         self._resume()
@@ -730,7 +734,7 @@ class AuditSink:
         if self._signer is None:
             return
         ex.have = _int(headers.get(H_HAVE))
-        self._accept_cosignature(ex.peer, headers.get(H_COSIGNED))
+        self._accept_cosignature(ex.peer, headers.get(H_COSIGNED), defer=ex.writes.append)
         note = headers.get(H_CHECKPOINT)
         log = self._peer_log(ex.peer)
         if note is None or log is None:
@@ -739,7 +743,9 @@ class AuditSink:
             raw = _unb64(note)
         except NoteError:
             return
-        ex.cosigned, ex.want = self._witness_peer(log, raw, _decode_proof(headers.get(H_PROOF)))
+        ex.cosigned, ex.want = self._witness_peer(
+            log, raw, _decode_proof(headers.get(H_PROOF)), defer=ex.writes.append
+        )
 
     def answer(self, ex: Incoming, status: int, body: bytes) -> dict[str, str]:
         """The response is signed: append what waited for it, then the audit headers."""
@@ -747,19 +753,27 @@ class AuditSink:
         queued: list[_Pending] = []
         exchanges: list[_Pending] = []
         receipted: list[_Appended] = []
+        writes, ex.writes = ex.writes, []
+
+        def also(seq: int) -> None:  # the first entry's commit keeps the witnessed notes too
+            for write in writes:
+                write()
+
         with self._lock:
             self._close(ex)
             for event, fields in ex.deferred:
                 if fields.get("request_sha256") == ex.request_digest and _is_exchange(fields):
                     fields["response_sha256"] = digest
                 exchange = _is_exchange(fields)
-                queued.append(self._enqueue(event, fields, checkpoint=exchange))
+                hook = also if writes and not queued else None
+                queued.append(self._enqueue(event, fields, hook, checkpoint=exchange))
                 if exchange:
                     exchanges.append(queued[-1])
             ex.deferred.clear()
             if not exchanges and status >= 400:
                 refusal = self._refusal_fields(ex, status, body, digest)
-                queued.append(self._enqueue(EventType.REFUSAL, refusal, checkpoint=True))
+                hook = also if writes and not queued else None
+                queued.append(self._enqueue(EventType.REFUSAL, refusal, hook, checkpoint=True))
                 exchanges.append(queued[-1])
             if not exchanges and ex.session is not None:
                 last = self._last_exchange.get((ex.peer, ex.session))
@@ -767,7 +781,14 @@ class AuditSink:
                 if leaf is not None:
                     receipted.append(_Appended(leaf.seq, leaf.leaf_hash, leaf.entry))
         if queued:
-            self._commit(queued[-1])  # the queue is written in order: all of it is on disk
+            try:
+                self._commit(queued[-1])  # the queue is written in order: all of it is on disk
+            except BaseException:
+                with contextlib.suppress(Exception):  # rolled back with the entries: keep them
+                    also(-1)
+                raise
+        elif writes:
+            also(-1)
         receipted += [_Appended(t.seq, t.leaf.leaf_hash, t.leaf.entry) for t in exchanges]
         with self._lock:
             cp = (
@@ -824,6 +845,10 @@ class AuditSink:
         now = time.monotonic()
         for ex in [e for e in self._open.values() if now - e.opened > _EXCHANGE_TTL]:
             self._close(ex)
+            writes, ex.writes = ex.writes, []
+            for write in writes:
+                with contextlib.suppress(Exception):  # evidence kept; the answer never came
+                    write()
             for event, fields in ex.deferred:
                 self._enqueue(event, fields)  # written by the commit that follows
             ex.deferred.clear()
@@ -1026,12 +1051,18 @@ class AuditSink:
             defer(store)
         return cosigned, None
 
-    def _accept_cosignature(self, peer_id: str, header: str | None) -> None:
+    def _accept_cosignature(
+        self,
+        peer_id: str,
+        header: str | None,
+        *,
+        defer: Callable[[Callable[[], None]], None] | None = None,
+    ) -> None:
         """Keep ``peer_id``'s cosignature of one of our checkpoints, if it is of a checkpoint
         we signed and stored, and it verifies under the peer's pinned key."""
         if not header or self._verifier is None:
             return
-        with self._lock:
+        with self._accepted_lock:
             if self._accepted.get((peer_id, header)):
                 return  # this very note was verified and its cosignature stored already
         peer = self._store.peers.get(peer_id)
@@ -1048,11 +1079,19 @@ class AuditSink:
                 return
         except AuditLogError:
             return
-        for sig in SignedNote.parse(note).signatures:
-            if witness.matches(sig):
-                self._witness.add_cosignature(cp.size, witness.name, sig.line(), int(self._clock()))
-        with self._lock:
-            self._accepted.put((peer_id, header), True)
+        lines = [sig.line() for sig in SignedNote.parse(note).signatures if witness.matches(sig)]
+        now = int(self._clock())
+
+        def store() -> None:
+            for line in lines:
+                self._witness.add_cosignature(cp.size, witness.name, line, now)
+            with self._accepted_lock:
+                self._accepted.put((peer_id, header), True)
+
+        if defer is None:
+            store()
+        else:
+            defer(store)
 
     # --- the auditor's views -----------------------------------------------------------------
 
