@@ -51,6 +51,33 @@ class MatchKey:
     strength: int
 
 
+_UPSERT_SUBJECT = """INSERT INTO subjects (id, local_ref, subject_type, display_json,
+        retain_until, source, source_record, created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (id) DO UPDATE SET
+        local_ref = excluded.local_ref,
+        subject_type = excluded.subject_type,
+        display_json = excluded.display_json,
+        retain_until = excluded.retain_until,
+        source = excluded.source,
+        source_record = excluded.source_record,
+        updated_at = excluded.updated_at"""
+
+
+def _subject_row(subject: Subject, now: int) -> tuple[object, ...]:
+    return (
+        subject.id,
+        subject.local_ref,
+        subject.subject_type,
+        json.dumps(dict(subject.display), sort_keys=True, separators=(",", ":")),
+        subject.retain_until.isoformat(),
+        subject.source,
+        subject.source_record,
+        now,
+        now,
+    )
+
+
 def _subject_from_row(row: Any) -> Subject:
     return Subject(
         id=row["id"],
@@ -82,30 +109,7 @@ class SubjectRepo:
         """Insert or update ``subject`` by id; return True if it was new."""
         with self._db.transaction() as conn:
             existed = conn.execute("SELECT 1 FROM subjects WHERE id = ?", (subject.id,)).fetchone()
-            conn.execute(
-                """INSERT INTO subjects (id, local_ref, subject_type, display_json,
-                       retain_until, source, source_record, created_at, updated_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (id) DO UPDATE SET
-                       local_ref = excluded.local_ref,
-                       subject_type = excluded.subject_type,
-                       display_json = excluded.display_json,
-                       retain_until = excluded.retain_until,
-                       source = excluded.source,
-                       source_record = excluded.source_record,
-                       updated_at = excluded.updated_at""",
-                (
-                    subject.id,
-                    subject.local_ref,
-                    subject.subject_type,
-                    json.dumps(dict(subject.display), sort_keys=True, separators=(",", ":")),
-                    subject.retain_until.isoformat(),
-                    subject.source,
-                    subject.source_record,
-                    now,
-                    now,
-                ),
-            )
+            conn.execute(_UPSERT_SUBJECT, _subject_row(subject, now))
             return existed is None
 
     def replace_keys(self, subject_id: str, keys: Sequence[MatchKey]) -> None:
@@ -144,31 +148,7 @@ class SubjectRepo:
                     for r in conn.execute(f"SELECT id FROM subjects WHERE id IN ({marks})", ids)
                 }
                 conn.executemany(
-                    """INSERT INTO subjects (id, local_ref, subject_type, display_json,
-                           retain_until, source, source_record, created_at, updated_at)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                       ON CONFLICT (id) DO UPDATE SET
-                           local_ref = excluded.local_ref,
-                           subject_type = excluded.subject_type,
-                           display_json = excluded.display_json,
-                           retain_until = excluded.retain_until,
-                           source = excluded.source,
-                           source_record = excluded.source_record,
-                           updated_at = excluded.updated_at""",
-                    [
-                        (
-                            sub.id,
-                            sub.local_ref,
-                            sub.subject_type,
-                            json.dumps(dict(sub.display), sort_keys=True, separators=(",", ":")),
-                            sub.retain_until.isoformat(),
-                            sub.source,
-                            sub.source_record,
-                            now,
-                            now,
-                        )
-                        for sub, _ in pending.values()
-                    ],
+                    _UPSERT_SUBJECT, [_subject_row(sub, now) for sub, _ in pending.values()]
                 )
                 conn.executemany(
                     "DELETE FROM match_keys WHERE subject_id = ?", [(i,) for i in known]
