@@ -87,6 +87,7 @@ class Pair:
     owner: NodeService
     analyst: User
     client: Direct
+    admin: User
 
 
 def _node(root: Path, node_id: str, seed: bytes) -> tuple[NodeService, User]:
@@ -121,7 +122,7 @@ def pair(tmp_path: Path) -> Iterator[Pair]:
         client = Direct(o, q.node_id)
         q._peer_client = lambda peer: client  # the in-process transport
         token = q.add_user(q_admin, "analyst", "analyst")
-        yield Pair(q, o, q.authenticate(token), client)
+        yield Pair(q, o, q.authenticate(token), client, q_admin)
     finally:
         for s in (q, o):
             s.close()
@@ -173,6 +174,13 @@ def test_a_rotation_drops_the_old_epochs_replica(pair: Pair) -> None:
     assert pair.client.filter_chunks() > chunks  # a new epoch's filter, downloaded once
     assert len(q["hits"]) == 10
     assert {e for _, e in pair.querier._replicas} == {new}
+
+
+def test_revoking_the_peer_drops_its_replicas(pair: Pair) -> None:
+    _query(pair)
+    assert pair.querier._replicas
+    pair.querier.revoke_peer(pair.admin, pair.owner.node_id)
+    assert not pair.querier._replicas
 
 
 def test_on_settled_fires_once_the_status_is_set(pair: Pair) -> None:

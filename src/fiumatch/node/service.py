@@ -657,6 +657,7 @@ class NodeService:
             extra={"change": "revoked", "object_sha256": _digest(peer.public_key)},
         )
         self._abort_live(lambda live: live.peer_id == peer_id)
+        self._drop_replicas(peer_id)  # never used again (the key check fails), so never kept
         return self.store.peers.require(peer_id)
 
     def revoke_agreement(self, actor: User, agreement_id: str) -> Agreement:
