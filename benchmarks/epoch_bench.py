@@ -83,6 +83,7 @@ def run_epoch(
     workers: int,
     dask: bool = True,
     dask_address: str | None = None,
+    threads: bool = True,
     advance: Callable[[str], None] = lambda _: None,
     done: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
@@ -111,14 +112,15 @@ def run_epoch(
 
     with (
         ProcessPoolChunkExecutor(workers) as pool,
-        ThreadChunkExecutor(workers) as threads,
+        ThreadChunkExecutor(workers) as thread_pool,
         _dask_cluster(workers, dask_address) if dask else _none() as dask_ex,
     ):
         executors: list[tuple[str, StreamingExecutor]] = [
             ("serial", SerialExecutor()),
             (f"process-pool-{workers}", pool),
-            (f"threads-{workers}", threads),
         ]
+        if threads:
+            executors.append((f"threads-{workers}", thread_pool))
         if dask_ex is not None:
             label = f"dask-{dask_ex.workers}" if dask_address else f"dask-local-{workers}"
             executors.append((label, dask_ex))

@@ -73,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask cluster")
     parser.add_argument(
+        "--no-threads", action="store_true", help="epoch: skip the thread executor"
+    )
+    parser.add_argument(
         "--dask", metavar="ADDRESS", help="epoch encoding on this Dask scheduler (tcp://host:8786)"
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -149,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if "epoch" in args.only:
         dask = not args.no_dask and epoch_bench.dask_available()
-        steps = args.repeats * 2 * (4 if dask else 3)
+        steps = args.repeats * 2 * (2 + (not args.no_threads) + dask)
         with progress_bar("epoch", total=steps, unit="steps") as advance:
             epoch = epoch_bench.run_epoch(
                 epoch_keys,
@@ -157,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
                 workers=args.workers,
                 dask=dask,
                 dask_address=args.dask,
+                threads=not args.no_threads,
                 advance=lambda label: advance(0, label),
                 done=lambda: advance(1),
             )
