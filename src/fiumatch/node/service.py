@@ -2488,15 +2488,10 @@ def to_stored(subject: Any) -> tuple[StoredSubject, list[StoredKey]]:
         source=subject.provenance.source,
         source_record=subject.provenance.record,
     )
-    keys = list(
-        {
-            (k.type.code, k.encode()): StoredKey(
-                subject_id=subject.subject_id,
-                key_type=k.type.code,
-                key=k.encode(),
-                strength=int(k.strength),
-            )
-            for k in subject.keys
-        }.values()
-    )
-    return stored, keys
+    keys: dict[tuple[int, bytes], StoredKey] = {}
+    for k in subject.keys:
+        code, encoded = k.type.code, k.encode()  # encoded once per key
+        keys[(code, encoded)] = StoredKey(
+            subject_id=subject.subject_id, key_type=code, key=encoded, strength=int(k.strength)
+        )
+    return stored, list(keys.values())
