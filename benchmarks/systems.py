@@ -296,6 +296,9 @@ class HttpSystem:
             load(o_node, owner)
             nodes = [q_node, o_node]
             try:
+                # The node's own per-session ceiling (sessions.max_set_size, 10^6 by default)
+                # must admit the run's set; the server processes inherit this environment.
+                os.environ[MAX_SET_ENV] = str(max(2 * n + 10, 1_000_000))
                 for node in nodes:
                     node.process.start(timeout=60)
                 connect(nodes, budget=4 * n + 10, max_set=2 * n + 10, proofs=self.proofs)
@@ -322,6 +325,7 @@ class HttpSystem:
                     (_hwm(c) for p in servers for c in p.children(recursive=True)), default=0
                 )
             finally:
+                os.environ.pop(MAX_SET_ENV, None)
                 for node in nodes:
                     node.process.stop()
         if q.get("status") != "done":
@@ -378,12 +382,17 @@ def _hwm(proc: Any) -> int:
     return 0
 
 
+MAX_SET_ENV = "FIUMATCH_SESSIONS_MAX_SET_SIZE"
+
+
 def _http_found(query: dict[str, Any], mode: str) -> int:
     """The intersection size a finished query reports: the peer's ``hit_count`` (filter,
     mutual), or the count in its ``reason`` (cardinality returns no hits, only a count)."""
     import re
 
     (peer,) = query["peers"]
+    if peer.get("status") != "ok":
+        raise RuntimeError(f"the peer's part ended {peer.get('status')}: {peer.get('reason')}")
     if mode != "cardinality":
         return int(peer["hit_count"])
     m = re.search(r"(\d+) keys in common", str(peer.get("reason", "")))
