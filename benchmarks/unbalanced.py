@@ -751,13 +751,16 @@ def write(out: Path, result: dict[str, Any]) -> None:
         f" {cfg['warmup']} warm-up ones, one after another. Target (issue #6): p50 <="
         f" {TARGET_P50_MS:g} ms, p99 <= {TARGET_P99_MS:g} ms with the filter already cached.",
         "",
-        "Variants: `stock` is the node as shipped (the querier starts every session with an"
-        " empty filter replica, so every query downloads the whole filter); `cached` keeps the"
-        " replica between sessions (a prototype patch of `NodeService._querier_machine`, see"
-        " the module docstring), which is what the issue's target assumes; `proofs-off` runs"
-        " from a second querier whose agreements with the owner say `proofs: false`.",
+        "Variants: `stock` is the node as shipped. Since commit bc04bc2 the querier keeps its"
+        " filter replica per (peer, epoch) between queries, so only the first query downloads"
+        " the filter and the later ones meet the issue's 'filter already cached'; before it,"
+        " every query downloaded the whole filter. `cached` applies this module's older"
+        " prototype patch of `NodeService._querier_machine` (the same idea; redundant once the"
+        " node keeps replicas, and skipped then). `proofs-off` runs from a second querier whose"
+        " agreements with the owner say `proofs: false`. The `patch` column says whether the"
+        " prototype patch was applied.",
         "",
-        "| variant | proofs | replica kept | p50 ms | p90 ms | p99 ms | max ms | first query ms"
+        "| variant | proofs | patch | p50 ms | p90 ms | p99 ms | max ms | first query ms"
         " | failures | target | load avg (start -> end) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
