@@ -260,6 +260,7 @@ class HttpSystem:
         from datetime import date, timedelta
         from pathlib import Path
 
+        from fiumatch.client.api import ApiClient
         from fiumatch.demo.run import connect, make_node, wait_query
         from fiumatch.identifiers import KeyType
         from fiumatch.store import Subject
@@ -292,8 +293,6 @@ class HttpSystem:
             root = Path(tmp)
             q_node = make_node(root, "FIU-Q", scrypt_log2_n=10)
             o_node = make_node(root, "FIU-O", scrypt_log2_n=10)
-            load(q_node, querier)
-            load(o_node, owner)
             nodes = [q_node, o_node]
             try:
                 # The node's own per-session ceiling (sessions.max_set_size, 10^6 by default)
@@ -301,11 +300,18 @@ class HttpSystem:
                 os.environ[MAX_SET_ENV] = str(max(2 * n + 10, 1_000_000))
                 for node in nodes:
                     node.process.start(timeout=60)
+                # Agreements first, on empty stores: adding one re-encodes the served set in the
+                # request, which at 2^20 keys outlasts the API client's timeout. The keys are
+                # then stored straight into the running nodes' databases (WAL: safe).
                 connect(nodes, budget=4 * n + 10, max_set=2 * n + 10, proofs=self.proofs)
+                load(q_node, querier)
+                load(o_node, owner)
                 servers = [_server(node) for node in nodes]
                 cpu0 = _tree_cpu(servers)
                 start = time.perf_counter()
-                with o_node.client() as c:
+                with ApiClient(
+                    o_node.url, o_node.admin, cacert=o_node.dir.settings.tls_cert, timeout=3600
+                ) as c:
                     c.rotate(peer="FIU-Q", wait=True)
                 t_pre = time.perf_counter()
                 with q_node.client("analyst") as c:
