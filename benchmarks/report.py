@@ -144,6 +144,13 @@ def write_psi(out: Path, machine: dict[str, Any], psi: dict[str, Any]) -> None:
         )
     if psi["skipped"]:
         lines += ["", "Skipped: " + "; ".join(f"`{k}`: {v}" for k, v in psi["skipped"].items())]
+    for r in rows:
+        if "separate_invocation" in r:
+            lines += [
+                "",
+                f"The {_pow2(r['n'])} `{r['system']}` row ran in a separate invocation: "
+                f"{r['separate_invocation']['why']}.",
+            ]
     lines += ["", "## Targets", "", "| target | measured | met |", "| --- | --- | --- |"]
     for t in targets(psi):
         lines.append(f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else 'no'} |")
