@@ -136,7 +136,7 @@ class Subject:
         # Positional pickling: the dataclass default for slots goes through fields() per
         # object and made unpickling cost more than deriving the keys, which the parallel
         # reader pays for every subject its worker processes return.
-        return _subject, (
+        return new_subject, (
             self.subject_id, self.type, self.local_ref, self.retention_until, self.provenance,
             self.names, self.birth_date, self.countries, self.identifiers, self.keys,
         )  # fmt: skip
@@ -199,24 +199,6 @@ def new_subject(
     _s_idents(s, identifiers)
     _s_keys(s, keys)
     return s
-
-
-def _subject(
-    subject_id: str,
-    type: SubjectType,
-    local_ref: str,
-    retention_until: date,
-    provenance: Provenance,
-    names: tuple[PersonName, ...],
-    birth_date: PartialDate | None,
-    countries: tuple[str, ...],
-    identifiers: tuple[Identifier, ...],
-    keys: tuple[MatchKey, ...],
-) -> Subject:
-    return new_subject(
-        subject_id, type, local_ref, retention_until, provenance, names, birth_date, countries,
-        identifiers, keys,
-    )  # fmt: skip
 
 
 def _lp(value: str) -> bytes:
