@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
+from array import array
 
 import mmh3
 import pytest
@@ -30,6 +31,7 @@ from fiumatch.protocol.filters import (
     bloom_parameters,
     decode_filter_object,
     exact_truncation,
+    set_bloom_positions,
 )
 
 
@@ -64,6 +66,78 @@ def test_murmur_known_answer_and_index_derivation() -> None:
     # The same words as hash64 gives them when signed=False is passed by keyword.
     a, b = mmh3.hash64(out, seed=7, x64arch=True, signed=False)
     assert filters.bloom_indices(out, 2**63, 2, 7) == [a % 2**63, b % 2**63]
+
+
+@settings(max_examples=40)
+@given(
+    m_bytes=st.integers(1, 40),
+    k=st.integers(1, 9),
+    n=st.integers(0, 60),
+    preset=st.integers(0, 2**32 - 1),
+    data=st.data(),
+)
+def test_bulk_bit_setting_equals_adding_one_output_at_a_time(
+    m_bytes: int, k: int, n: int, preset: int, data: st.DataObject
+) -> None:
+    # Tiny filters, so repeats within an output, outputs whose bits earlier outputs of the same
+    # batch already set, and bits set before the batch all happen often.
+    m = 8 * m_bytes
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    outs = outputs(f"bulk/{seed}", n)
+    if n > 1:  # an exact duplicate inside the batch must not count twice
+        outs.append(outs[data.draw(st.integers(0, n - 1))])
+    before = bytes((preset >> (8 * (i % 4))) & 0xFF for i in range(m_bytes))
+    one_by_one = BloomFilter(m=m, k=k, seed=seed, bits=before)
+    expected = sum(1 for o in outs if one_by_one.add(o))
+    packed = array("I", [j for o in outs for j in filters.bloom_indices(o, m, k, seed)])
+    bits = bytearray(before)
+    assert set_bloom_positions(bits, packed.tobytes(), k) == expected
+    assert bytes(bits) == bytes(one_by_one.bits)
+
+
+def _set_one_by_one(bits: bytearray, positions: list[int], k: int) -> int:
+    fresh = 0
+    for i in range(0, len(positions), k):
+        new = False
+        for j in positions[i : i + k]:
+            if not bits[j >> 3] >> (j & 7) & 1:
+                bits[j >> 3] |= 1 << (j & 7)
+                new = True
+        fresh += new
+    return fresh
+
+
+@settings(max_examples=40)
+@given(
+    k=st.integers(1, 4),
+    picks=st.lists(st.tuples(st.integers(0, 7), st.integers(0, 3)), min_size=1, max_size=64),
+)
+def test_bulk_bit_setting_is_exact_when_distinct_positions_share_a_hash_bucket(
+    k: int, picks: list[tuple[int, int]]
+) -> None:
+    # Positions 2^16 apart land in the same bucket of the count table (65,536 buckets for a
+    # batch this small), so "alone in its bucket" fails and the exact check decides.
+    m = 1 << 20
+    pool = [5 + (i << 16) for i in range(8)]
+    positions = [pool[a] + 8 * b for a, b in picks]
+    positions += [positions[-1]] * (-len(positions) % k)
+    bits = bytearray(m // 8)
+    bits[5 >> 3] |= 1 << 5  # one position set before the batch
+    expected_bits = bytearray(bits)
+    expected = _set_one_by_one(expected_bits, positions, k)
+    packed = array("I", positions).tobytes()
+    assert set_bloom_positions(bits, packed, k) == expected
+    assert bits == expected_bits
+
+
+def test_bulk_bit_setting_refuses_ragged_or_out_of_range_positions() -> None:
+    bits = bytearray(8)
+    with pytest.raises(LocalProtocolError):
+        set_bloom_positions(bits, array("I", [1, 2, 3]).tobytes(), 2)
+    with pytest.raises(LocalProtocolError):
+        set_bloom_positions(bits, array("I", [1, 64]).tobytes(), 2)
+    assert bits == bytearray(8)  # nothing set by a refused batch
+    assert set_bloom_positions(bits, b"", 3) == 0
 
 
 def test_bloom_sizing_formula() -> None:

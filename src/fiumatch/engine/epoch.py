@@ -35,6 +35,7 @@ from fiumatch.protocol.filters import (
     FilterObject,
     bloom_indices,
     bloom_parameters,
+    set_bloom_positions,
 )
 from fiumatch.protocol.sessions import oprf_mode
 from fiumatch.protocol.wire import Suite
@@ -169,15 +170,7 @@ def build_epoch_ledger(
         for outputs, packed in executor.imap(encode_with_positions, args):
             if on_outputs is not None:
                 on_outputs(outputs)
-            positions = memoryview(packed).cast("I")
-            for i in range(0, len(positions), k):
-                fresh = False
-                for j in positions[i : i + k]:
-                    mask = 1 << (j & 7)
-                    if not bits[j >> 3] & mask:
-                        bits[j >> 3] |= mask
-                        fresh = True
-                count += fresh
+            count += set_bloom_positions(bits, packed, k)
             advance(len(outputs))
     if count > cap:
         raise LocalProtocolError("more outputs than the filter capacity")

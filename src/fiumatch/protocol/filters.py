@@ -29,12 +29,13 @@ import hashlib
 import heapq
 import math
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
 import mmh3
+import numpy as np
 
 from fiumatch.protocol.errors import (
     FilterError,
@@ -62,6 +63,7 @@ __all__ = [
     "bloom_parameters",
     "decode_filter_object",
     "exact_truncation",
+    "set_bloom_positions",
 ]
 
 INPUT_LEN: Final = 64
@@ -150,25 +152,63 @@ def bloom_indices(output: bytes, m: int, k: int, seed: int) -> list[int]:
     digest of ``output`` with seed ``(seed + j) mod 2^32``, each read as an unsigned 64-bit
     little-endian integer; positions ``2j`` and ``2j+1`` are ``a mod m`` and ``b mod m``. The
     first ``k`` positions are used. (Repeats are allowed; the bias of ``mod m`` is below
-    ``m/2^64``.) The digest comes from ``mmh3.hash_bytes``, whose output does not depend on a
-    signedness flag (mmh3 5.3 ignores a positional ``signed`` argument of ``hash64``).
+    ``m/2^64``.) The two words come straight from ``mmh3.mmh3_x64_128_utupledigest``, which
+    returns exactly those halves (the test pins it against ``mmh3.hash_bytes``) without a
+    bytes object and an unpack per call: this runs 15 times per key at fpr 1e-9.
     """
     _check_output(output)
     out: list[int] = []
+    append = out.append
+    words = _mmh3_words
     for j in range((k + 1) // 2):
-        a, b = _mmh3_words(output, (seed + j) & 0xFFFFFFFF)
-        out.append(a % m)
-        out.append(b % m)
-    return out[:k]
+        a, b = words(output, (seed + j) & 0xFFFFFFFF)
+        append(a % m)
+        append(b % m)
+    if k & 1:
+        out.pop()
+    return out
 
 
-_QQ = struct.Struct("<QQ")
+_mmh3_words: Final[Callable[[bytes, int], tuple[int, int]]] = mmh3.mmh3_x64_128_utupledigest
+"""The MurmurHash3_x64_128 digest of ``data`` with ``seed`` as two unsigned little-endian u64s."""
 
 
-def _mmh3_words(data: bytes, seed: int) -> tuple[int, int]:
-    """The MurmurHash3_x64_128 digest of ``data`` as two unsigned little-endian u64s."""
-    a, b = _QQ.unpack(mmh3.hash_bytes(data, seed=seed, x64arch=True))
-    return int(a), int(b)
+def set_bloom_positions(bits: bytearray, packed: bytes, k: int) -> int:
+    """Set, in order, the bits of a batch of outputs given as their positions; return how many
+    of those outputs set at least one new bit (what ``BloomFilter.add`` counts).
+
+    ``packed`` holds ``k`` native-endian u32 positions per output, outputs in order (as
+    ``bloom_indices`` gives them, each below ``8 * len(bits)``). The result equals calling
+    ``BloomFilter.add`` on each output in turn: an output counts when one of its positions was
+    clear before the batch and no earlier output of the batch has that position. NumPy does it
+    at a fraction of a Python loop's cost per position (this is the one serial step of building
+    an epoch's filter while the workers compute the outputs): a position whose bucket in a
+    hash table of counts (8 buckets per position or more) holds it alone is touched by no other
+    output, so its output counts; the rare output left in doubt is checked exactly.
+    """
+    positions = np.frombuffer(packed, dtype=np.uint32)
+    if positions.size % k:
+        raise LocalProtocolError("Bloom positions do not come k per output")
+    if positions.size == 0:
+        return 0
+    if int(positions.max()) >= 8 * len(bits):
+        raise LocalProtocolError("Bloom position beyond the filter")
+    n = positions.size // k
+    view = np.frombuffer(bits, dtype=np.uint8)
+    byte = positions >> 3
+    mask = np.left_shift(np.uint8(1), (positions & 7).astype(np.uint8))
+    clear = (view[byte] & mask) == 0
+    buckets = max(1 << 16, 1 << (8 * positions.size - 1).bit_length())
+    hashed = positions & np.uint32(buckets - 1)
+    counts = np.bincount(hashed[clear], minlength=buckets)
+    alone = clear & (counts[hashed] == 1)
+    fresh = alone.reshape(n, k).any(axis=1)
+    for i in np.flatnonzero(~fresh & clear.reshape(n, k).any(axis=1)).tolist():
+        earlier = positions[: i * k]
+        own = positions[i * k : (i + 1) * k][clear[i * k : (i + 1) * k]]
+        fresh[i] = bool(np.isin(own, earlier, invert=True).any())
+    np.bitwise_or.at(view, byte, mask)
+    return int(np.count_nonzero(fresh))
 
 
 def _false_positive_rate(m: int, k: int, count: int) -> float:
