@@ -1,16 +1,26 @@
-"""Parallel CSV ingestion: the serial reader's output, in order, with bounded look-ahead."""
+"""Parallel CSV ingestion: the serial reader's output, in order, with bounded look-ahead;
+workers frame their own byte ranges, and a guessed range end that falls inside a quoted field
+is noticed and cut again exactly."""
 
 from __future__ import annotations
 
+import gc
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fiumatch.identifiers import Subject
 from fiumatch.ingest import IngestStats, Reject, read
+from fiumatch.ingest import parallel as parallel_module
+from fiumatch.ingest.csv_reader import read_csv
 from fiumatch.ingest.parallel import read_csv_parallel
 
 RETENTION = date(2031, 1, 1)
@@ -55,7 +65,7 @@ def test_parallel_output_is_the_serial_output_in_order(csv_file: Path) -> None:
     parallel = _items(
         read_csv_parallel(
             csv_file, source=csv_file.name, default_retention=RETENTION, stats=parallel_stats,
-            workers=2, batch_size=3, max_inflight=2,
+            workers=2, chunk_bytes=64, max_inflight=2,
         )
     )  # fmt: skip
     assert parallel == serial
@@ -89,12 +99,14 @@ def test_look_ahead_is_bounded_and_early_close_stops_the_workers(csv_file: Path)
     stats = IngestStats()
     stream = read_csv_parallel(
         csv_file, source="s", default_retention=RETENTION, stats=stats,
-        workers=2, batch_size=4, max_inflight=2,
+        workers=2, chunk_bytes=64, max_inflight=2,
     )  # fmt: skip
     first = next(stream)
     assert isinstance(first, Subject) and first.local_ref == "G-1"
-    # At most max_inflight batches were framed before the first item came back.
-    assert stats.records <= 2 * 4
+    # Only the first chunk's rows are counted (64 bytes: at most two rows) ...
+    assert stats.records <= 2
+    # ... and at most max_inflight chunks were handed out: the file was not read ahead.
+    assert 0 < stats.bytes_read < 2 * 64 + 64
     assert _workers() - before, "the pool should be running"
     stream.close()
     deadline = time.monotonic() + 10
@@ -107,6 +119,9 @@ def test_bad_arguments(csv_file: Path) -> None:
     with pytest.raises(ValueError):
         next(read_csv_parallel(csv_file, source="s", default_retention=RETENTION,
                                stats=IngestStats(), workers=0))  # fmt: skip
+    with pytest.raises(ValueError):
+        next(read_csv_parallel(csv_file, source="s", default_retention=RETENTION,
+                               stats=IngestStats(), workers=2, chunk_bytes=0))  # fmt: skip
 
 
 def test_warm_up_names_real_regions_and_runs() -> None:
@@ -117,3 +132,107 @@ def test_warm_up_names_real_regions_and_runs() -> None:
     assert set(warmup.REGIONS) <= phonenumbers.SUPPORTED_REGIONS
     warmup.warm()  # again: must not raise, whatever it rejects
     assert "fiumatch.ingest.warmup" in parallel._PRELOAD
+
+
+class _InlinePool:
+    """A ProcessPoolExecutor stand-in that runs each task at once in this process, so the
+    chunking can be checked on many small files without starting processes."""
+
+    def __init__(self, **_: Any) -> None:
+        self.tasks = 0
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        self.tasks += 1
+        future: Future[Any] = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def shutdown(self, **_: Any) -> None:
+        pass
+
+
+def _inline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel_module, "ProcessPoolExecutor", _InlinePool)
+    monkeypatch.setattr(gc, "freeze", lambda: None)  # the workers' GC, not this process's
+    monkeypatch.setattr(gc, "collect", lambda: 0)
+
+
+def _both(path: Path, chunk_bytes: int) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
+    serial_stats, parallel_stats = IngestStats(), IngestStats()
+    serial = _items(read_csv(path, source="s", default_retention=RETENTION, stats=serial_stats))
+    parallel = _items(read_csv_parallel(
+        path, source="s", default_retention=RETENTION, stats=parallel_stats, workers=2,
+        chunk_bytes=chunk_bytes, max_inflight=3,
+    ))  # fmt: skip
+    assert (parallel_stats.records, parallel_stats.bytes_read, parallel_stats.ignored_columns) \
+        == (serial_stats.records, serial_stats.bytes_read, serial_stats.ignored_columns)
+    return serial, parallel
+
+
+# Pieces of CSV text that stress framing: quotes where RFC 4180 allows them and where it
+# does not (a stray quote in an unquoted field flips the quote parity the chunker guesses
+# from), every line break, bytes that are not UTF-8, multi-byte characters, NUL.
+_PIECES = st.sampled_from([
+    "E-1", "email", "a@example.com", "person", "Анна", "Müller", "1980", ",", ",", ",",
+    "\n", "\n", "\r\n", "\r", '"', '""', '"x\ny"', "O\"Brien", "\x00", "\udcff", "é",
+])  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(body=st.lists(_PIECES, max_size=60), chunk_bytes=st.integers(1, 40))
+def test_chunked_framing_is_the_serial_framing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: list[str], chunk_bytes: int
+) -> None:
+    _inline(monkeypatch)
+    path = tmp_path / "fuzz.csv"
+    text = "local_ref,type,email,extra\n" + "".join(body) + "\nE-9,email,z@example.com,\n"
+    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    serial, parallel = _both(path, chunk_bytes)
+    assert parallel == serial
+
+
+def test_a_stray_quote_is_recut_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _inline(monkeypatch)
+    calls: list[tuple[int, int]] = []
+    exact = parallel_module._exact_cut
+
+    def spy(fh: Any, start: int, at_least: int) -> tuple[int, int, bool]:
+        calls.append((start, at_least))
+        return exact(fh, start, at_least)
+
+    monkeypatch.setattr(parallel_module, "_exact_cut", spy)
+    path = tmp_path / "stray.csv"
+    # A quote inside an unquoted field (the csv module keeps it as is), then a quoted field
+    # holding a line break: the quote parity the chunker guesses from is wrong inside it.
+    rows = [f"E-{i},email,o{i}@example.com" for i in range(30)]
+    rows[3] = 'E-3,email,O"Brien@example.com'
+    rows[5] = 'E-5,email,"o5\n@example.com"'
+    rows[6] = 'E-6,email,"o6\n@example.com"'
+    path.write_text("local_ref,type,email\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    serial, parallel = _both(path, 100)
+    assert parallel == serial and len(serial) == 30
+    assert calls, "the stray quote should have made a guessed end wrong"
+    # A row longer than a chunk, quoted across line breaks, and CRLF line ends.
+    path.write_bytes(b'\xef\xbb\xbflocal_ref,type,email,note\r\n'
+                     + b'E-1,email,a@example.com,"' + b"long\r\n" * 50 + b'"\r\n'
+                     + b"E-2,email,b@example.com,\r\n")  # fmt: skip
+    serial, parallel = _both(path, 16)
+    assert parallel == serial and len(serial) == 2
+    assert "line 53" in serial[1][1]
+
+
+def test_worker_framing_names_the_line_of_a_broken_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _inline(monkeypatch)
+    path = tmp_path / "broken.csv"
+    path.write_bytes(b"local_ref,type,email\n" + b"E-1,email,a@example.com\n" * 20
+                     + b"E-2,email\nE-3,email,\xff@example.com\n")  # fmt: skip
+    serial, parallel = _both(path, 50)
+    assert parallel == serial
+    assert [r for r in parallel if len(r) == 1] == [
+        (repr(Reject(str(path), 22, "line 22", "<row>", "broken_row",
+                     "row has 2 fields, header has 3")),),
+        (repr(Reject(str(path), 23, "line 23", "<row>", "broken_row", "row is not UTF-8")),),
+    ]

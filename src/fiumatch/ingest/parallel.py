@@ -1,13 +1,20 @@
-"""Parallel CSV ingestion: frame in this process, normalise and derive keys in a process pool.
+"""Parallel CSV ingestion: workers frame and build their own byte ranges of the file.
 
-Owns the batching, the pool and the compact form results travel in. The calling process
-frames the file into rows (:func:`fiumatch.ingest.csv_reader.csv_rows`, the serial reader's
-own framing, so line numbers and framing rejects are the same), groups them into batches of
-``batch_size`` rows (values only; the header travels once per batch) and hands each batch to
-a worker process, which builds every row with :func:`fiumatch.ingest.build.build_subject`.
-Results come back **in input order**, and at most ``max_inflight`` batches are framed but
-not yet yielded, so memory stays bounded however large the file is; the workers' caches are
-the normalisers' own bounded LRU caches.
+Owns the chunking, the pool and the compact form results travel in. This process reads the
+header (as :func:`fiumatch.ingest.csv_reader.csv_rows` does) and then only cuts the rest of
+the file into chunks of about ``chunk_bytes`` bytes, without parsing it: a chunk ends at the
+last line break after which the count of quote characters since the chunk's start is even,
+which in a file quoted as RFC 4180 says is exactly a record boundary. Each worker reads its
+chunk from the file itself, decodes and frames it with the csv module as the serial reader
+does (same line numbers, same framing rejects), and builds every row with
+:func:`fiumatch.ingest.build.build_subject`. A stray quote inside an unquoted field
+(``O"Brien``, which the csv module keeps as a character) can make a guessed end fall inside
+a quoted field: the worker parses a sentinel line after its chunk, and unless that comes
+back as a row of its own it reports the chunk as not clean; this process then drops it and
+every later chunk, finds the chunk's real end by parsing it with the csv module, and goes on
+from there. Results come back **in input order**, and at most ``max_inflight`` chunks are
+handed out but not yet yielded, so memory stays bounded however large the file is; the
+workers' caches are the normalisers' own bounded LRU caches.
 
 Each result crosses back as its own pickle of plain tuples (strings, small ints, key
 fields by type code), not of objects: pickling a subject's dozen dataclasses (names,
@@ -15,16 +22,17 @@ identifiers, keys, dates) in the worker and rebuilding them through their ``__re
 this process cost more than deriving the keys. This process unpickles and rebuilds each
 subject only when it is yielded, with the dataclasses' direct constructors (``new_subject``
 and its kin set the slots without the frozen ``__init__``). One pickle per result rather
-than per batch: a batch unpickled at once is tens of thousands of new tuples alive
+than per chunk: a chunk unpickled at once is tens of thousands of new tuples alive
 together, and the cyclic collector walking them cost more than the unpickling (a list of
-``bytes`` is nothing for it to walk). In the workers (our own
-processes) the cyclic garbage collector runs once per batch and then freezes what survived
-(the normalisers' caches), so it never walks those caches again.
+``bytes`` is nothing for it to walk). In the workers (our own processes) the cyclic garbage
+collector runs once per chunk and then freezes what survived (the normalisers' caches), so
+it never walks those caches again.
 
 The output is exactly the serial reader's (equal subjects with the same keys, and the same
 rejects, in the same order); only the scheduling differs. Must never reorder records, never
 drop one, and never leave worker processes behind: closing the iterator early shuts the
-pool down.
+pool down. A file whose header is broken, or that has nothing after its header, is read by
+the serial reader (there is nothing to share out).
 
 Workers start from a fork server (spawn where there is none), never by forking the caller:
 as with any such pool, a script that reads in parallel must do so under
@@ -34,19 +42,24 @@ fork server imports the normalisers' libraries once (``_PRELOAD``), so workers s
 
 from __future__ import annotations
 
+import codecs
+import csv
 import gc
+import io
 import multiprocessing
 import pickle
 import signal
+import sys
 from collections import deque
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 from functools import lru_cache
+from itertools import chain
 from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, BinaryIO
 
 from fiumatch.identifiers.caches import VALUE_CACHE
 from fiumatch.identifiers.dates import PartialDate
@@ -61,15 +74,22 @@ from fiumatch.identifiers.model import (
 )
 from fiumatch.identifiers.names import new_person_name
 from fiumatch.ingest.build import build_subject
-from fiumatch.ingest.csv_reader import CsvRow, csv_rows
+from fiumatch.ingest.csv_reader import _KNOWN, _NOT_UTF8, read_csv
 from fiumatch.ingest.rejects import Reject
 from fiumatch.ingest.stats import IngestStats
 
-__all__ = ["DEFAULT_BATCH", "WorkerError", "read_csv_parallel"]
+__all__ = ["DEFAULT_CHUNK", "WorkerError", "read_csv_parallel"]
 
-#: Rows per task: large enough that a task's round trip (two pickles, a pipe, a wake-up)
-#: is noise, small enough that the first results come back within a fraction of a second.
-DEFAULT_BATCH = 2000
+#: Bytes per task (about 2,000 rows of typical FIU data): large enough that a task's round
+#: trip (a pickle, a pipe, a wake-up) is noise, small enough that the first results come
+#: back within a fraction of a second and the last task does not keep one worker busy alone.
+DEFAULT_CHUNK = 1 << 18
+#: The header must end within this many bytes for the file to be read in parallel.
+_HEADER_BYTES = 1 << 20
+#: Parsed after a chunk whose end is a guess: it comes back as a row of its own exactly
+#: when the chunk ended at a record boundary (see _build_chunk).
+_SENTINEL_ROW = ["\udcff\x00fiumatch-end-of-chunk\x00\udcff"]
+_SENTINEL_LINE = _SENTINEL_ROW[0] + "\n"
 
 # Imported once in the fork server, so each worker starts with them already loaded.
 _PRELOAD = [
@@ -128,7 +148,7 @@ def _unpack(packed: _Packed, source: str, default_retention: date) -> Subject | 
         _TYPES[type_index],
         ref,
         default_retention if retention is None else retention,
-        new_provenance(source, f"line {line}", line),  # build_unit's record name
+        new_provenance(source, f"line {line}", line),  # the serial reader's record name
         tuple([new_person_name(*n) for n in names]),
         None if birth is None else _date(*birth),
         countries,
@@ -164,22 +184,77 @@ def _init_worker() -> None:
     gc.disable()
 
 
-def _build_batch(
-    header: list[str], rows: list[CsvRow], source: str, file: str, default_retention: date
-) -> list[bytes]:
-    """Build a batch of framed rows; their results, packed, each as its own pickle."""
+def _build_chunk(
+    path: str,
+    start: int,
+    end: int,
+    first_line: int,
+    lines: int,
+    check_end: bool,
+    header: list[str],
+    source: str,
+    default_retention: date,
+) -> tuple[int, bool, list[bytes]]:
+    """Frame and build the rows of bytes ``[start, end)`` of the file, which start at a
+    record boundary after line ``first_line``; their results, packed, each as its own pickle.
+
+    Returns ``(rows framed, clean, results)``. With ``check_end`` the chunk's end was only
+    guessed to be a record boundary (see :func:`_cut`): a sentinel line is parsed after the
+    chunk's ``lines`` lines, and the end was a boundary (``clean``) exactly when the sentinel
+    comes back as a row of its own; otherwise a quoted field was still open and the
+    caller discards this chunk and cuts it again exactly.
+    """
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        data = fh.read(end - start)
+    # The chunk starts after a line break, so no UTF-8 sequence straddles its start: decoding
+    # it alone gives the same text as the serial reader's decoding of the whole file.
+    text = io.StringIO(data.decode("utf-8", "surrogateescape"), newline="")
+    reader = csv.reader(chain(text, (_SENTINEL_LINE,)) if check_end else text)
+    limit = lines if check_end else sys.maxsize
+    width = len(header)
+    search = _NOT_UTF8.search
     out: list[_Packed] = []
     append = out.append
-    for unit in rows:
-        if isinstance(unit, Reject):
-            append(_pack(unit, default_retention))
+    records = 0
+    clean = not check_end
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error:
+            n = reader.line_num
+            if n > limit:
+                break  # the sentinel ran into an open field: not clean
+            records += 1
+            line = first_line + n
+            append((path, line, f"line {line}", "<row>", "broken_row",
+                    "row cannot be parsed as CSV"))  # fmt: skip
             continue
-        line, row = unit
+        n = reader.line_num
+        if n > limit:
+            # Only a row that started at the sentinel line can equal it: one that started
+            # earlier holds at least that line's break too.
+            clean = row == _SENTINEL_ROW
+            break
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue  # blank line
+        records += 1
+        line = first_line + n
+        record = f"line {line}"
+        if search("".join(row)):
+            append((path, line, record, "<row>", "broken_row", "row is not UTF-8"))
+            continue
+        if len(row) != width:
+            append((path, line, record, "<row>", "broken_row",
+                    f"row has {len(row)} fields, header has {width}"))  # fmt: skip
+            continue
         result = build_subject(
             {k: v for k, v in zip(header, row, strict=True) if v},
             source=source,
-            file=file,
-            record=f"line {line}",
+            file=path,
+            record=record,
             line=line,
             default_retention=default_retention,
         )
@@ -187,14 +262,105 @@ def _build_batch(
             out.extend(_pack(r, default_retention) for r in result)
         else:
             append(_pack(result, default_retention))
-    dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
-    blobs = [dumps(packed, protocol) for packed in out]
+    blobs: list[bytes] = []
+    if clean:
+        dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
+        blobs = [dumps(packed, protocol) for packed in out]
     del out
-    # Collect this batch's cyclic garbage (a caught exception holds its frame), then freeze
+    # Collect this chunk's cyclic garbage (a caught exception holds its frame), then freeze
     # the survivors, mostly new cache entries: the collector never walks them again.
     gc.collect()
     gc.freeze()
-    return blobs
+    return records, clean, blobs
+
+
+def _count_lines(data: bytes) -> int:
+    """Line breaks in ``data`` as the serial reader counts them (``\\n``, ``\\r``, ``\\r\\n``)."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+def _cut(fh: BinaryIO, start: int, chunk_bytes: int) -> tuple[int, int, bool]:
+    """Where the chunk that starts at ``start`` (a record boundary) ends: ``(end, lines,
+    last)``; ``last`` when it runs to the end of the file.
+
+    A guess, made without parsing: the last line break of (at least) ``chunk_bytes`` bytes
+    after which the count of quote characters since ``start`` is even. In a file quoted as
+    RFC 4180 says, that is exactly a record boundary; a stray quote inside an unquoted field
+    (``O"Brien``) can make it wrong, which the worker notices (see :func:`_build_chunk`).
+    """
+    fh.seek(start)
+    block = b""
+    want = chunk_bytes
+    while True:
+        more = fh.read(want)
+        block += more
+        if len(more) < want:
+            return start + len(block), _count_lines(block), True
+        quotes = block.count(b'"')
+        tail, p = 0, len(block)
+        while True:
+            i = block.rfind(b"\n", 0, p)
+            if i < 0:
+                break
+            tail += block.count(b'"', i + 1, p)
+            if not (quotes - tail) & 1:
+                cut = block[: i + 1]
+                return start + len(cut), _count_lines(cut), False
+            p = i
+        want = len(block)  # no boundary yet: read as much again
+
+
+def _exact_cut(fh: BinaryIO, start: int, at_least: int) -> tuple[int, int, bool]:
+    """Like :func:`_cut` but exact: parses from ``start`` with the serial reader's csv
+    reader and ends the chunk at the last record boundary it finds. Used only when a
+    guessed end turned out not to be a boundary."""
+    want = max(at_least, 1)
+    while True:
+        fh.seek(start)
+        block = fh.read(want)
+        lines = io.StringIO(block.decode("utf-8", "surrogateescape"), newline="").readlines()
+        if len(block) < want:
+            return start + len(block), len(lines), True
+        reader = csv.reader(lines)
+        best = 0
+        while True:
+            try:
+                next(reader)
+            except StopIteration:
+                break
+            except csv.Error:
+                pass  # the reader starts afresh at the next line, as the serial one does
+            n = reader.line_num
+            if n >= len(lines):
+                break  # the block's last line may be cut short: not a boundary to trust
+            best = n
+        if best:
+            size = len("".join(lines[:best]).encode("utf-8", "surrogateescape"))
+            return start + size, best, False
+        want *= 2
+
+
+def _header(path: Path) -> tuple[list[str], int, int] | None:
+    """The header as :func:`fiumatch.ingest.csv_reader.csv_rows` reads it, with the byte
+    offset and the line count after it; ``None`` when the file is empty, has nothing after
+    its header, or its header is broken (the serial reader handles those: they cost
+    nothing)."""
+    with path.open("rb") as fh:
+        block = fh.read(_HEADER_BYTES)
+    bom = len(codecs.BOM_UTF8) if block.startswith(codecs.BOM_UTF8) else 0
+    lines = io.StringIO(block[bom:].decode("utf-8", "surrogateescape"), newline="").readlines()
+    reader = csv.reader(lines)
+    try:
+        row = next(reader)
+    except (StopIteration, csv.Error):
+        return None
+    n = reader.line_num
+    if n >= len(lines):
+        return None  # nothing after it, or it may run past the block
+    header = [h.strip() for h in row]
+    if _NOT_UTF8.search("".join(header)):
+        return None
+    return header, bom + len("".join(lines[:n]).encode("utf-8", "surrogateescape")), n
 
 
 def read_csv_parallel(
@@ -204,62 +370,74 @@ def read_csv_parallel(
     default_retention: date,
     stats: IngestStats,
     workers: int,
-    batch_size: int = DEFAULT_BATCH,
+    chunk_bytes: int = DEFAULT_CHUNK,
     max_inflight: int | None = None,
 ) -> Generator[Subject | Reject, None, None]:
     """Like :func:`fiumatch.ingest.csv_reader.read_csv`, with ``workers`` processes.
 
-    ``max_inflight`` (default: three batches per worker) bounds the batches framed but not
-    yet yielded. ``stats.records`` counts rows as they are framed, so it runs ahead of what
-    has been yielded by at most ``max_inflight * batch_size``.
+    ``max_inflight`` (default: three chunks per worker) bounds the chunks handed out but not
+    yet yielded. ``stats.records`` and ``stats.bytes_read`` advance a chunk at a time, as
+    its results are yielded.
     """
-    if workers < 1 or batch_size < 1:
-        raise ValueError("workers and batch_size must be at least 1")
+    if workers < 1 or chunk_bytes < 1:
+        raise ValueError("workers and chunk_bytes must be at least 1")
+    head = _header(path)
+    if head is None:
+        yield from read_csv(path, source=source, default_retention=default_retention,
+                            stats=stats)  # fmt: skip
+        return
+    header, next_start, next_line = head
+    stats.ignored_columns.update(h for h in header if h not in _KNOWN)
     limit = max(1, max_inflight if max_inflight is not None else 3 * workers)
     file = str(path)
     pool = ProcessPoolExecutor(
         max_workers=workers, mp_context=_context(), initializer=_init_worker
     )
-    pending: deque[Future[list[bytes]]] = deque()
+    #: (future, start, end, first line, lines)
+    pending: deque[tuple[Future[tuple[int, bool, list[bytes]]], int, int, int, int]] = deque()
+    done = False
 
-    def submit(header: list[str], batch: list[CsvRow]) -> None:
+    def submit(start: int, end: int, first: int, lines: int, check_end: bool) -> None:
         try:
-            pending.append(
-                pool.submit(_build_batch, header, batch, source, file, default_retention)
-            )
+            future = pool.submit(_build_chunk, file, start, end, first, lines, check_end,
+                                 header, source, default_retention)  # fmt: skip
         except BrokenProcessPool:
             raise WorkerError("an ingest worker process died or could not start") from None
-
-    def oldest() -> Iterator[Subject | Reject]:
-        try:
-            blobs = pending.popleft().result()
-        except BrokenProcessPool:
-            raise WorkerError("an ingest worker process died") from None
-        loads = pickle.loads
-        for blob in blobs:
-            yield _unpack(loads(blob), source, default_retention)
+        pending.append((future, start, end, first, lines))
 
     try:
-        rows = csv_rows(path, stats=stats)
-        header = next(rows, None)
-        if isinstance(header, Reject):
-            yield header  # the broken header's
-        if not isinstance(header, list):
-            return
-        batch: list[CsvRow] = []
-        for unit in cast(Iterator[CsvRow], rows):
-            batch.append(unit)
-            if len(batch) >= batch_size:
-                submit(header, batch)
-                batch = []
-                while len(pending) >= limit:
-                    yield from oldest()
-        if batch:
-            submit(header, batch)
-        while pending:
-            yield from oldest()
+        with path.open("rb") as fh:
+            while True:
+                while not done and len(pending) < limit:
+                    end, lines, done = _cut(fh, next_start, chunk_bytes)
+                    if end > next_start:
+                        submit(next_start, end, next_line, lines, not done)
+                    next_start, next_line = end, next_line + lines
+                if not pending:
+                    break
+                future, start, end, first, lines = pending.popleft()
+                try:
+                    records, clean, blobs = future.result()
+                except BrokenProcessPool:
+                    raise WorkerError("an ingest worker process died") from None
+                if not clean:
+                    # The guessed end fell inside a quoted field: drop this chunk and every
+                    # later one, cut this one exactly, and go on from its exact end.
+                    for later in pending:
+                        later[0].cancel()
+                    pending.clear()
+                    end, lines, done = _exact_cut(fh, start, end - start)
+                    submit(start, end, first, lines, False)
+                    next_start, next_line = end, first + lines
+                    continue
+                stats.records += records
+                stats.bytes_read = end
+                loads = pickle.loads
+                for blob in blobs:
+                    yield _unpack(loads(blob), source, default_retention)
+        stats.bytes_read = next_start
     finally:
-        for future in pending:
-            future.cancel()
-        # Waiting is bounded: at most the batches already running.
+        for entry in pending:
+            entry[0].cancel()
+        # Waiting is bounded: at most the chunks already running.
         pool.shutdown(wait=True, cancel_futures=True)
