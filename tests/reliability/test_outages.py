@@ -35,7 +35,12 @@ QUERY = {"purpose": "money_laundering", "legal_basis": "AMLD art. 53", "case_ref
 class Relay:
     """A TCP relay to ``target_port``. Modes: ``forward``; ``refuse`` (accept, then close at
     once: the TLS handshake fails); ``stall`` (stop passing the answer on after ``after_bytes``,
-    keep the connection open); ``cut`` (close it after ``after_bytes`` of the answer)."""
+    keep the connection open); ``cut`` (close it after ``after_bytes`` of the answer).
+
+    A mode applies to the connections accepted after it is set. Nodes keep their connection to a
+    peer alive between sessions, so :meth:`switch` (and :meth:`down`) first close the
+    connections open through the relay, as a peer restarting would: the next request must
+    connect again, and meets the new mode."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -43,6 +48,7 @@ class Relay:
         self.after_bytes = 0
         self.connections = 0
         self.port = 0
+        self._open: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.AbstractServer | None = None
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -60,14 +66,29 @@ class Relay:
         self._call(start())
 
     def down(self) -> None:
-        """Close the listening port: connections are refused."""
+        """Close the listening port and the connections open through it: connections are
+        refused."""
 
         async def stop() -> None:
             assert self._server is not None
             self._server.close()
+            await self._drop_open()
             await self._server.wait_closed()
 
         self._call(stop())
+
+    def switch(self, mode: str, after_bytes: int = 0) -> None:
+        """Close the connections open through the relay, then set the mode for new ones."""
+        self.mode, self.after_bytes = mode, after_bytes
+        self._call(self._drop_open())
+
+    async def _drop_open(self) -> None:
+        writers, self._open = list(self._open), set()
+        for w in writers:
+            w.close()
+        for w in writers:
+            with contextlib.suppress(Exception):
+                await w.wait_closed()
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -87,6 +108,7 @@ class Relay:
         except OSError:
             writer.close()
             return
+        self._open.update((writer, up_w))
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, limit: int) -> None:
             sent = 0
@@ -113,6 +135,7 @@ class Relay:
                 timeout=30,
             )
         for w in (writer, up_w):
+            self._open.discard(w)
             w.close()
 
 
@@ -203,6 +226,15 @@ def test_healthy_through_the_relay(outage: Outage) -> None:
     assert {p["status"] for p in q["peers"]} == {"ok"}
 
 
+def test_the_connection_to_a_peer_is_kept_between_queries(outage: Outage) -> None:
+    _query(outage)
+    before = outage.relay.connections
+    for _ in range(2):
+        q, _ = _query(outage)
+        assert {p["status"] for p in q["peers"]} == {"ok"}
+    assert outage.relay.connections == before  # both sessions reused the open connection
+
+
 def test_peer_down_closed_port(outage: Outage) -> None:
     outage.relay.down()
     try:
@@ -216,12 +248,12 @@ def test_peer_down_closed_port(outage: Outage) -> None:
 
 
 def test_peer_refusing_connections_is_retried_a_bounded_number_of_times(outage: Outage) -> None:
-    outage.relay.mode = "refuse"
+    outage.relay.switch("refuse")  # X's kept connection closes: it must connect again
     before = outage.relay.connections
     try:
         q, elapsed = _query(outage)
     finally:
-        outage.relay.mode = "forward"
+        outage.relay.switch("forward")
     reason = _assert_partial(q, outage)
     assert outage.relay.connections - before == RETRIES + 1  # counted at the peer's side
     assert reason.endswith(f"({RETRIES + 1} attempts)")
@@ -229,23 +261,23 @@ def test_peer_refusing_connections_is_retried_a_bounded_number_of_times(outage: 
 
 
 def test_peer_cutting_the_answer_mid_stream_is_not_retried(outage: Outage) -> None:
-    outage.relay.mode, outage.relay.after_bytes = "cut", 3000
+    outage.relay.switch("cut", 3000)
     before = outage.relay.connections
     try:
         q, _ = _query(outage)
     finally:
-        outage.relay.mode = "forward"
+        outage.relay.switch("forward")
     reason = _assert_partial(q, outage)
     assert "closed the connection mid-exchange" in reason
     assert outage.relay.connections - before == 1
 
 
 def test_peer_stalling_mid_answer_times_out(outage: Outage) -> None:
-    outage.relay.mode, outage.relay.after_bytes = "stall", 3000
+    outage.relay.switch("stall", 3000)
     try:
         q, elapsed = _query(outage)
     finally:
-        outage.relay.mode = "forward"
+        outage.relay.switch("forward")
     reason = _assert_partial(q, outage)
     assert reason.endswith(f"did not answer within {TIMEOUT_S} s")
     assert elapsed < 15

@@ -14,6 +14,9 @@ man-in-the-middle can therefore read blinded elements, never forge or alter a me
 Protocol frames travel as ``application/octet-stream`` (wire frames); control messages
 (open session, disclosure) as JSON.
 
+Connections: one client is meant to be kept per peer; its HTTP/TLS connection is reused
+between requests and sessions (kept alive up to ``KEEPALIVE_SECONDS`` idle).
+
 Outages: a peer that refuses the connection (or fails the TLS handshake) is retried at most
 ``connect_retries`` times with exponential backoff (nothing reached the peer, so a retry is
 safe); a peer silent past the timeout or closing the connection mid-response is *not* retried
@@ -40,6 +43,9 @@ from fiumatch.store import Peer
 __all__ = ["PeerClient", "PeerError", "fetch_well_known"]
 
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+KEEPALIVE_SECONDS = 60.0
+"""How long an idle connection to the peer is kept for the next request: below the node's
+server-side keep-alive (``node.runner.KEEP_ALIVE_SECONDS``), so it is dropped here first."""
 BACKOFF_SECONDS = 0.2
 """The first retry's delay; each next one doubles it."""
 
@@ -108,7 +114,19 @@ class PeerClient:
         self._authority = httpx.URL(self._base).netloc.decode("ascii")
         limit = TIMEOUT if timeout is None else httpx.Timeout(timeout, connect=min(timeout, 5.0))
         self._timeout = limit.read
-        self._http = httpx.Client(verify=False, timeout=limit, transport=transport)
+        # One connection is kept alive and reused by every request (the node keeps one client
+        # per peer): a session pays no TLS handshake. A connection the peer closed meanwhile
+        # is noticed before reuse (it reads as closed) and replaced by a new one.
+        self._http = httpx.Client(
+            verify=False,
+            timeout=limit,
+            transport=transport,
+            limits=httpx.Limits(
+                max_connections=100,
+                max_keepalive_connections=20,
+                keepalive_expiry=KEEPALIVE_SECONDS,
+            ),
+        )
         self._audit = audit  # receipts and cosignatures on every exchange (node.audit)
         self._connect_retries = max(0, connect_retries)
         self._sleep = sleep

@@ -20,7 +20,12 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["NodeProcess", "free_port", "serve"]
+__all__ = ["KEEP_ALIVE_SECONDS", "NodeProcess", "free_port", "serve"]
+
+KEEP_ALIVE_SECONDS = 75
+"""How long the node keeps an idle HTTP connection open (uvicorn's default is 5 s). Peers keep
+one connection to it between sessions (``client.peer``) and drop it idle sooner than this, so
+the server never closes a connection a peer is about to reuse."""
 
 _RUNNING: set[NodeProcess] = set()
 
@@ -49,6 +54,7 @@ def serve(node_dir: Path, *, log_level: str = "warning") -> None:
         port=settings.listen_port,
         log_level=log_level,
         access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         **tls,  # type: ignore[arg-type]
     )
 

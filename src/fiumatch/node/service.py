@@ -132,6 +132,14 @@ _log = logging.getLogger("fiumatch.node.service")
 _U32 = struct.Struct(">I")
 
 
+def _close_quietly(client: Any) -> None:
+    """Close a peer client (a test's stand-in may have no ``close``)."""
+    close = getattr(client, "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):
+            close()
+
+
 def _token(value: str) -> str:
     """An audit token: keep [A-Za-z0-9._:/-], at most 64 characters."""
     cleaned = re.sub(r"[^A-Za-z0-9._:/-]", "-", value).lstrip("._:/-") or "x"
@@ -237,8 +245,6 @@ class _LiveSession:
     lock: threading.Lock = field(default_factory=threading.Lock)
     served_types: frozenset[int] = frozenset()
     """Mutual mode: the key types served in this session (the hits are looked up by them)."""
-
-
 
 
 _Querier = FilterQuerier | MutualQuerier | CardinalityQuerier
@@ -375,6 +381,11 @@ class NodeService:
 
             peer_client_factory = factory
         self._peer_client = peer_client_factory
+        # One client per peer (pinned id, URL and key), kept between sessions: its HTTP/TLS
+        # connection is reused, so a query pays no handshake (issue #6). A revoked or re-pinned
+        # peer's client is closed; the rest close with the service.
+        self._clients: dict[tuple[str, str, bytes], Any] = {}
+        self._clients_lock = threading.Lock()
         # Session machines live in memory: sessions a previous process left open cannot go on.
         now = self.now()
         self.store.sessions.expire_idle(idle_since=now + 1, state="aborted", now=now)
@@ -424,6 +435,7 @@ class NodeService:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._peer_executor.shutdown(wait=True, cancel_futures=True)
+        self._drop_clients(None)
         with self._compute_lock:
             for ex in (self._compute, self._dask):
                 if ex is not None:
@@ -658,6 +670,7 @@ class NodeService:
         )
         self._abort_live(lambda live: live.peer_id == peer_id)
         self._drop_replicas(peer_id)  # never used again (the key check fails), so never kept
+        self._drop_clients(peer_id)
         return self.store.peers.require(peer_id)
 
     def revoke_agreement(self, actor: User, agreement_id: str) -> Agreement:
@@ -690,6 +703,32 @@ class NodeService:
             chosen = [(sid, live) for sid, live in self._live.items() if which(live)]
         for sid, live in chosen:
             self._close_live(sid, live, "aborted")
+
+    def _client_for(self, peer: Peer) -> Any:
+        """The client kept for ``peer`` (made by the peer client factory on first use). Its
+        connection pool is thread-safe: concurrent sessions with one peer share it. A client
+        kept for an older pinning of the same peer id (another URL or key) is closed."""
+        key = (peer.node_id, peer.url, peer.public_key)
+        with self._clients_lock:
+            client = self._clients.get(key)
+            if client is not None:
+                return client
+            stale = [self._clients.pop(k) for k in list(self._clients) if k[0] == peer.node_id]
+            client = self._clients[key] = self._peer_client(peer)
+        for old in stale:
+            _close_quietly(old)
+        return client
+
+    def _drop_clients(self, peer_id: str | None) -> None:
+        """Close the clients kept for ``peer_id`` (None: every peer)."""
+        with self._clients_lock:
+            gone = [
+                self._clients.pop(k)
+                for k in list(self._clients)
+                if peer_id is None or k[0] == peer_id
+            ]
+        for client in gone:
+            _close_quietly(client)
 
     def _require_peer(self, peer_id: str) -> Peer:
         peer = self.store.peers.get(peer_id)
@@ -1669,20 +1708,19 @@ class NodeService:
                 self._record_peer(qid, peer.node_id, "ok", "no match keys of the agreed types")
                 return
             self._peer_progress(qid, peer.node_id).total = len(elements)
-            with self._peer_client(peer) as client:
-                self._query_peer_with(
-                    client,
-                    qid,
-                    analyst,
-                    purpose,
-                    case_ref,
-                    mode,
-                    peer,
-                    elements,
-                    selection,
-                    used_types,
-                    agreement,
-                )
+            self._query_peer_with(
+                self._client_for(peer),
+                qid,
+                analyst,
+                purpose,
+                case_ref,
+                mode,
+                peer,
+                elements,
+                selection,
+                used_types,
+                agreement,
+            )
 
     def _query_peer_with(
         self,
