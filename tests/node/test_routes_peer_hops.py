@@ -1,6 +1,6 @@
-"""A peer request costs two threadpool hops, not four: verifying it and opening its audit
-exchange run in one, the service call and the signing of its answer (with the audit commit) in
-the other, both off the event loop; the answer is signed and receipted as before."""
+"""A peer request costs one threadpool hop: verifying it, opening its audit exchange, the
+service call and the signing of its answer (with the audit commit) run in one call, off the
+event loop; the answer is signed and receipted as before."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from fiumatch.store import Peer
 from tests.node.helpers import det_rng
 
 
-def test_an_open_session_takes_two_threadpool_hops(
+def test_an_open_session_takes_one_threadpool_hop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = tmp_path / "FIU-R"
@@ -86,4 +86,4 @@ def test_an_open_session_takes_two_threadpool_hops(
     assert r.status_code == 200, r.text
     assert r.json()["session_id"] == sid
     assert "signature" in r.headers and "fiumatch-audit-receipts" in r.headers
-    assert hops == [False, False]
+    assert hops == [False]

@@ -2,11 +2,11 @@
 
 Every request must carry a valid RFC 9421 signature by a pinned peer, addressed to this node,
 with a fresh nonce; otherwise 401 with the reason, audited. Protocol frames are
-``application/octet-stream``; opening a session and disclosure requests are JSON. Thin: verify
-(and open the audit exchange), then call the service and sign the answer, each of the two steps
-in one threadpool call (the store, the protocol maths, signing and the audit commit of the
-answer block; a hop to the threadpool costs a thread switch, so there are two per request);
-never on the event loop.
+``application/octet-stream``; opening a session and disclosure requests are JSON. Thin: the body
+is read on the event loop, then one threadpool call verifies the request (and opens the audit
+exchange), calls the service and signs the answer (the store, the protocol maths, signing and
+the audit commit of the answer block; a hop to the threadpool costs a thread switch, so there is
+one per request); never on the event loop.
 
 The signed ``@path``/``@query`` are the request target *as sent* (ASGI ``raw_path`` and the raw
 query string), never Starlette's percent-decoded ``url.path``: a signer and a verifier must see
@@ -53,7 +53,9 @@ async def _body(request: Request, limit: int) -> bytes:
     return body
 
 
-async def _verify(request: Request, service: NodeService) -> tuple[str, bytes]:
+async def _read(request: Request, service: NodeService) -> tuple[dict[str, str], bytes]:
+    """The request's headers and body (read on the event loop). A body over the limit, or a
+    peer that leaves mid-body, is refused and audited (claimed sender) before any check."""
     headers = httpsig.combine_headers(request.headers.items())
     try:
         body = await _body(request, service.settings.max_body_bytes)
@@ -64,38 +66,40 @@ async def _verify(request: Request, service: NodeService) -> tuple[str, bytes]:
         if isinstance(exc, ClientDisconnect):  # the peer left mid-body: nobody gets an answer
             raise BadRequestError("the connection closed before the body was complete") from None
         raise
+    return headers, body
+
+
+def _check(request: Request, service: NodeService, headers: dict[str, str], body: bytes) -> str:
+    """Verify the request's signature (pinned active peer, addressed to us, fresh nonce) and
+    open its audit exchange; the verified peer id. A failure is audited as a refusal."""
     target = request_target(request)
 
     def resolve(keyid: str) -> Any:
         peer = service.store.peers.get(keyid)
         return public_key_from_raw(peer.public_key) if peer and peer.active else None
 
-    def check() -> str:
-        try:
-            verified = httpsig.verify_request(
-                method=request.method,
-                target=target,
-                authority=headers.get("host", ""),
-                headers=headers,
-                body=body,
-                resolve_key=resolve,
-                nonces=service.store.nonces,
-                now=service.now(),
-                policy=service.verify_policy,
-                expected_peer=service.node_id,
-            )
-        except FiumatchError:
-            service.refuse_unauthenticated(
-                httpsig.claimed_keyid(headers), headers.get("fiumatch-session", ""), body
-            )
-            raise
-        # Set before the audit exchange opens: a split view it finds is answered signed.
-        request.state.peer_id = verified.keyid
-        audit.begin_incoming(service, request, verified.keyid, body)
-        return verified.keyid
-
-    peer_id = await run_in_threadpool(check)
-    return peer_id, body
+    try:
+        verified = httpsig.verify_request(
+            method=request.method,
+            target=target,
+            authority=headers.get("host", ""),
+            headers=headers,
+            body=body,
+            resolve_key=resolve,
+            nonces=service.store.nonces,
+            now=service.now(),
+            policy=service.verify_policy,
+            expected_peer=service.node_id,
+        )
+    except FiumatchError:
+        service.refuse_unauthenticated(
+            httpsig.claimed_keyid(headers), headers.get("fiumatch-session", ""), body
+        )
+        raise
+    # Set before the audit exchange opens: a split view it finds is answered signed.
+    request.state.peer_id = verified.keyid
+    audit.begin_incoming(service, request, verified.keyid, body)
+    return verified.keyid
 
 
 def _sign(
@@ -146,22 +150,21 @@ async def _signed(
     return await run_in_threadpool(_sign, request, service, status, body, content_type, extra)
 
 
-async def _json_reply(request: Request, service: NodeService, result: Any) -> Response:
-    data = json.dumps(result, sort_keys=True).encode()
-    return await _signed(request, service, 200, data, "application/json")
-
-
 async def _answered(
     request: Request,
     service: NodeService,
     content_type: str,
-    call: Callable[[], Any],
+    call: Callable[[str, bytes], Any],
 ) -> Response:
-    """Call the service and sign its answer (JSON unless ``content_type`` is octets) in one
-    threadpool call. A service error propagates unsigned, to ``signed_error``."""
+    """Read the body, then in one threadpool call: verify the request and open its audit
+    exchange (:func:`_check`), call the service with the verified peer id and the body, and
+    sign its answer (JSON unless ``content_type`` is octets). An error propagates unsigned to
+    ``signed_error`` (which signs it once the peer is verified)."""
+    headers, body = await _read(request, service)
 
     def run() -> Response:
-        result = call()
+        peer_id = _check(request, service, headers, body)
+        result = call(peer_id, body)
         if content_type == "application/json":
             result = json.dumps(result, sort_keys=True).encode()
         return _sign(request, service, 200, result, content_type)
@@ -193,59 +196,52 @@ async def signed_error(
 
 def router(service: NodeService) -> APIRouter:
     r = APIRouter(prefix="/peer/v1")
+    json_type = "application/json"
 
     @r.post("/sessions")
     async def open_session(request: Request) -> Response:
-        peer_id, body = await _verify(request, service)
-        meta = _json_body(body)
-        if meta.get("session_id") != request.headers.get("fiumatch-session"):
-            raise MissingComponentError("the signed session header does not match the body")
-        return await _answered(
-            request,
-            service,
-            "application/json",
-            lambda: service.open_session(peer_id, body, meta),
-        )
+        def call(peer_id: str, body: bytes) -> Any:
+            meta = _json_body(body)
+            if meta.get("session_id") != request.headers.get("fiumatch-session"):
+                raise MissingComponentError("the signed session header does not match the body")
+            return service.open_session(peer_id, body, meta)
+
+        return await _answered(request, service, json_type, call)
 
     @r.post("/sessions/{session_id}/frames")
     async def frames(session_id: str, request: Request) -> Response:
-        peer_id, body = await _verify(request, service)
-        if request.headers.get("fiumatch-session") != session_id:
-            raise MissingComponentError("the signed session header does not match the path")
-        raw_epoch = request.headers.get("fiumatch-epoch")
-        if raw_epoch is None:
-            raise MissingComponentError("the signed epoch header is missing")
-        # decimal digits only: int() would also take "+1", " 1", "1_0" and non-ASCII digits
-        if not (raw_epoch.isascii() and raw_epoch.isdigit()) or len(raw_epoch) > 19:
-            raise BadRequestError("the fiumatch-epoch header is not a decimal epoch number")
-        epoch = int(raw_epoch)
-        return await _answered(
-            request,
-            service,
-            "application/octet-stream",
-            lambda: service.session_frames(peer_id, session_id, epoch, body),
-        )
+        def call(peer_id: str, body: bytes) -> Any:
+            if request.headers.get("fiumatch-session") != session_id:
+                raise MissingComponentError("the signed session header does not match the path")
+            raw_epoch = request.headers.get("fiumatch-epoch")
+            if raw_epoch is None:
+                raise MissingComponentError("the signed epoch header is missing")
+            # decimal digits only: int() would also take "+1", " 1", "1_0" and non-ASCII digits
+            if not (raw_epoch.isascii() and raw_epoch.isdigit()) or len(raw_epoch) > 19:
+                raise BadRequestError("the fiumatch-epoch header is not a decimal epoch number")
+            return service.session_frames(peer_id, session_id, int(raw_epoch), body)
+
+        return await _answered(request, service, "application/octet-stream", call)
 
     @r.post("/disclosures")
     async def disclosure(request: Request) -> Response:
-        peer_id, body = await _verify(request, service)
-        result = await run_in_threadpool(
-            service.receive_disclosure, peer_id, body, _json_body(body)
-        )
-        return await _json_reply(request, service, result)
+        def call(peer_id: str, body: bytes) -> Any:
+            return service.receive_disclosure(peer_id, body, _json_body(body))
+
+        return await _answered(request, service, json_type, call)
 
     @r.get("/disclosures/{disclosure_id}")
     async def disclosure_status(disclosure_id: str, request: Request) -> Response:
-        peer_id, _ = await _verify(request, service)
-        result = await run_in_threadpool(service.disclosure_for_peer, peer_id, disclosure_id)
-        return await _json_reply(request, service, result)
+        def call(peer_id: str, body: bytes) -> Any:
+            return service.disclosure_for_peer(peer_id, disclosure_id)
+
+        return await _answered(request, service, json_type, call)
 
     @r.post("/disclosures/{disclosure_id}/onward")
     async def onward(disclosure_id: str, request: Request) -> Response:
-        peer_id, body = await _verify(request, service)
-        result = await run_in_threadpool(
-            service.receive_onward, peer_id, disclosure_id, body, _json_body(body)
-        )
-        return await _json_reply(request, service, result)
+        def call(peer_id: str, body: bytes) -> Any:
+            return service.receive_onward(peer_id, disclosure_id, body, _json_body(body))
+
+        return await _answered(request, service, json_type, call)
 
     return r
