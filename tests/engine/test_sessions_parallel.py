@@ -288,3 +288,62 @@ def test_a_tampered_evaluation_fails_the_proof_on_a_pool(
             return
         q.receive(f)
     pytest.fail("no EVAL_CHUNK")
+
+
+@pytest.mark.parametrize("tamper_chunk", [0, 2])
+def test_frames_received_together_match_one_by_one_and_a_bad_later_chunk_fails_them_all(
+    tamper_chunk: int, process_pool: ProcessPoolChunkExecutor
+) -> None:
+    # receive_many queues the EVAL_CHUNKs and streams their parts through the pool's imap.
+    owner_keys, querier_keys = _sets(300)  # 4 chunks of at most 96
+    suite = Suite.OPRF_RISTRETTO255_SHA512
+    run = psi.run_filter(
+        owner_keys, querier_keys, rng=Drbg(b"b"), suite=suite, limits=LIMITS, record=True
+    )
+
+    def fresh() -> FilterQuerier:
+        rng = Drbg(b"b")
+        rng(32)
+        q = FilterQuerier(
+            session_id=rng(16),
+            epoch=1,
+            suite=suite,
+            match_keys=querier_keys,
+            replica=FilterReplica(suite=suite, epoch=1),
+            rng=rng,
+            limits=LIMITS,
+            executor=process_pool,
+        )
+        q.start()
+        return q
+
+    incoming = [f for d, f in run.traffic.frames if d == "o2q"]
+    evals = [
+        i for i, f in enumerate(incoming) if decode_frame(f).header.msg_type is MsgType.EVAL_CHUNK
+    ]
+    assert len(evals) == 4
+    together = fresh()
+    head = evals[0]
+    for f in incoming[:head]:
+        together.receive(f)
+    assert together.receive_many(incoming[head:]) == []
+    assert together.result is not None
+    assert together.result.hits == run.querier.hits
+    assert together.result.hit_outputs == run.querier.hit_outputs
+
+    frame = decode_frame(incoming[evals[tamper_chunk]])
+    body = frame.body
+    assert isinstance(body, ElementChunk)
+    bad = body.elements[:-32] + b"\xff" * 32
+    tampered = list(incoming)
+    tampered[evals[tamper_chunk]] = encode_frame(
+        frame.header, ElementChunk(count=body.count, elements=bad, proof=b"")
+    )
+    q = fresh()
+    for f in tampered[:head]:
+        q.receive(f)
+    with pytest.raises(InvalidElementError):
+        q.receive_many(tampered[head:])
+    with pytest.raises(errors.LocalProtocolError):  # the session is over
+        q.receive(incoming[-1])
+    assert q.result is None

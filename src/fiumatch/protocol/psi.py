@@ -13,7 +13,7 @@ It is a convenience over ``fiumatch.protocol.sessions``; nodes drive the machine
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
@@ -57,6 +57,7 @@ OR = TypeVar("OR")
 class _Querier(Protocol):
     def start(self) -> list[bytes]: ...
     def receive(self, data: bytes) -> list[bytes]: ...
+    def receive_many(self, frames: Iterable[bytes]) -> list[bytes]: ...
 
 
 @dataclass(kw_only=True, slots=True)
@@ -89,23 +90,27 @@ def pump(querier: _Querier, owner: SessionMachine, *, record: bool = False) -> T
     q_reader, o_reader = FrameReader(_querier_limits(querier)), FrameReader(owner.limits)
     outgoing = querier.start()
     while outgoing:
-        replies: list[bytes] = []
-        for frame in o_reader.feed(b"".join(outgoing)):
-            traffic.frames_q2o += 1
-            traffic.bytes_q2o += len(frame)
-            if record:
-                traffic.frames.append(("q2o", frame))
-            replies += owner.receive(frame)
+        frames = list(o_reader.feed(b"".join(outgoing)))
         o_reader.close()
-        outgoing = []
-        for frame in q_reader.feed(b"".join(replies)):
-            traffic.frames_o2q += 1
-            traffic.bytes_o2q += len(frame)
-            if record:
-                traffic.frames.append(("o2q", frame))
-            outgoing += querier.receive(frame)
+        _count(traffic, "q2o", frames, record)
+        replies = owner.receive_many(frames)
+        frames = list(q_reader.feed(b"".join(replies)))
         q_reader.close()
+        _count(traffic, "o2q", frames, record)
+        outgoing = querier.receive_many(frames)
     return traffic
+
+
+def _count(traffic: Traffic, direction: str, frames: list[bytes], record: bool) -> None:
+    size = sum(len(f) for f in frames)
+    if direction == "q2o":
+        traffic.frames_q2o += len(frames)
+        traffic.bytes_q2o += size
+    else:
+        traffic.frames_o2q += len(frames)
+        traffic.bytes_o2q += size
+    if record:
+        traffic.frames += [(direction, f) for f in frames]
 
 
 def _querier_limits(querier: object) -> Limits:

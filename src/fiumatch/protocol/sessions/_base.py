@@ -12,6 +12,14 @@ a process pool or a cluster (``fiumatch.engine``). The machines pass it only top
 functions of ``_ops`` and bytes, never themselves or their rng; they draw every random scalar
 before the work is mapped, so the frames are the same whatever executor runs them.
 
+``receive_many`` takes several frames at once (what a transport read in one go) and returns the
+same replies as ``receive`` on each in turn. A mode lists the message types whose work can wait
+(``_deferrable``: the element chunks of a stream); their calls queue up and go to the executor
+together, through its ``imap`` when it has one, so the workers never wait for this thread
+between two chunks, and this thread finishes a chunk (joins it, proves, tests) while the
+workers compute the next. Any other frame first finishes what is queued, so replies keep their
+order and sequence numbers.
+
 This module must never do I/O, read clocks or draw randomness except through the caller's rng,
 and never import an executor implementation.
 """
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Protocol, TypeVar, runtime_checkable
 
 from fiumatch.protocol.errors import (
@@ -136,6 +145,16 @@ def stream_ranges(count: int, workers: int, chunk_elements: int) -> list[tuple[i
     return [(lo, min(count, lo + size)) for lo in range(0, count, size)]
 
 
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """The work of one received chunk: ``fn`` over ``args`` on the executor, then ``finish``
+    (in the machine's thread, in frame order) turns the results into the frames to send."""
+
+    fn: Callable[..., Any]
+    args: list[tuple[Any, ...]]
+    finish: Callable[[list[Any]], list[bytes]]
+
+
 class ResultMismatchError(VerifyError):
     """Mutual mode: the peer's signed intersection size differs from ours."""
 
@@ -147,6 +166,8 @@ class SessionMachine:
 
     mode: ClassVar[Mode]
     role: ClassVar[Role]
+    _deferrable: ClassVar[frozenset[MsgType]] = frozenset()
+    """Message types handled by ``_defer_<type>`` (returning a ``Deferred``), not ``_on_``."""
 
     def __init__(
         self,
@@ -175,26 +196,45 @@ class SessionMachine:
         self._recv_seq = 0
         self._sent_hash = hashlib.sha512()
         self._recv_hash = hashlib.sha512()
+        self._pending: list[Deferred] = []
 
     # -- public -------------------------------------------------------------------------------
 
     def receive(self, data: bytes) -> list[bytes]:
         """Process one frame from the peer; return the frames to send in reply (maybe none)."""
+        return self.receive_many((data,))
+
+    def receive_many(self, frames: Iterable[bytes]) -> list[bytes]:
+        """Process ``frames`` in order; return every reply, in order: the same frames as
+        ``receive`` on each in turn, with the chunk work of consecutive frames run together.
+
+        If a frame fails, nothing is returned for the earlier ones either: the session is over.
+        """
         if self.state is State.FAILED:
             raise LocalProtocolError("the session already failed")
+        out: list[bytes] = []
         try:
-            frame = decode_frame(data, self.limits)
-            self._check_binding(frame.header)
-            self._check_seq(frame.header.seq)
-            transition = self._transition(frame.header.msg_type)
-            self._recv_seq += 1
-            self._recv_hash.update(data)
-            out = self._dispatch(frame)
-            self.state = transition.next
-            return out
+            for data in frames:
+                if self.state is State.FAILED:  # pragma: no cover - failures raise below
+                    raise LocalProtocolError("the session already failed")
+                frame = decode_frame(data, self.limits)
+                self._check_binding(frame.header)
+                self._check_seq(frame.header.seq)
+                transition = self._transition(frame.header.msg_type)
+                self._recv_seq += 1
+                self._recv_hash.update(data)
+                if frame.header.msg_type in self._deferrable:
+                    self._pending.append(self._defer(frame))
+                else:
+                    out += self._run_pending()
+                    out += self._dispatch(frame)
+                self.state = transition.next
+            out += self._run_pending()
         except ProtocolError:
             self.state = State.FAILED
+            self._pending = []
             raise
+        return out
 
     @property
     def done(self) -> bool:
@@ -293,3 +333,47 @@ class SessionMachine:
             raise LocalProtocolError("no handler for an allowed message type")
         out: list[bytes] = handler(frame.body)
         return out
+
+    def _defer(self, frame: Frame) -> Deferred:
+        handler = getattr(self, "_defer_" + frame.header.msg_type.name.lower(), None)
+        if handler is None:  # pragma: no cover - _deferrable and the handlers disagree
+            raise LocalProtocolError("no handler for an allowed message type")
+        deferred: Deferred = handler(frame.body)
+        return deferred
+
+    def _between_chunks(self) -> None:
+        """This thread's own work while the workers compute (a mode may override it): run
+        during a lone ``map`` (its ``overlap``) and after each chunk is finished."""
+
+    def _after_chunks(self) -> list[bytes]:
+        """Called once every queued chunk is finished (a mode may override it)."""
+        return []
+
+    def _run_pending(self) -> list[bytes]:
+        """Run the queued chunks' calls and finish each chunk in order; return their frames."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return []
+        fn = pending[0].fn
+        if any(d.fn is not fn for d in pending):  # pragma: no cover - one stream at a time
+            raise LocalProtocolError("queued chunks of different kinds")
+        calls = [a for d in pending for a in d.args]
+        imap: Callable[..., Iterator[Any]] | None = getattr(self._executor, "imap", None)
+        out: list[bytes] = []
+        if imap is None or len(pending) == 1:
+            results = self._executor.map(fn, calls, overlap=self._between_chunks)
+            pos = 0
+            for d in pending:
+                out += d.finish(results[pos : pos + len(d.args)])
+                pos += len(d.args)
+        else:
+            stream = imap(fn, calls)
+            try:
+                for d in pending:
+                    out += d.finish([next(stream) for _ in d.args])
+                    self._between_chunks()
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+        return out + self._after_chunks()

@@ -24,7 +24,7 @@ from fiumatch.protocol.errors import (
     VerifyError,
 )
 from fiumatch.protocol.filters import FilterLedger, FilterObjectSplitter, FilterReplica
-from fiumatch.protocol.sessions._base import SERIAL, ChunkExecutor, Rng, SessionMachine
+from fiumatch.protocol.sessions._base import SERIAL, ChunkExecutor, Deferred, Rng, SessionMachine
 from fiumatch.protocol.sessions._ops import (
     blind_part,
     check_composite,
@@ -119,6 +119,7 @@ class FilterOwner(SessionMachine):
 
     mode = Mode.FILTER
     role = Role.OWNER
+    _deferrable = frozenset({MsgType.QUERY_CHUNK})
 
     def __init__(
         self,
@@ -178,7 +179,7 @@ class FilterOwner(SessionMachine):
         )
         return out
 
-    def _on_query_chunk(self, body: ElementChunk) -> list[bytes]:
+    def _defer_query_chunk(self, body: ElementChunk) -> Deferred:
         assert self._stream is not None
         self._stream.accept(body)
         prove = self._prove
@@ -186,15 +187,19 @@ class FilterOwner(SessionMachine):
         if prove and body.count > oprf.MAX_BATCH:
             raise LocalProtocolError(f"proof batch size must be 1..{oprf.MAX_BATCH}")
         sk, pk, mode = self._key.sk, self._key.pk, self._oprf_mode
-        data, w = body.elements, ELEMENT_WIDTH
-        parts = self._executor.map(
+        data, w, count = body.elements, ELEMENT_WIDTH, body.count
+
+        def finish(parts: list[tuple[bytes, bytes, bytes]]) -> list[bytes]:
+            evaluated = b"".join(p[0] for p in parts)
+            proof = prove_composite(sk, pk, [p[1] for p in parts], nonce, mode) if prove else b""
+            chunk = ElementChunk(count=count, elements=evaluated, proof=proof)
+            return [self._send(MsgType.EVAL_CHUNK, chunk)]
+
+        return Deferred(
             evaluate_part,
-            [(sk, pk, data[a * w : b * w], a, mode, prove) for a, b in self._parts(body.count)],
+            [(sk, pk, data[a * w : b * w], a, mode, prove) for a, b in self._parts(count)],
+            finish,
         )
-        evaluated = b"".join(p[0] for p in parts)
-        proof = prove_composite(sk, pk, [p[1] for p in parts], nonce, mode) if prove else b""
-        chunk = ElementChunk(count=body.count, elements=evaluated, proof=proof)
-        return [self._send(MsgType.EVAL_CHUNK, chunk)]
 
     def _on_query_end(self, body: StreamEnd) -> list[bytes]:
         assert self._stream is not None
@@ -211,6 +216,7 @@ class FilterQuerier(SessionMachine):
 
     mode = Mode.FILTER
     role = Role.QUERIER
+    _deferrable = frozenset({MsgType.EVAL_CHUNK})
 
     def __init__(
         self,
@@ -255,9 +261,9 @@ class FilterQuerier(SessionMachine):
         self._pos = 0
         self._hits: list[int] = []
         self._hit_outputs: list[bytes] = []
-        self._untested: tuple[int, list[bytes]] = (0, [])
-        """Outputs of the last EVAL_CHUNK (and the index of its first key) not yet tested
-        against the filter: tested while the next chunk is finalized, or at the last chunk."""
+        self._untested: list[tuple[int, list[bytes]]] = []
+        """Finalized outputs (with the index of their first key) not yet tested against the
+        filter: tested while the workers finalize the next chunk, or after the last one."""
         self.result: FilterResult | None = None
 
     def start(self) -> list[bytes]:
@@ -303,24 +309,28 @@ class FilterQuerier(SessionMachine):
         ):
             raise FilterError("filter after the update does not match the owner's announcement")
         # Blind every key (one fresh scalar per key, drawn in key order); the QUERY stream goes
-        # out in chunks.
-        keys, rng = self._keys, self._rng
-        self._blinds = blinds = [group.random_scalar(rng) for _ in keys]
-        mode = self._oprf_mode
-        blinded = b"".join(
-            self._executor.map(
-                blind_part,
-                [(keys[lo:hi], blinds[lo:hi], mode) for lo, hi in self._stream_ranges(len(keys))],
-            )
-        )
+        # out in chunks. Each range's scalars are drawn just before its call is handed over,
+        # so a pool's workers start on the first range while the later ones are drawn.
+        keys, rng, mode = self._keys, self._rng, self._oprf_mode
+        self._blinds = blinds = []
+        random_scalar = group.random_scalar
+
+        def calls() -> Iterator[tuple[list[bytes], list[bytes], int]]:
+            for lo, hi in self._stream_ranges(len(keys)):
+                drawn = [random_scalar(rng) for _ in range(hi - lo)]
+                blinds.extend(drawn)
+                yield keys[lo:hi], drawn, mode
+
+        blinded = b"".join(self._executor.map(blind_part, calls()))
         if self._verify:
             self._blinded = blinded
         chunks = iter_chunks(blinded, ELEMENT_WIDTH, self.limits.chunk_elements)
         return list(self._send_stream(MsgType.QUERY_CHUNK, MsgType.QUERY_END, chunks))
 
-    def _on_eval_chunk(self, body: ElementChunk) -> list[bytes]:
+    def _defer_eval_chunk(self, body: ElementChunk) -> Deferred:
         self._stream.accept(body)
         lo, hi = self._pos, self._pos + body.count
+        self._pos = hi
         mode, pk, w = self._oprf_mode, b"", ELEMENT_WIDTH
         if self._verify:
             if not body.proof:
@@ -331,9 +341,21 @@ class FilterQuerier(SessionMachine):
             pk = self._pk
         elif body.proof:
             raise DecodeError("an evaluation without proofs must not carry a proof")
-        keys, blinds, blinded, data = self._keys, self._blinds, self._blinded, body.elements
-        # The filter tests of the previous chunk run here while the workers finalize this one.
-        parts = self._executor.map(
+        keys, blinds, blinded, data, proof = (
+            self._keys,
+            self._blinds,
+            self._blinded,
+            body.elements,
+            body.proof,
+        )
+
+        def finish(parts: list[tuple[list[bytes], bytes, bytes]]) -> list[bytes]:
+            if pk:  # the proof covers the whole chunk: check it before any output is used
+                check_composite(pk, [p[1] for p in parts], [p[2] for p in parts], proof, mode)
+            self._untested.append((lo, [o for p in parts for o in p[0]]))
+            return []
+
+        return Deferred(
             finalize_part,
             [
                 (
@@ -347,25 +369,24 @@ class FilterQuerier(SessionMachine):
                 )
                 for a, b in self._parts(body.count)
             ],
-            overlap=self._test_outputs if self._untested[1] else None,
+            finish,
         )
-        if pk:  # the proof covers the whole chunk: check it before any output is used
-            check_composite(pk, [p[1] for p in parts], [p[2] for p in parts], body.proof, mode)
-        self._untested = (lo, [o for p in parts for o in p[0]])
-        if self._stream.received == len(self._keys):  # the last chunk: nothing to overlap with
-            self._test_outputs()
-        self._pos = hi
-        return []
 
-    def _test_outputs(self) -> None:
-        """Test the last finalized chunk's outputs against the filter (in key order)."""
-        lo, outputs = self._untested
-        self._untested = (0, [])
+    def _between_chunks(self) -> None:
+        """Test the finalized outputs not tested yet against the filter (in key order): while
+        the workers finalize the next chunk."""
+        untested, self._untested = self._untested, []
         replica, hits, hit_outputs = self._replica, self._hits, self._hit_outputs
-        for i, o in enumerate(outputs):
-            if o in replica:
-                hits.append(lo + i)
-                hit_outputs.append(o)
+        for lo, outputs in untested:
+            for i, o in enumerate(outputs):
+                if o in replica:
+                    hits.append(lo + i)
+                    hit_outputs.append(o)
+
+    def _after_chunks(self) -> list[bytes]:
+        if self._stream.received == len(self._keys):  # the last chunk: nothing to overlap with
+            self._between_chunks()
+        return []
 
     def _on_eval_end(self, body: StreamEnd) -> list[bytes]:
         self._stream.end(body)
