@@ -86,14 +86,32 @@ def targets(psi: dict[str, Any]) -> list[dict[str, Any]]:
         if len(big) >= 2:
             per = [r["seconds"] / r["n"] * 1e6 for r in big]
             spread = max(per) / min(per)
+            # The machine is shared and its speed drifts between sizes (the unit costs moved by
+            # a third between runs): each size's time as a multiple of OpenMined's at the same
+            # size, run side by side, is the comparison that drift does not move. OpenMined's
+            # cost is linear in n, so a flat multiple means linear growth.
+            rel = [r.get("time_vs_openmined_gcs") for r in big]
+            measured = (
+                ", ".join(f"{_pow2(r['n'])}: {p:.0f}" for r, p in zip(big, per, strict=True))
+                + f" µs/element (max/min {spread:.2f})"
+            )
+            if all(isinstance(x, float) for x in rel):
+                rs = [float(x) for x in rel if x is not None]
+                rel_spread = max(rs) / min(rs)
+                measured += (
+                    "; × openmined GCS at the same n: "
+                    + ", ".join(f"{x:.2f}" for x in rs)
+                    + f" (max/min {rel_spread:.2f})"
+                )
+                met = rel_spread <= 1.25
+            else:
+                met = spread <= 1.25
             out.append(
                 {
-                    "target": "HTTP filter cost grows linearly (µs/element flat from 2^14 up)",
-                    "measured": ", ".join(
-                        f"{_pow2(r['n'])}: {p:.0f}" for r, p in zip(big, per, strict=True)
-                    )
-                    + f" µs/element (max/min {spread:.2f})",
-                    "met": spread <= 1.25,
+                    "target": "HTTP filter cost grows linearly (from 2^14 up; judged on the "
+                    "multiple of OpenMined's time at each n, which machine drift does not move)",
+                    "measured": measured,
+                    "met": met,
                 }
             )
     return out
