@@ -54,6 +54,8 @@ class Direct:
     fail_frames: bool = False
     """Cut off each session's second request (after the owner sent its filter)."""
     calls: dict[str, int] = field(default_factory=dict)
+    opens: list[tuple[bool, bool]] = field(default_factory=list)
+    """Per open request: whether it carried frames, and whether the answer carried frames."""
 
     def __enter__(self) -> Direct:
         return self
@@ -63,7 +65,9 @@ class Direct:
 
     def open_session(self, **payload: Any) -> dict[str, Any]:
         body = json.dumps(payload, sort_keys=True).encode()
-        return self.owner.open_session(self.asker, body, payload)
+        opened = self.owner.open_session(self.asker, body, payload)
+        self.opens.append(("frames" in payload, "frames" in opened))
+        return opened
 
     def send_frames(self, sid: str, epoch: int, frames: bytes) -> bytes:
         self.calls[sid] = self.calls.get(sid, 0) + 1
@@ -149,6 +153,46 @@ def test_the_replica_is_kept_so_a_later_query_downloads_no_filter(pair: Pair) ->
     assert pair.client.filter_chunks() == sent_first
     # Q's passports 30..49 against O's 0..39: Q-0 .. Q-9 are O's.
     assert _hits(first) == _hits(second) == _hits(third) == sorted(f"Q-{i}" for i in range(10))
+
+
+def test_with_a_replica_kept_the_hello_rides_on_the_open_request(pair: Pair) -> None:
+    first = _query(pair)
+    assert pair.client.opens == [(False, False)]  # nothing kept yet: HELLO on its own
+    requests = len(pair.client.replies)
+    second = _query(pair)
+    assert pair.client.opens[-1] == (True, True)  # sent with the open and answered there
+    # One frames request less than the first session (whose HELLO went on its own).
+    assert len(pair.client.replies) - requests == requests - 1
+    assert _hits(first) == _hits(second)
+    assert (
+        pair.owner.audit.size > 0
+        and pair.owner.store.sessions.count_open(pair.querier.node_id) == 0
+    )  # the owner's session ended as usual
+
+
+def test_opening_frames_must_be_well_formed(pair: Pair) -> None:
+    from fiumatch.node.errors import BadRequestError
+
+    base = {"mode": "filter", "purpose": "money_laundering", "id_types": ["passport"],
+            "set_size": 4, "proofs": True}  # fmt: skip
+    for extra in (
+        {"frames": "not base64!", "frames_epoch": 1},
+        {"frames": "", "frames_epoch": "1"},
+        {"frames": ""},
+        {"frames_epoch": 1},
+    ):
+        meta = {**base, "session_id": os.urandom(16).hex(), **extra}
+        with pytest.raises(BadRequestError):
+            pair.owner.open_session(pair.querier.node_id, json.dumps(meta).encode(), meta)
+    assert pair.owner.store.sessions.count_open(pair.querier.node_id) == 0
+
+
+def test_opening_frames_for_another_epoch_are_ignored(pair: Pair) -> None:
+    _query(pair)
+    pair.owner.rotate("admin", pair.querier.node_id, wait=True)
+    q = _query(pair)  # the HELLO built for the old epoch is ignored, then sent on its own
+    assert pair.client.opens[-1] == (True, False)
+    assert len(q["hits"]) == 10
 
 
 def test_a_failed_session_does_not_store_its_replica(pair: Pair) -> None:

@@ -266,8 +266,13 @@ class PeerClient:
         id_types: list[str],
         set_size: int,
         proofs: bool = True,
+        frames: str | None = None,
+        frames_epoch: int | None = None,
     ) -> dict[str, Any]:
-        payload = {
+        """Open a session. ``frames`` (base64) and ``frames_epoch``: the session's first frames,
+        built for that epoch, sent with the open (SPEC §14.4.1); the answer to them comes back
+        as the response's ``frames`` if the peer's epoch is that one."""
+        payload: dict[str, Any] = {
             "session_id": session_id,
             "mode": mode,
             "purpose": purpose,
@@ -275,6 +280,8 @@ class PeerClient:
             "set_size": set_size,
             "proofs": proofs,
         }
+        if frames is not None:
+            payload.update(frames=frames, frames_epoch=frames_epoch)
         return self._json_call("POST", "/peer/v1/sessions", payload, session=session_id)
 
     def send_frames(self, session_id: str, epoch: int, frames: bytes) -> bytes:

@@ -94,12 +94,22 @@ def pump(
     progress: PeerProgress,
     *,
     depth: int = DEPTH,
+    answered: bytes | None = None,
 ) -> None:
     """Drive ``machine`` (already constructed, not started) to the end; raise
     :class:`ConflictError` if the peer stops answering before the session is done. A peer
-    error (``PeerError``, a protocol error) propagates after the requests in flight return."""
-    queue = deque(machine.start())
+    error (``PeerError``, a protocol error) propagates after the requests in flight return.
+
+    ``answered``: the machine was started already and its first frames went with the open
+    request; this is the peer's answer to them (SPEC §14.4.1), fed first."""
     inflight: deque[concurrent.futures.Future[bytes]] = deque()
+    if answered is None:
+        queue = deque(machine.start())
+    else:
+        queue = deque()
+        first: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+        first.set_result(answered)
+        inflight.append(first)
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fiumatch-pump") as sender:
         while queue or inflight:
             while queue and len(inflight) < max(1, depth):

@@ -18,6 +18,8 @@ method here and let typed errors travel to the single handler in ``app.py``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import concurrent.futures
 import contextlib
 import hashlib
@@ -130,6 +132,20 @@ HITS_PAGE = 1000
 ABORTED_REASON = "aborted: the node restarted while the query ran"
 _log = logging.getLogger("fiumatch.node.service")
 _U32 = struct.Struct(">I")
+
+
+def _opening_frames(meta: Mapping[str, Any]) -> tuple[bytes | None, int | None]:
+    """The optional first frames of an open request (``frames``, base64, built for epoch
+    ``frames_epoch``; SPEC §14.4.1); :class:`BadRequestError` if malformed."""
+    raw, epoch = meta.get("frames"), meta.get("frames_epoch")
+    if raw is None and epoch is None:
+        return None, None
+    if not isinstance(raw, str) or type(epoch) is not int or epoch < 0:
+        raise BadRequestError("frames must be base64 text with an integer frames_epoch")
+    try:
+        return base64.b64decode(raw, validate=True), epoch
+    except (binascii.Error, ValueError):
+        raise BadRequestError("frames must be base64 text") from None
 
 
 def _close_quietly(client: Any) -> None:
@@ -305,6 +321,36 @@ def _build_ledger(epoch: int, outputs: Sequence[bytes]) -> FilterLedger:
 # The service
 
 
+@dataclass
+class _EarlyStart:
+    """A querier machine started before its session opened, for the epoch of the replica kept
+    for the peer: its first frames (the HELLO) go with the open request (SPEC §14.4.1)."""
+
+    epoch: int
+    epoch_pk: bytes
+    replica: FilterReplica
+    machine: _Querier
+    frames: bytes
+
+    def fields(self) -> dict[str, Any]:
+        """The open request's extra fields."""
+        return {"frames": base64.b64encode(self.frames).decode("ascii"), "frames_epoch": self.epoch}
+
+    def answer(self, opened: Mapping[str, Any]) -> bytes | None:
+        """The owner's answer to the early frames, if it fed them: the session is bound to our
+        epoch under the key we pinned for it. None if it ignored them (another epoch: this
+        machine is dropped and a new one sends its HELLO as usual)."""
+        raw = opened.get("frames")
+        if raw is None or opened.get("epoch") != self.epoch:
+            return None
+        if not isinstance(raw, str) or opened.get("public_key") != self.epoch_pk.hex():
+            raise ConflictError("the peer answered the opening frames under another key")
+        try:
+            return base64.b64decode(raw, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConflictError("the peer's answer to the opening frames is not base64") from None
+
+
 class NodeService:
     """Everything a node does, behind methods the routes call."""
 
@@ -345,7 +391,7 @@ class NodeService:
         # Filter replicas kept between queries, per (peer, epoch), with the pinned key they
         # came under: a session starts from a copy (HELLO names its filter id and generation,
         # so the owner sends only what it lacks) and stores its copy back when it succeeds.
-        self._replicas: dict[tuple[str, int], tuple[bytes, FilterReplica]] = {}
+        self._replicas: dict[tuple[str, int], tuple[bytes, FilterReplica, bytes]] = {}
         self._replica_lock = threading.Lock()
         # Queries running in this process and who waits for them to settle (on_settled).
         self._running: dict[str, list[Callable[[], None]]] = {}
@@ -1073,6 +1119,7 @@ class NodeService:
             proofs = meta.get("proofs", True)
             if type(proofs) is not bool:
                 raise BadRequestError("proofs must be true or false")
+            first_frames, frames_epoch = _opening_frames(meta)
             peer = self._require_peer(peer_id)
             agreement = check_agreement(
                 self.store.agreements.list_for_peer(peer_id),
@@ -1157,7 +1204,7 @@ class NodeService:
                 )
             )
         kp_pk = self._epoch_key(peer_id, epoch.epoch).pk if mode == "filter" else b""
-        response = {
+        response: dict[str, Any] = {
             "session_id": sid,
             "epoch": epoch.epoch,
             "mode": mode,
@@ -1178,6 +1225,12 @@ class NodeService:
             response_digest=_digest(json.dumps(response, sort_keys=True).encode()),
             extra={"direction": "in", "mode": mode},
         )
+        if first_frames is not None and frames_epoch == epoch.epoch:
+            # The asker's first frames rode on the open (SPEC §14.4.1): fed to the machine as
+            # a frames request would be, their answer returned with the session. Built for
+            # another epoch (we rotated), they are ignored: the asker sends them again.
+            out = self._feed_frames(peer_id, sid, live, first_frames, digest)
+            response["frames"] = base64.b64encode(out).decode("ascii")
         return response
 
     def _owner_machine(
@@ -1249,6 +1302,13 @@ class NodeService:
             self._refuse(peer_id, sid, err2, digest, epoch=live.epoch)
             self._close_live(sid, live, "aborted")
             raise err2
+        return self._feed_frames(peer_id, sid, live, body, digest)
+
+    def _feed_frames(
+        self, peer_id: str, sid: str, live: _LiveSession, body: bytes, digest: bytes
+    ) -> bytes:
+        """Feed a request's frames to the session's machine (SPEC §14.4.2); our frames. The
+        first error closes the session (audited) and propagates."""
         out: list[bytes] = []
         with live.lock:
             live.last_seen = self.now()
@@ -1744,6 +1804,9 @@ class NodeService:
             progress.stage, progress.done = "opening", 0
             opened_epoch: int | None = None
             try:
+                # With a replica kept, the session's HELLO is built for its epoch and rides on
+                # the open request (one round trip less; SPEC §14.4.1).
+                early = self._early_start(mode, sid, element_list, peer, proofs=agreement.proofs)
                 opened = client.open_session(
                     session_id=sid,
                     mode=mode,
@@ -1751,22 +1814,28 @@ class NodeService:
                     id_types=used_types,
                     set_size=len(element_list),
                     proofs=agreement.proofs,
+                    **({} if early is None else early.fields()),
                 )
                 epoch = opened_epoch = int(opened["epoch"])
-                replica = self._replica_for(peer, epoch) if mode == "filter" else None
-                machine = self._querier_machine(
-                    mode,
-                    sid,
-                    epoch,
-                    element_list,
-                    peer,
-                    opened,
-                    proofs=agreement.proofs,
-                    replica=replica,
-                )
-                pump(client, sid, epoch, machine, progress)
+                answered = early.answer(opened) if early is not None else None
+                replica: FilterReplica | None
+                if early is not None and answered is not None:
+                    replica, machine = early.replica, early.machine
+                else:
+                    replica = self._replica_for(peer, epoch) if mode == "filter" else None
+                    machine = self._querier_machine(
+                        mode,
+                        sid,
+                        epoch,
+                        element_list,
+                        peer,
+                        opened,
+                        proofs=agreement.proofs,
+                        replica=replica,
+                    )
+                pump(client, sid, epoch, machine, progress, answered=answered)
                 if replica is not None:
-                    self._keep_replica(peer, replica)
+                    self._keep_replica(peer, replica, bytes.fromhex(str(opened["public_key"])))
                 break
             except PeerError as err:
                 if err.code == "epoch_retired":  # its replica is of no use any more
@@ -1895,9 +1964,33 @@ class NodeService:
             return FilterReplica(suite=SUITE, epoch=epoch)
         return kept[1].copy()  # the kept replica is never applied to: no lock needed to copy
 
-    def _keep_replica(self, peer: Peer, replica: FilterReplica) -> None:
-        """A session that ended well stores its replica back, if it is newer than the kept one
-        (concurrent sessions: the newest generation wins) and its epoch is not outdated."""
+    def _early_start(
+        self, mode: str, sid: str, elements: list[bytes], peer: Peer, *, proofs: bool
+    ) -> _EarlyStart | None:
+        """Filter mode, with a replica kept for ``peer``: a machine for the newest kept epoch
+        (the owner's epoch public key pinned as that epoch's sessions announced it), started,
+        so its HELLO can go with the open request. None otherwise."""
+        if mode != "filter":
+            return None
+        with self._replica_lock:
+            kept = [
+                (e, v) for (p, e), v in self._replicas.items()
+                if p == peer.node_id and v[0] == peer.public_key
+            ]  # fmt: skip
+        if not kept:
+            return None
+        epoch, (_, replica, epoch_pk) = max(kept, key=lambda kv: kv[0])
+        own = replica.copy()
+        machine = self._querier_machine(
+            mode, sid, epoch, elements, peer, {"public_key": epoch_pk.hex()},
+            proofs=proofs, replica=own,
+        )  # fmt: skip
+        return _EarlyStart(epoch, epoch_pk, own, machine, b"".join(machine.start()))
+
+    def _keep_replica(self, peer: Peer, replica: FilterReplica, epoch_pk: bytes) -> None:
+        """A session that ended well stores its replica back (with the owner's epoch public
+        key it ran under), if it is newer than the kept one (concurrent sessions: the newest
+        generation wins) and its epoch is not outdated."""
         if replica.kind is None:
             return
         key = (peer.node_id, replica.epoch)
@@ -1911,7 +2004,7 @@ class NodeService:
                 or kept[1].filter_id != replica.filter_id
                 or kept[1].generation < replica.generation
             ):
-                self._replicas[key] = (peer.public_key, replica)
+                self._replicas[key] = (peer.public_key, replica, epoch_pk)
 
     def _drop_replicas(self, peer_id: str, *, before: int | None = None) -> None:
         """Forget the replicas kept for ``peer_id`` (of epochs below ``before``, if given)."""
