@@ -118,3 +118,42 @@ def test_a_peer_that_stops_answering_ends_the_pump_with_an_error() -> None:
     owner, querier = _pair()
     with pytest.raises(ConflictError, match="ended the session early"):
         pump(Loopback(owner, stall_after=1), SID.hex(), 1, querier, PeerProgress(total=8))
+
+
+class ThreadNoting(Loopback):
+    """A loopback that notes the thread each request is sent from."""
+
+    def __init__(self, owner: FilterOwner) -> None:
+        super().__init__(owner)
+        self.threads: list[str] = []
+
+    def send_frames(self, sid: str, epoch: int, body: bytes) -> bytes:
+        self.threads.append(threading.current_thread().name)
+        return super().send_frames(sid, epoch, body)
+
+
+def test_a_request_that_is_the_only_one_possible_is_sent_from_the_calling_thread() -> None:
+    owner, querier = _pair()
+    client = ThreadNoting(owner)
+    pump(client, SID.hex(), 1, querier, PeerProgress(total=len(KEYS)), depth=2)
+    assert client.sends == [1, 2, 2, 1] and querier.result is not None
+    here = threading.current_thread().name
+    # HELLO alone: from here. The batches after it go to the sender, in order: each has
+    # another queued behind it or in flight (QUERY_END leaves while the second batch is out).
+    assert client.threads[0] == here
+    assert all(t.startswith("fiumatch-pump") for t in client.threads[1:])
+    # One batch, nothing in flight (a small query's EVAL request): from here, no sender.
+    owner, querier = _pair()
+    client = ThreadNoting(owner)
+    pump(client, SID.hex(), 1, querier, PeerProgress(total=len(KEYS)), depth=1)
+    assert client.threads == [here] * 4
+
+
+def test_the_first_reply_can_come_with_the_open() -> None:
+    owner, querier = _pair()
+    client = Loopback(owner)
+    hello = querier.start()
+    answered = b"".join(out for f in hello for out in owner.receive(f))
+    pump(client, SID.hex(), 1, querier, PeerProgress(total=len(KEYS)), answered=answered)
+    assert client.sends == [2, 2, 1]  # no HELLO request: its answer came with the open
+    assert querier.result is not None and querier.result.hit_indices == (0, 2, 5, 7)

@@ -6,7 +6,9 @@ the previous one, so compute on both nodes and the transfer between them overlap
 "sessions stream chunks"). Requests leave in order from one sender thread, so the owner sees the
 frames in sequence as the protocol requires (SPEC §5.2); replies are fed to the machine in the
 same order. The frames a machine has queued never depend on replies still in flight: it made
-them before they were sent.
+them before they were sent. A request that is the only one possible at the time (nothing in
+flight, and nothing queued after it, as a small query's one batch, or ``depth`` 1) is sent from
+the calling thread, and no sender thread is started for it.
 
 Progress (stage, and how many of our elements the owner has evaluated) is updated as each reply
 is processed. This module never logs frames or elements.
@@ -86,6 +88,12 @@ def _take_batch(queue: deque[bytes], machine: QuerierMachine) -> bytes:
     return b"".join(batch)
 
 
+def _sent(reply: bytes) -> concurrent.futures.Future[bytes]:
+    done: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+    done.set_result(reply)
+    return done
+
+
 def pump(
     client: FrameClient,
     sid: str,
@@ -107,13 +115,21 @@ def pump(
         queue = deque(machine.start())
     else:
         queue = deque()
-        first: concurrent.futures.Future[bytes] = concurrent.futures.Future()
-        first.set_result(answered)
-        inflight.append(first)
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fiumatch-pump") as sender:
+        inflight.append(_sent(answered))
+    sender: concurrent.futures.ThreadPoolExecutor | None = None
+    try:
         while queue or inflight:
             while queue and len(inflight) < max(1, depth):
                 body = _take_batch(queue, machine)
+                if not inflight and (not queue or depth <= 1):
+                    # The one request that can be in flight (nothing queued behind it, or one
+                    # at a time anyway): sent from this thread, no hop to the sender.
+                    inflight.append(_sent(client.send_frames(sid, epoch, body)))
+                    continue
+                if sender is None:
+                    sender = concurrent.futures.ThreadPoolExecutor(
+                        1, thread_name_prefix="fiumatch-pump"
+                    )
                 inflight.append(sender.submit(client.send_frames, sid, epoch, body))
             reply = inflight.popleft().result()
             reader = FrameReader(machine.limits)
@@ -128,5 +144,8 @@ def pump(
                 queue.extend(machine.receive(frame))
             if machine.done:
                 break
+    finally:
+        if sender is not None:
+            sender.shutdown(wait=True)
     if not machine.done:
         raise ConflictError("the peer ended the session early")
