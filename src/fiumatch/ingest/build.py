@@ -31,7 +31,7 @@ from fiumatch.identifiers.errors import (
     InvalidDateError,
     KeyEncodingError,
 )
-from fiumatch.identifiers.keys import new_key
+from fiumatch.identifiers.keys import KEY_PREFIX, new_key
 from fiumatch.identifiers.model import (
     Identifier,
     IdentifierKind,
@@ -46,7 +46,7 @@ from fiumatch.identifiers.model import (
 from fiumatch.identifiers.names import PersonName, new_person_name, normalise_org_name
 from fiumatch.ingest.rejects import Reject
 
-__all__ = ["FIELDS", "MULTI_VALUED", "Value", "build_subject"]
+__all__ = ["FIELDS", "MULTI_VALUED", "Parts", "Value", "build_parts", "build_subject"]
 
 #: The column vocabulary, in documentation order (README of the CSV format in the spec).
 FIELDS: tuple[str, ...] = (
@@ -172,6 +172,39 @@ def build_subject(
     default_retention: date,
 ) -> Subject | list[Reject]:
     """Validate and normalise one record; return the subject (keys derived) or its rejects."""
+    parts = build_parts(
+        fields, file=file, record=record, line=line, default_retention=default_retention
+    )
+    if isinstance(parts, list):
+        return parts
+    local_ref, stype, retention, names, birth, countries, identifiers, pairs = parts
+    return new_subject(
+        subject_id(source, local_ref), stype, local_ref, retention,
+        new_provenance(source, record, line), tuple(names), birth, tuple(countries),
+        tuple(identifiers), derive.keys_from_pairs(pairs),
+    )  # fmt: skip
+
+
+#: A record that builds, before it is a :class:`Subject`: local reference, type, retention,
+#: names, date of birth, countries, identifiers (deduplicated, in order) and key pairs (not
+#: yet deduplicated).
+Parts = tuple[
+    str, SubjectType, date, list[PersonName], PartialDate | None, list[str],
+    dict[Identifier, None], list[KeyPair],
+]  # fmt: skip
+
+
+def build_parts(
+    fields: Mapping[str, Value],
+    *,
+    file: str,
+    record: str,
+    line: int | None,
+    default_retention: date,
+) -> Parts | list[Reject]:
+    """:func:`build_subject` without making the subject: its parts, or its rejects. The
+    parallel reader's workers send the parts on as plain values (no subject, provenance or
+    key objects to make and take apart again)."""
     # Every optional group is skipped outright when its fields are absent or empty: a CSV
     # row fills a handful of the 27 columns, and this function runs once per record.
     get = fields.get
@@ -338,9 +371,7 @@ def build_subject(
         ):
             errors.append(EmptyValueError(_REQUIRED_FIELDS[stype][0], f"required for {stype}"))
 
-    if names and _name_chars(names) > _SHORT_NAMES and any(
-        len(new_key(kt, f).encode()) > MAX_KEY_BYTES for kt, f in pairs
-    ):
+    if names and _name_chars(names) > _SHORT_NAMES and _too_long(pairs):
         errors.append(KeyEncodingError("name", f"a match key would exceed {MAX_KEY_BYTES} bytes"))
     if not errors and not pairs:
         errors.append(
@@ -351,11 +382,23 @@ def build_subject(
         return [
             Reject(file, line, local_ref or record, e.field, e.code, e.bare_reason) for e in errors
         ]
-    return new_subject(
-        subject_id(source, local_ref), stype, local_ref, retention,
-        new_provenance(source, record, line), tuple(names), birth, tuple(countries),
-        tuple(identifiers), derive.keys_from_pairs(pairs),
-    )  # fmt: skip
+    return local_ref, stype, retention, names, birth, countries, identifiers, pairs
+
+
+#: Bytes of a key's encoding besides its fields' UTF-8: prefix, version, type, field count.
+_KEY_HEADER = len(KEY_PREFIX) + 3
+
+
+def _too_long(pairs: list[KeyPair]) -> bool:
+    """Whether any key would encode to more than :data:`MAX_KEY_BYTES` bytes. A key whose
+    fields have few enough characters cannot (at most 4 UTF-8 bytes per character, 2 bytes
+    of length per field), so only the others are encoded."""
+    for kt, fields in pairs:
+        if _KEY_HEADER + 2 * len(fields) + 4 * sum(map(len, fields)) <= MAX_KEY_BYTES:
+            continue
+        if len(new_key(kt, fields).encode()) > MAX_KEY_BYTES:
+            return True
+    return False
 
 
 _REQUIRED: dict[SubjectType, frozenset[IdentifierKind]] = {

@@ -7,7 +7,8 @@ last line break after which the count of quote characters since the chunk's star
 which in a file quoted as RFC 4180 says is exactly a record boundary. Each worker reads its
 chunk from the file itself, decodes and frames it with the csv module as the serial reader
 does (same line numbers, same framing rejects), and builds every row with
-:func:`fiumatch.ingest.build.build_subject`. A stray quote inside an unquoted field
+:func:`fiumatch.ingest.build.build_parts` (``build_subject`` without making the subject and
+key objects, which would only be taken apart again). A stray quote inside an unquoted field
 (``O"Brien``, which the csv module keeps as a character) can make a guessed end fall inside
 a quoted field: the worker parses a sentinel line after its chunk, and unless that comes
 back as a row of its own it reports the chunk as not clean; this process then drops it and
@@ -16,17 +17,17 @@ from there. Results come back **in input order**, and at most ``max_inflight`` c
 handed out but not yet yielded, so memory stays bounded however large the file is; the
 workers' caches are the normalisers' own bounded LRU caches.
 
-Each result crosses back as its own pickle of plain tuples (strings, small ints, key
-fields by type code), not of objects: pickling a subject's dozen dataclasses (names,
-identifiers, keys, dates) in the worker and rebuilding them through their ``__reduce__`` in
-this process cost more than deriving the keys. This process unpickles and rebuilds each
-subject only when it is yielded, with the dataclasses' direct constructors (``new_subject``
-and its kin set the slots without the frozen ``__init__``). One pickle per result rather
-than per chunk: a chunk unpickled at once is tens of thousands of new tuples alive
-together, and the cyclic collector walking them cost more than the unpickling (a list of
-``bytes`` is nothing for it to walk). In the workers (our own processes) the cyclic garbage
-collector runs once per chunk and then freezes what survived (the normalisers' caches), so
-it never walks those caches again.
+Each result crosses back as its own pickle of plain tuples (strings, small ints, key fields
+by type code, as :func:`_pack` packs), not of objects: pickling a subject's dozen
+dataclasses (names, identifiers, keys, dates) in the worker and rebuilding them through
+their ``__reduce__`` in this process cost more than deriving the keys. This process
+unpickles and rebuilds each subject only when it is yielded, with the dataclasses' direct
+constructors (``new_subject`` and its kin set the slots without the frozen ``__init__``).
+One pickle per result rather than per chunk: a chunk unpickled at once is tens of thousands
+of new tuples alive together, and the cyclic collector walking them cost more than the
+unpickling (a list of ``bytes`` is nothing for it to walk). In the workers (our own
+processes) the cyclic garbage collector runs once per chunk and then freezes what survived
+(the normalisers' caches), so it never walks those caches again.
 
 The output is exactly the serial reader's (equal subjects with the same keys, and the same
 rejects, in the same order); only the scheduling differs. Must never reorder records, never
@@ -71,9 +72,10 @@ from fiumatch.identifiers.model import (
     new_identifier,
     new_provenance,
     new_subject,
+    subject_id,
 )
 from fiumatch.identifiers.names import new_person_name
-from fiumatch.ingest.build import build_subject
+from fiumatch.ingest.build import build_parts
 from fiumatch.ingest.csv_reader import _KNOWN, _NOT_UTF8, read_csv
 from fiumatch.ingest.rejects import Reject
 from fiumatch.ingest.stats import IngestStats
@@ -218,6 +220,7 @@ def _build_chunk(
     append = out.append
     records = 0
     clean = not check_end
+    type_index, kind_index = _TYPE_INDEX, _KIND_INDEX
     while True:
         try:
             row = next(reader)
@@ -250,18 +253,29 @@ def _build_chunk(
             append((path, line, record, "<row>", "broken_row",
                     f"row has {len(row)} fields, header has {width}"))  # fmt: skip
             continue
-        result = build_subject(
+        parts = build_parts(
             {k: v for k, v in zip(header, row, strict=True) if v},
-            source=source,
             file=path,
             record=record,
             line=line,
             default_retention=default_retention,
         )
-        if isinstance(result, list):
-            out.extend(_pack(r, default_retention) for r in result)
-        else:
-            append(_pack(result, default_retention))
+        if isinstance(parts, list):
+            out.extend(_pack(r, default_retention) for r in parts)
+            continue
+        local_ref, stype, retention, names, birth, countries, identifiers, pairs = parts
+        append((
+            subject_id(source, local_ref),
+            type_index[stype],
+            local_ref,
+            None if retention == default_retention else retention,
+            line,
+            tuple([(n.full, n.given, n.middle, n.family) for n in names]),
+            None if birth is None else (birth.year, birth.month, birth.day),
+            tuple(countries),
+            tuple([(kind_index[i.kind], i.value, i.qualifier) for i in identifiers]),
+            tuple([(kt.code, f) for kt, f in dict.fromkeys(pairs)]),
+        ))  # as _pack packs a subject: _unpack makes it  # fmt: skip
     blobs: list[bytes] = []
     if clean:
         dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
