@@ -6,6 +6,7 @@ longer running."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -289,3 +290,49 @@ def test_a_query_to_one_peer_runs_in_the_querys_own_thread(pair: Pair) -> None:
     assert q["peers"][0]["status"] == "ok"
     (name,) = threads
     assert not name.startswith("fiumatch-peer")  # no hop to the per-peer pool for one peer
+
+
+def _count_commits(monkeypatch: pytest.MonkeyPatch) -> dict[int, int]:
+    """Outer write transactions (each one commit, one fsync) per database, from now on."""
+    from fiumatch.store.db import Database
+
+    counts: dict[int, int] = {}
+    real = Database.transaction
+
+    @contextlib.contextmanager
+    def counting(self: Database) -> Iterator[Any]:
+        if not self.connection().in_transaction:
+            counts[id(self)] = counts.get(id(self), 0) + 1
+        with real(self) as conn:
+            yield conn
+
+    monkeypatch.setattr(Database, "transaction", counting)
+    return counts
+
+
+def test_a_small_query_costs_few_commits(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    _query(pair)  # the replica is kept from now on
+    counts = _count_commits(monkeypatch)
+    q = _query(pair)
+    assert q["status"] == "done" and len(q["hits"]) == 10
+    # Querier: the query entry with its row; the session_opened entry (mirrored over HTTP,
+    # where it costs nothing); the hit_count entry with the result, its hits and the status.
+    assert counts[id(pair.querier.store.db)] == 3
+    # Owner: the charge with the session record; session_opened; the evaluation entry with
+    # the record's close; session_closed. (Over HTTP the entries of one answer share its
+    # commit: session_opened; evaluation, session_closed and the close.)
+    assert counts[id(pair.owner.store.db)] == 4
+
+
+def test_a_reused_session_id_spends_no_budget(pair: Pair) -> None:
+    from fiumatch.node.errors import ConflictError
+
+    meta = {"session_id": "ab" * 16, "mode": "filter", "purpose": "money_laundering",
+            "id_types": ["passport"], "set_size": 7, "proofs": True}  # fmt: skip
+    body = json.dumps(meta).encode()
+    opened = pair.owner.open_session(pair.querier.node_id, body, meta)
+    with pytest.raises(ConflictError):
+        pair.owner.open_session(pair.querier.node_id, body, meta)
+    meta2 = {**meta, "session_id": "cd" * 16}
+    again = pair.owner.open_session(pair.querier.node_id, json.dumps(meta2).encode(), meta2)
+    assert again["budget_remaining"] == opened["budget_remaining"] - 7

@@ -457,10 +457,16 @@ class AuditSink:
         request_digest: bytes | None = None,
         response_digest: bytes | None = None,
         extra: Mapping[str, Any] | None = None,
+        with_commit: Callable[[], None] | None = None,
     ) -> int:
         """Append one event and return its sequence number once it is on disk.
 
         Must not be called inside an open store transaction (:class:`AuditNestingError`).
+
+        ``with_commit``: store writes that belong with the event, made in the transaction that
+        writes it (one commit, one fsync, for both; rolled back with it): in the entry's own
+        commit, or, for an event that waits for a response (below), in the commit of the
+        response's entries; at once when the event is not logged again (a mirror).
 
         ``event_type`` is an ``auditlog.entry.EventType`` name (case-insensitive); ``extra``
         holds other entry fields by name (``mode``, ``direction``, ``clause``, ``hits``,
@@ -488,6 +494,7 @@ class AuditSink:
         for name in ("request_sha256", "response_sha256"):
             if fields.get(name) is None and name in required:
                 fields[name] = _EMPTY_DIGEST
+        seq: int | None = None
         with self._lock:
             self._sweep()
             p, s = fields.get("peer"), fields.get("session")
@@ -495,15 +502,24 @@ class AuditSink:
                 if _direction(fields) == "out" and event in _EXCHANGE_EVENTS:
                     mirrored = self._mirrored.get((p, s, int(event)))
                     if mirrored is not None:
-                        return mirrored
-                if _direction(fields) == "in":
+                        seq = mirrored
+                if seq is None and _direction(fields) == "in":
                     ex = self._open.get((p, request_digest)) if request_digest else None
                     ex = ex or self._open_sessions.get((p, s))
                     if ex is not None and not ex.closed:
                         _make_entry(0, 0, event, fields)  # refuse a bad entry now, not later
                         ex.deferred.append((event, fields))
+                        if with_commit is not None:
+                            ex.writes.append(with_commit)
                         return -1
-            ticket = self._enqueue(event, fields)
+            if seq is None:
+                also = None if with_commit is None else (lambda _seq: with_commit())
+                ticket = self._enqueue(event, fields, also)
+        if seq is not None:  # mirrored already: nothing to append, the writes on their own
+            if with_commit is not None:
+                with self._store.transaction():
+                    with_commit()
+            return seq
         self._commit(ticket)
         return ticket.seq
 

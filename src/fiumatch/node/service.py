@@ -127,6 +127,9 @@ _SERIAL = SerialExecutor()
 INDEX_KIND = "output-index"
 FILTER_KIND = "filter-objects"
 HITS_PAGE = 1000
+SMALL_RESULT = 4096
+"""Matched keys up to which a peer's hits are stored in the commit of its hit_count entry; a
+larger result is streamed into the store in a transaction of its own."""
 """Hits ``get_query`` returns by default (``hit_total`` says how many there are)."""
 """Element chunks sent per HTTP request by a querier: a long run reports progress per batch."""
 ABORTED_REASON = "aborted: the node restarted while the query ran"
@@ -322,6 +325,15 @@ def _build_ledger(epoch: int, outputs: Sequence[bytes]) -> FilterLedger:
 
 
 @dataclass
+class _Finish:
+    """Setting a query's final status, which the commit of its only peer's hit_count entry may
+    make (``done`` once that commit returned); else the query's thread makes it after."""
+
+    write: Callable[[], None]
+    done: bool = False
+
+
+@dataclass
 class _EarlyStart:
     """A querier machine started before its session opened, for the epoch of the replica kept
     for the peer: its first frames (the HELLO) go with the open request (SPEC §14.4.1)."""
@@ -395,6 +407,7 @@ class NodeService:
         self._replica_lock = threading.Lock()
         # Queries running in this process and who waits for them to settle (on_settled).
         self._running: dict[str, list[Callable[[], None]]] = {}
+        self._finishers: dict[str, _Finish] = {}
         self._settle_lock = threading.Lock()
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=8)
         # A query's per-peer runs get their own pool: submitted from a worker of _executor
@@ -1141,21 +1154,34 @@ class NodeService:
                     "too many open sessions with this peer; finish one first",
                     max_open=self.settings.session_max_open_per_peer,
                 )
-            with self._live_lock:  # before charging: a reused id must not spend the budget
-                taken = sid in self._live or self.store.sessions.get(sid) is not None
-            if taken:
-                raise ConflictError("that session id is taken")
             epoch = self.ensure_epoch(peer_id)
-            charge = self.store.budget.try_consume(
-                peer_id, epoch.epoch, set_size, limit=agreement.budget_per_epoch, now=self.now()
-            )
-            if not charge.granted:
-                refill = self._refill_at(epoch)
-                raise BudgetExhaustedError(
-                    "the OPRF evaluation budget of this epoch is used up",
-                    retry_after=refill - self.now(),
-                    refill_at=refill,
-                    remaining=charge.remaining,
+            # The id check, the charge and the session record: one transaction (one commit),
+            # all or nothing. A reused id or a refused charge writes nothing.
+            with self._live_lock, self.store.transaction():
+                if sid in self._live or self.store.sessions.get(sid) is not None:
+                    raise ConflictError("that session id is taken")
+                charge = self.store.budget.try_consume(
+                    peer_id, epoch.epoch, set_size, limit=agreement.budget_per_epoch, now=self.now()
+                )
+                if not charge.granted:
+                    refill = self._refill_at(epoch)
+                    raise BudgetExhaustedError(
+                        "the OPRF evaluation budget of this epoch is used up",
+                        retry_after=refill - self.now(),
+                        refill_at=refill,
+                        remaining=charge.remaining,
+                    )
+                self.store.sessions.create(
+                    SessionRecord(
+                        id=sid,
+                        peer_id=peer_id,
+                        role="responder",
+                        mode=mode,
+                        state="start",
+                        epoch=epoch.epoch,
+                        created_at=self.now(),
+                        updated_at=self.now(),
+                    )
                 )
         except (
             AgreementRefusedError,
@@ -1172,9 +1198,16 @@ class NodeService:
                 mode=_token(str(meta.get("mode", "x"))),
             )
             raise
-        machine, served_types = self._owner_machine(
-            peer, mode, sid, epoch.epoch, id_types, set_size, proofs=agreement.proofs
-        )
+        try:
+            machine, served_types = self._owner_machine(
+                peer, mode, sid, epoch.epoch, id_types, set_size, proofs=agreement.proofs
+            )
+        except BaseException:
+            with contextlib.suppress(FiumatchError):
+                self.store.sessions.transition(
+                    sid, from_state="start", to_state="failed", now=self.now(), close=True
+                )
+            raise
         live = _LiveSession(
             machine=machine,
             peer_id=peer_id,
@@ -1188,21 +1221,7 @@ class NodeService:
             served_types=served_types,
         )
         with self._live_lock:
-            if sid in self._live or self.store.sessions.get(sid) is not None:
-                raise ConflictError("that session id is taken")
             self._live[sid] = live
-            self.store.sessions.create(
-                SessionRecord(
-                    id=sid,
-                    peer_id=peer_id,
-                    role="responder",
-                    mode=mode,
-                    state="start",
-                    epoch=epoch.epoch,
-                    created_at=self.now(),
-                    updated_at=self.now(),
-                )
-            )
         kp_pk = self._epoch_key(peer_id, epoch.epoch).pk if mode == "filter" else b""
         response: dict[str, Any] = {
             "session_id": sid,
@@ -1426,18 +1445,24 @@ class NodeService:
             learned = res.peer_count
             matches = res.count
             self._record_mutual_owner(sid, live, res.intersection)
-        with contextlib.suppress(RecordConflictError):  # a rotation closed it meanwhile
-            self.store.sessions.transition(
-                sid,
-                from_state="start",
-                to_state="done",
-                now=self.now(),
-                close=True,
-                add_received=learned,
-                add_matches=matches,
-            )
+        now = self.now()
+
+        def close_record() -> None:
+            with contextlib.suppress(RecordConflictError):  # a rotation closed it meanwhile
+                self.store.sessions.transition(
+                    sid,
+                    from_state="start",
+                    to_state="done",
+                    now=now,
+                    close=True,
+                    add_received=learned,
+                    add_matches=matches,
+                )
+
         with self._live_lock:
             self._live.pop(sid, None)
+        # The session record closes in the commit of the evaluation's entry (for a peer request
+        # being answered: the commit of the answer's entries, before the response leaves).
         self.audit.record(
             "evaluation",
             actor=self.node_id,
@@ -1449,6 +1474,7 @@ class NodeService:
             counts_out=learned,
             request_digest=digest,
             extra={"direction": "in", "mode": live.mode},
+            with_commit=close_record,
         )
         self.audit.record(
             "session_closed",
@@ -1558,27 +1584,27 @@ class NodeService:
             count = len(set(subjects))
         if not count:
             raise ConflictError("a query needs stored subjects or pasted records")
-        # Audit first: a case reference the audit log refuses (it looks like an identifier)
-        # must stop the query before anything is stored or sent.
-        self.audit.record(
-            "query",
-            actor=user.name,
-            counts_in=count,
-            extra={"purpose": purpose, "legal_basis": basis, "case_ref": case, "mode": mode},
+        query = Query(
+            id=qid,
+            analyst=user.name,
+            purpose=purpose,
+            legal_basis=basis,
+            case_ref=case,
+            status="running",
+            created_at=self.now(),
         )
         with self._settle_lock:
             self._running[qid] = []
         try:
-            self.store.queries.create(
-                Query(
-                    id=qid,
-                    analyst=user.name,
-                    purpose=purpose,
-                    legal_basis=basis,
-                    case_ref=case,
-                    status="running",
-                    created_at=self.now(),
-                )
+            # Audit first: a case reference the audit log refuses (it looks like an identifier)
+            # stops the query before anything is stored or sent. The query row is written in
+            # the entry's commit (one transaction: both or neither).
+            self.audit.record(
+                "query",
+                actor=user.name,
+                counts_in=count,
+                extra={"purpose": purpose, "legal_basis": basis, "case_ref": case, "mode": mode},
+                with_commit=lambda: self.store.queries.create(query),
             )
         except BaseException:
             self._settle(qid)
@@ -1654,15 +1680,20 @@ class NodeService:
                 reason = exc.code if isinstance(exc, FiumatchError) else type(exc).__name__
                 self._record_peer(qid, peer.node_id, "unreachable", f"error: {reason}")
 
+        finish = _Finish(lambda: self.store.queries.set_status(qid, "done", now=self.now()))
         try:
             if len(targets) == 1:  # one peer: run it in this thread, no hop to the peer pool
+                # Its hit_count entry's commit may set the query's status too (_Finish).
+                self._finishers[qid] = finish
                 run(targets[0])
             else:
                 futures = [self._peer_executor.submit(run, peer) for peer in targets]
                 for f in concurrent.futures.as_completed(futures):
                     f.result()
-            self.store.queries.set_status(qid, "done", now=self.now())
+            if not finish.done:
+                finish.write()
         finally:
+            self._finishers.pop(qid, None)
             self._settle(qid)
 
     def on_settled(self, qid: str, callback: Callable[[], None]) -> Callable[[], None]:
@@ -1872,9 +1903,11 @@ class NodeService:
             extra={"direction": "out", "mode": mode},
         )
         matched: Iterable[tuple[bytes, bytes]] = ()
+        matched_keys = 0
         reason = "ok"
         if isinstance(machine, FilterQuerier) and machine.result:
             r = machine.result
+            matched_keys = len(r.hit_indices)
             matched = (
                 (element_list[i], output)
                 for i, output in zip(r.hit_indices, r.hit_outputs, strict=True)
@@ -1884,6 +1917,7 @@ class NodeService:
             )
         elif isinstance(machine, MutualQuerier) and machine.result:
             r2 = machine.result
+            matched_keys = len(r2.intersection)
             matched = ((k, _mutual_token(bytes.fromhex(sid), k)) for k in r2.intersection)
             reason = f"mutual: {r2.count} keys in common (signed); owner holds {r2.peer_count}"
         elif isinstance(machine, CardinalityQuerier) and machine.result:
@@ -1893,8 +1927,29 @@ class NodeService:
                 f"owner holds {r3.peer_count}"
             )
         del machine  # its per-key state (blinds, outputs) is not needed for the hits
-        hits = self._hits_of(qid, peer.node_id, epoch, selection.group_hits(matched))
-        count = self._record_peer(qid, peer.node_id, "ok", reason, hits, session=sid)
+        hits: Iterable[Hit] = self._hits_of(qid, peer.node_id, epoch, selection.group_hits(matched))
+        finish = self._finishers.pop(qid, None)
+        writes: list[Callable[[], None]] = []
+        if matched_keys <= SMALL_RESULT:
+            # A small result (its hits held in memory): stored in the commit of its hit_count
+            # entry, with the query's status if this is its only peer (one transaction, one
+            # fsync, for the three; none of them without the others).
+            kept = list(hits)
+            count = len(kept)
+
+            def record() -> None:
+                self._record_peer(qid, peer.node_id, "ok", reason, kept, session=sid)
+
+            writes.append(record)
+            if finish is not None:
+                writes.append(finish.write)
+        else:  # streamed into the store on its own (it may not fit in memory)
+            count = self._record_peer(qid, peer.node_id, "ok", reason, hits, session=sid)
+
+        def together() -> None:
+            for write in writes:
+                write()
+
         self.audit.record(
             "hit_count",
             actor=analyst,
@@ -1903,7 +1958,10 @@ class NodeService:
             agreement_id=agreement.id,
             epoch=epoch,
             extra={"hits": count, "mode": mode, "case_ref": case_ref},
+            with_commit=together if writes else None,
         )
+        if finish is not None and writes:
+            finish.done = True
 
     def _querier_machine(
         self,
