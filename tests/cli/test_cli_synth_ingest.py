@@ -82,3 +82,22 @@ def test_workers_default_to_cores_only_for_large_csv(tmp_path: Path) -> None:
     assert workers_for(big, None, None) == (os.cpu_count() or 1)
     assert workers_for(big, "goaml", None) == 1
     assert workers_for(small, None, 3) == 3
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="fiumatch.cli.ingest.workers_for keeps its own 1 MiB threshold, but a worker pool "
+    "only pays off from about 2 MiB on 2 cores (its start-up is about half a second); "
+    "fiumatch.ingest.default_workers uses 4 MiB. Requested of the CLI's owner: delegate to it",
+)
+def test_cli_default_workers_follow_the_ingest_default(tmp_path: Path) -> None:
+    import os
+
+    from fiumatch.cli.ingest import workers_for
+    from fiumatch.ingest import default_workers
+
+    if (os.cpu_count() or 1) == 1:
+        pytest.skip("one core: every default is 1")
+    medium = tmp_path / "medium.csv"
+    medium.write_bytes(b"x" * (2 << 20))
+    assert workers_for(medium, None, None) == default_workers(medium) == 1

@@ -236,3 +236,20 @@ def test_worker_framing_names_the_line_of_a_broken_row(
                      "row has 2 fields, header has 3")),),
         (repr(Reject(str(path), 23, "line 23", "<row>", "broken_row", "row is not UTF-8")),),
     ]
+
+
+def test_default_workers_only_for_large_csv(tmp_path: Path) -> None:
+    import os
+
+    from fiumatch.ingest import PARALLEL_MIN_BYTES, default_workers
+
+    small, big = tmp_path / "small.csv", tmp_path / "big.csv"
+    small.write_text("local_ref,type\n", encoding="utf-8")
+    big.write_bytes(b"x" * PARALLEL_MIN_BYTES)
+    assert default_workers(small) == 1
+    assert default_workers(big) == (os.cpu_count() or 1)
+    assert default_workers(big, "goaml") == 1
+    jsonl = tmp_path / "big.jsonl"
+    jsonl.write_bytes(b"x" * PARALLEL_MIN_BYTES)
+    assert default_workers(jsonl) == 1
+    assert default_workers(jsonl, "csv") == (os.cpu_count() or 1)
