@@ -146,3 +146,37 @@ def test_the_answerer_keeps_what_the_headers_gave_in_the_answers_commit(
     assert ("add_witnessed", False) in inside
     witnessed = AuditWitnessRepo(b.store.db).latest_witnessed(f"{a.node_id}/audit")
     assert witnessed is not None and int(witnessed.note.split("\n")[1]) == a.sink.size
+
+
+def test_a_peer_checkpoint_already_matched_is_not_verified_again(
+    pair: tuple[Node, Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fiumatch.node import audit as node_audit
+
+    a, b = pair
+    sid = "34" * 16
+    exchange(a, b, sid, b"open")  # B cosigned A's checkpoint
+    opened: list[int] = []
+    real = getattr(node_audit, "open_checkpoint")  # noqa: B009 - not in __all__
+
+    def spy(note: bytes, log: Any) -> Any:
+        if log.name == f"{a.node_id}/audit":
+            opened.append(1)
+        return real(note, log)
+
+    monkeypatch.setattr(node_audit, "open_checkpoint", spy)
+    cosigned: list[bytes | None] = []
+    for body in (b"one", b"two", b"three"):  # A's checkpoint does not move meanwhile
+        ex = b.sink.open_incoming(a.node_id, body, sid)
+        b.sink.witness_incoming(ex, a.sink.outgoing_headers(b.node_id))
+        cosigned.append(ex.cosigned)
+        b.sink.answer(ex, 200, b"ok")
+    assert opened == [1]  # checked the first time, recognised after
+    assert cosigned[0] is not None and cosigned == [cosigned[0]] * 3
+    # A's log grows: its new checkpoint is checked (and cosigned) again.
+    login(a.sink)
+    a.sink.checkpoint(fresh=True)
+    ex = b.sink.open_incoming(a.node_id, b"four", sid)
+    b.sink.witness_incoming(ex, a.sink.outgoing_headers(b.node_id))
+    b.sink.answer(ex, 200, b"ok")
+    assert opened == [1, 1] and ex.cosigned not in (None, cosigned[0])

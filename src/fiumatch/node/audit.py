@@ -22,7 +22,9 @@ This module owns:
   the exchange), cosigns it, logs the mirror of each entry (same event, session and digests,
   direction ``out``, counts mirrored) and holds the receipt against that mirror, storing the
   cosigned checkpoint in that same commit (on its own if the exchange mirrors nothing); a
-  cosignature header it already verified and stored is recognised, not checked again. Service calls
+  cosignature header it already verified and stored is recognised, not checked again, and so is
+  a peer checkpoint note byte-identical to the last one found equal to the newest cosigned
+  (a peer resends its checkpoint on every request until its log grows). Service calls
   for an exchange the transport already logged this way are not logged twice;
 * the auditor's views: entries, checkpoints, inclusion and consistency proofs, the streamed
   bundle export, the keys an auditor pins, what this node witnessed of its peers' logs.
@@ -388,6 +390,11 @@ class AuditSink:
         # cosigned note on every response until our checkpoint moves (no need to check again).
         self._accepted: _Recent[tuple[str, str], bool] = _Recent(64)
         self._accepted_lock = threading.Lock()  # its own: taken inside commits
+        # Per peer log (name, key): the last checkpoint note found equal (size and root) to
+        # the newest one we cosigned, with that cosigned note; dropped when a newer one is
+        # stored. Its own lock, for the same reason.
+        self._seen: dict[tuple[str, bytes], tuple[bytes, bytes]] = {}
+        self._seen_lock = threading.Lock()
         self._commit_lock = threading.Lock()
         self._pending: list[_Pending] = []
         self._resume()
@@ -1028,6 +1035,13 @@ class AuditSink:
         sizes that fails, is a split view: both notes are stored and :class:`PeerLogError`
         raised. A checkpoint older than the last one we cosigned is left alone."""
         assert self._cosigner is not None
+        memo_key = (log.name, log.public_key)
+        with self._seen_lock:
+            seen = self._seen.get(memo_key)
+        if seen is not None and seen[0] == note:
+            # The very note we last found equal to the newest one we cosigned (a peer sends
+            # the same checkpoint on every request until its log grows): verified then.
+            return seen[1], None
         try:
             cp = open_checkpoint(note, log)
         except AuditLogError as exc:
@@ -1045,6 +1059,8 @@ class AuditSink:
             try:
                 check_split_view(prev.note, note, log, hashes)
             except SplitViewError as exc:
+                with self._seen_lock:
+                    self._seen.pop(memo_key, None)
                 self._witness.add_split_view(
                     log.name, prev.note, note.decode("utf-8"), int(self._clock())
                 )
@@ -1054,11 +1070,16 @@ class AuditSink:
                     evidence=str(exc.details.get("evidence", "")),
                 ) from None
             if cp.size == old.size:
-                return prev.note.encode("utf-8"), None
+                held = prev.note.encode("utf-8")
+                with self._seen_lock:
+                    self._seen[memo_key] = (note, held)
+                return held, None
         now = int(self._clock())
         cosigned = add_cosignature(note, self._cosigner, now)
 
         def store() -> None:
+            with self._seen_lock:  # a newer checkpoint of this log: the memo is stale
+                self._seen.pop(memo_key, None)
             self._witness.add_witnessed(log.name, cp.size, cosigned.decode("utf-8"), now)
 
         if defer is None:
