@@ -336,3 +336,36 @@ def test_a_reused_session_id_spends_no_budget(pair: Pair) -> None:
     meta2 = {**meta, "session_id": "cd" * 16}
     again = pair.owner.open_session(pair.querier.node_id, json.dumps(meta2).encode(), meta2)
     assert again["budget_remaining"] == opened["budget_remaining"] - 7
+
+
+def test_the_long_poll_answer_is_read_by_the_thread_that_settles_the_query(pair: Pair) -> None:
+    import asyncio
+
+    from fiumatch.node.routes_api import wait_until_settled
+
+    gate = threading.Event()
+    real = pair.querier._query_peer
+
+    def slow(*args: Any) -> None:
+        gate.wait(10)
+        real(*args)
+
+    pair.querier._query_peer = slow  # type: ignore[method-assign,assignment]
+    qid = pair.querier.create_query(pair.analyst, **QUERY, all_subjects=True)["id"]
+    readers: list[str] = []
+
+    def fetch() -> dict[str, Any]:
+        readers.append(threading.current_thread().name)
+        return pair.querier.get_query(pair.analyst, qid)
+
+    async def wait() -> tuple[Any] | None:
+        asyncio.get_running_loop().call_later(0.1, gate.set)
+        return await wait_until_settled(pair.querier, qid, 10, fetch=fetch)
+
+    made = asyncio.run(wait())
+    assert made is not None and made[0]["status"] == "done"
+    (reader,) = readers
+    assert reader != threading.current_thread().name  # the query's thread, not the loop's
+    # A query this process is not running: answered at once, read by the caller (no fetch).
+    again = asyncio.run(wait_until_settled(pair.querier, qid, 10, fetch=fetch))
+    assert again is None and len(readers) == 1

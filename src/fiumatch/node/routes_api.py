@@ -4,15 +4,17 @@ Thin: parse the JSON body into a pydantic model, call one service method, return
 Roles are checked by the service (``NodeService.require_role``). Every route but one is a plain
 ``def``, so FastAPI runs it in its threadpool: the store and the peer calls block. The exception
 is ``GET /queries/{id}?wait=S`` (a long-poll, at most ``MAX_WAIT_SECONDS``): it is ``async`` so a
-waiting analyst holds no worker thread; it reads the store only through the threadpool, and
-waits for the service's notice that the query settled (``NodeService.on_settled``, fired right
-after its status is set), no polling.
+waiting analyst holds no worker thread; it never reads the store on the event loop: it waits
+for the service's notice that the query settled (``NodeService.on_settled``, fired right after
+its status is set; no polling), and the thread that settles it reads the answer; a query not
+running here is read through the threadpool.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI must evaluate the route signatures,
 # whose ``Annotated[..., Depends(current)]`` refer to a closure variable.
 
 import asyncio
+import threading
 from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
@@ -22,7 +24,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from fiumatch.node.errors import BadTokenError
-from fiumatch.node.service import HITS_PAGE, NodeService
+from fiumatch.node.service import HITS_PAGE, QUERY_READERS, NodeService
 from fiumatch.store import User
 
 __all__ = ["MAX_WAIT_SECONDS", "router", "user_dependency"]
@@ -32,27 +34,44 @@ MAX_WAIT_SECONDS = 30.0
 MAX_HITS_PAGE = 100_000
 
 
-async def wait_until_settled(service: NodeService, query_id: str, seconds: float) -> None:
+async def wait_until_settled(
+    service: NodeService,
+    query_id: str,
+    seconds: float,
+    fetch: Callable[[], Any] | None = None,
+) -> tuple[Any] | None:
     """Return once the query is no longer running (``NodeService.on_settled``: at once if this
-    process is not running it) or ``seconds`` have passed."""
-    loop = asyncio.get_running_loop()
-    settled: asyncio.Future[None] = loop.create_future()
+    process is not running it) or ``seconds`` have passed.
 
-    def wake() -> None:  # called from the thread that settled the query
-        loop.call_soon_threadsafe(_resolve, settled)
+    ``fetch``: a blocking read of the query, made by the thread that settled it (a worker,
+    never the event loop), right after it settled: returned as ``(result,)``, so the waiter
+    needs no threadpool hop for it. None when it timed out, the query was not running here, or
+    ``fetch`` failed (the caller reads the query itself)."""
+    loop = asyncio.get_running_loop()
+    settled: asyncio.Future[tuple[Any] | None] = loop.create_future()
+    loop_thread = threading.get_ident()
+
+    def wake() -> None:  # called from the thread that settled the query (or at once, here)
+        made: tuple[Any] | None = None
+        if fetch is not None and threading.get_ident() != loop_thread:
+            try:
+                made = (fetch(),)
+            except Exception:  # the waiter reads it again, and gets the error there
+                made = None
+        loop.call_soon_threadsafe(_resolve, settled, made)
 
     unsubscribe = service.on_settled(query_id, wake)
     try:
-        await asyncio.wait_for(settled, seconds)
+        return await asyncio.wait_for(settled, seconds)
     except TimeoutError:
-        pass
+        return None
     finally:
         unsubscribe()
 
 
-def _resolve(fut: "asyncio.Future[None]") -> None:
+def _resolve(fut: "asyncio.Future[tuple[Any] | None]", made: tuple[Any] | None) -> None:
     if not fut.done():
-        fut.set_result(None)
+        fut.set_result(made)
 
 
 def user_dependency(service: NodeService) -> Callable[..., User]:
@@ -249,14 +268,16 @@ def router(service: NodeService) -> APIRouter:
         running (or after ``wait`` seconds, still running)."""
 
         def get() -> Any:
-            return service.get_query(
-                user, query_id, hits_offset=hits_offset, hits_limit=hits_limit
-            )
+            return service.get_query(user, query_id, hits_offset=hits_offset, hits_limit=hits_limit)
 
-        found = await run_in_threadpool(get)
-        if wait <= 0 or found["status"] != "running":
-            return found
-        await wait_until_settled(service, query_id, wait)
+        if wait > 0:
+            # Waiting needs no read first: a query this process runs is waited for (the role
+            # is checked now), its answer read by the thread that settles it; any other is
+            # answered at once.
+            service.require_role(user, *QUERY_READERS)
+            made = await wait_until_settled(service, query_id, wait, fetch=get)
+            if made is not None:
+                return made[0]
         return await run_in_threadpool(get)
 
     @r.get("/sessions")

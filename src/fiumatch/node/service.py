@@ -126,6 +126,8 @@ FP_RATE = 1e-6
 _SERIAL = SerialExecutor()
 INDEX_KIND = "output-index"
 FILTER_KIND = "filter-objects"
+QUERY_READERS = ("analyst", "supervisor", "auditor")
+"""Roles that may read a query (``get_query``)."""
 HITS_PAGE = 1000
 SMALL_RESULT = 4096
 """Matched keys up to which a peer's hits are stored in the commit of its hit_count entry; a
@@ -2080,7 +2082,7 @@ class NodeService:
         """A query, its per-peer results, and one page of its hits: ``hits_limit`` (None: all)
         from ``hits_offset``; ``hit_total`` counts them all (a query over 10^6 keys can have
         10^5 hits: nobody reads them in one answer, and building it would cost gigabytes)."""
-        self.require_role(user, "analyst", "supervisor", "auditor")
+        self.require_role(user, *QUERY_READERS)
         q = self.store.queries.get(qid)
         if q is None:
             raise NotFoundError("no such query")
