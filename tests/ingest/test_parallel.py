@@ -154,7 +154,6 @@ class _InlinePool:
 def _inline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parallel_module, "ProcessPoolExecutor", _InlinePool)
     monkeypatch.setattr(gc, "freeze", lambda: None)  # the workers' GC, not this process's
-    monkeypatch.setattr(gc, "collect", lambda: 0)
 
 
 def _both(path: Path, chunk_bytes: int) -> tuple[list[tuple[str, ...]], list[tuple[str, ...]]]:
@@ -253,3 +252,55 @@ def test_default_workers_only_for_large_csv(tmp_path: Path) -> None:
     jsonl.write_bytes(b"x" * PARALLEL_MIN_BYTES)
     assert default_workers(jsonl) == 1
     assert default_workers(jsonl, "csv") == (os.cpu_count() or 1)
+
+
+# Every kind of bad value the builder rejects, and rows the framer rejects.
+_BAD_ROWS = [
+    "B-1,person,Bad Iban,1980-01-01,DE,DE88370400440532013000,,,,,,,",
+    "B-2,person,Bad Date,31.02.1980,DE,,,,,,,,",
+    "B-3,person,X,1980,XQ,,12,nope,1,123456789,DE,,",
+    "B-4,alien,,,,,,,,,,,",
+    ",person,--,1980,,,,,,,,,",
+    "B-5,organisation,Acme,,DE,,,,,,,1,123",
+    "B-6,bank_account,,,DE,,,,,,,,",
+    "B-7,crypto_wallet,,,,,,,,,,,0x12",
+    "B-8,person,Row too short",
+    "B-9,person," + "\ufdfa" * 300 + ",1980,,,,,,,,,",
+]
+_BAD_HEADER = ("local_ref,type,name,birth_date,nationality,iban,phone,email,passport_number,"
+               "tax_id,tax_id_country,registration_number,wallet_address")  # fmt: skip
+
+
+def test_building_rejects_leaves_no_reference_cycles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The workers never run the cyclic collector (see fiumatch.ingest.parallel): garbage
+    # that only it could free would pile up for as long as a worker lives.
+    monkeypatch.setattr(gc, "freeze", lambda: None)  # else the garbage is frozen, not found
+    warm, fresh = tmp_path / "warm.csv", tmp_path / "fresh.csv"
+    warm.write_text("\n".join([_BAD_HEADER, *_BAD_ROWS]) + "\n", encoding="utf-8")
+    # The same mistakes in values not seen yet, so no cache answers for the normalisers.
+    other = [r.replace("1980", "1981").replace("DE8837", "DE8737").replace(",12,", ",13,")
+             .replace("nope", "nope2").replace("123456789", "223456789").replace("0x12", "0x13")
+             for r in _BAD_ROWS]  # fmt: skip
+    fresh.write_text("\n".join([_BAD_HEADER, *other]) + "\n", encoding="utf-8")
+    for path in (warm, fresh):  # the first loads what libraries load on first use
+        head = parallel_module._header(path)
+        assert head is not None
+        header, start, line = head
+        gc.collect()
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            records, clean, blobs = parallel_module._build_chunk(
+                str(path), start, path.stat().st_size, line, 0, False, header, "s", RETENTION
+            )
+            unreachable = gc.collect()
+        finally:
+            if enabled:
+                gc.enable()
+        assert (records, clean) == (10, True) and blobs
+    assert unreachable == 0
+    rejects = [i for i in read(fresh, default_retention=RETENTION) if isinstance(i, Reject)]
+    assert {r.record for r in rejects} == {f"B-{i}" for i in (1, 2, 3, 4, 5, 6, 7, 9)} | {
+        "line 6", "line 10"}  # fmt: skip

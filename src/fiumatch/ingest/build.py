@@ -379,9 +379,15 @@ def build_parts(
                             "no identifier, and no name with date of birth or country")
         )  # fmt: skip
     if errors or stype is None:
-        return [
+        rejects = [
             Reject(file, line, local_ref or record, e.field, e.code, e.bare_reason) for e in errors
         ]
+        # A caught exception's traceback holds this frame, whose ``errors`` holds the
+        # exception: a reference cycle per bad value, which only the cyclic collector would
+        # free. Emptying the list breaks it, so reference counting frees them at once (the
+        # parallel reader's workers never run the collector; a test holds this).
+        errors.clear()
+        return rejects
     return local_ref, stype, retention, names, birth, countries, identifiers, pairs
 
 
