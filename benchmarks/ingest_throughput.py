@@ -285,6 +285,8 @@ def main() -> None:
     parser.add_argument("--total", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--label", default="", help=argparse.SUPPRESS)
     parser.add_argument("--breakdown", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--before-label", default="the tree before this round of work",
+                        help="what --before holds, for the text (e.g. its commit)")  # fmt: skip
     parser.add_argument("--before", type=Path, help="JSON of an earlier breakdown to show "
                         "beside this one (its 'breakdown' entry)")  # fmt: skip
     args = parser.parse_args()
@@ -352,6 +354,7 @@ def main() -> None:
         "breakdown_before": (
             json.loads(args.before.read_text()).get("breakdown") if args.before else None
         ),
+        "breakdown_before_label": args.before_label,
         "other_formats": other,
         "environment": {
             "python": platform.python_version(),
@@ -407,7 +410,7 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "Memory: each run starts at about "
         f"{report['csv'][0]['main_rss_mib_at_start']} MiB. " + _memory_sentence(report["csv"])
-        + " The file is streamed (at most a few batches in flight) and every normaliser cache "
+        + " The file is streamed (at most a few chunks in flight) and every normaliser cache "
         "is a bounded LRU (`fiumatch.identifiers.caches`: 2^16 entries per token cache, 2^14 "
         "per whole-value cache), so a process's memory stops growing once its caches are "
         "full, whatever the file's size.",
@@ -417,11 +420,15 @@ def markdown(report: dict[str, Any]) -> str:
         "through the same 10^5 records ten times, but the whole-value caches (2^14 entries) "
         "are far smaller than that cycle, so whole names, dates, phones and documents are "
         "normalised again each time; only per-token and per-name-part results "
-        "(transliteration, honorifics, Metaphone) come from the caches. Parallel runs spend "
-        "more CPU per record than serial ones: each worker fills its own caches (every worker "
-        "meets nearly every distinct token, so cold transliteration and library warm-up are "
-        "paid once per worker), and each result is packed into plain tuples, pickled in the "
-        "worker, and unpickled and rebuilt in the main process.",
+        "(transliteration, honorifics, Metaphone) come from the caches. In parallel runs the "
+        "main process only cuts the file into byte ranges (at line breaks with an even quote "
+        "count, checked by the workers); each worker reads, frames and builds its own ranges "
+        "and sends each record back as a pickle of plain tuples, which the main process "
+        "unpickles and rebuilds into a subject. They spend more CPU per record than serial "
+        "runs: the pool's start-up (a fork server that imports and warms the libraries, then "
+        "the workers: about half a second), the packing, pickling, unpickling and rebuilding "
+        "(about 10 us per record together), and each worker filling its own caches (every "
+        "worker meets most distinct tokens, so some transliteration is done twice).",
         "",
         *_breakdown_lines(report),
         "",
@@ -457,8 +464,9 @@ def _breakdown_lines(report: dict[str, Any]) -> list[str]:
         "Wall-clock timers around each component of a serial read (see `breakdown()`); a "
         "component's figure includes its caches' hits and misses and any garbage collection "
         "inside it. Cyclic GC is also shown alone. "
-        + ("*Before* is the tree before this round of work (commit ff28bc7), measured with the "
-           "same timers on the same file just before *after*. " if has_before else "")
+        + (f"*Before* is {report.get('breakdown_before_label') or 'an earlier run'}, "
+           "measured with the same timers (on a file made the same way). "
+           if has_before else "")
         + "The machine is shared, so absolute figures move with its load; the split is what "
         "this table is for.",
         "",
