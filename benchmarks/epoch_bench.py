@@ -3,8 +3,9 @@
 Encoding = the OPRF output of every match key under the epoch key (``encode_epoch``), and, as a
 node does it, the same plus the filter built from the outputs (``build_epoch_ledger``). The
 single-core rate is measured with ``SerialExecutor`` on the same keys, in the same run. The
-filter insertion runs in the calling process whatever the executor; its per-key cost is
-measured separately because at cluster scale it is the serial part (see docs/PERFORMANCE.md).
+workers also compute each output's Bloom positions; setting the bits runs in the calling process
+whatever the executor (``filters.set_bloom_positions``), and its per-key cost is measured
+separately because at cluster scale it is the serial part (see docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from fiumatch.engine import (
     build_epoch_ledger,
     encode_epoch,
 )
+from fiumatch.engine.epoch import DEFAULT_CHUNK, encode_with_positions
 from fiumatch.engine.executors import StreamingExecutor
 from fiumatch.protocol import keys
-from fiumatch.protocol.filters import FilterLedger
-from fiumatch.protocol.sessions import evaluate_outputs
+from fiumatch.protocol.filters import bloom_parameters, set_bloom_positions
+from fiumatch.protocol.sessions import oprf_mode
 from fiumatch.protocol.wire import Suite
 
 SUITE = Suite.VOPRF_RISTRETTO255_SHA512
@@ -128,15 +130,21 @@ def run_epoch(
             for name, ex in executors:
                 measure(name, ex)
 
-    # The serial part at scale: inserting outputs into the filter in the calling process.
-    outputs = evaluate_outputs(kp, match_keys[: min(n, 1 << 15)], SUITE)
-    insert = statistics.median(
-        _time(
-            lambda: FilterLedger.bloom(outputs, suite=SUITE, epoch=1, fp_rate=FP_RATE, capacity=n)
-        )
-        / len(outputs)
-        for _ in range(3)
-    )
+    # The serial part at scale: setting the bits in the calling process, from the positions the
+    # workers return (chunks of DEFAULT_CHUNK, as build_epoch_ledger receives them).
+    sample = match_keys[: min(n, 1 << 15)]
+    m, k = bloom_parameters(max(1, n), FP_RATE)
+    packed = [
+        encode_with_positions(kp.sk, sample[i : i + DEFAULT_CHUNK], oprf_mode(SUITE), m, k, 0)[1]
+        for i in range(0, len(sample), DEFAULT_CHUNK)
+    ]
+
+    def set_bits() -> None:
+        bits = bytearray(m // 8)
+        for chunk in packed:
+            set_bloom_positions(bits, chunk, k)
+
+    insert = statistics.median(_time(set_bits) / len(sample) for _ in range(3))
     table: dict[str, Any] = {}
     serial = {k: statistics.median(v) for k, v in results["serial"].items()}
     for name, got in results.items():

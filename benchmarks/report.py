@@ -300,8 +300,8 @@ def write_epoch(
         f"{speedup:.2f}× — {'met' if met else 'not met'}.",
         "",
         f"Serial cost per key: {epoch['serial_encode_seconds_per_key'] * 1e6:.1f} µs to encode, "
-        f"{epoch['filter_insert_seconds_per_key'] * 1e6:.1f} µs to insert into the filter "
-        "(always in the calling process).",
+        f"{epoch['filter_insert_seconds_per_key'] * 1e6:.1f} µs to set its filter bits from the "
+        "positions the workers return (always in the calling process, NumPy).",
         "",
         "## Projection to a national FIU's epoch",
         "",
