@@ -302,6 +302,13 @@ _honorific_text = st.one_of(
 @example("the much hon. x")
 @example("fräulein anna")
 @example("_dr anna")
+@example("\u017fir anna")  # LATIN SMALL LETTER LONG S matches "s" when case is ignored
+@example("\u212aing x")  # KELVIN SIGN matches "k"
+@example("\u0130\u0307mam x")  # dotted capital I
+@example("\u0131mam x")  # dotless i
+@example("ДР. Иван")
+@example("王 小明")
+@example("Ärztin anna")
 def test_honorific_precheck_never_skips_a_removal(text: str) -> None:
     from rigour.names import remove_person_prefixes
 

@@ -214,6 +214,16 @@ def _honorific_heads() -> frozenset[str]:
     return frozenset(heads | {h + "." for h in heads})
 
 
+@lru_cache(maxsize=1)
+def _honorific_starts() -> re.Pattern[str]:
+    """The prefixes' first characters as one character class, with the flags of rigour's
+    prefix pattern: it matches a character exactly when some prefix could start with it."""
+    from rigour._core import person_name_prefixes_list
+
+    firsts = "".join(re.escape(c) for c in sorted({p[0] for p in person_name_prefixes_list() if p}))
+    return re.compile(f"[{firsts}]", re.IGNORECASE | re.UNICODE)
+
+
 def may_have_honorific(text: str) -> bool:
     """False only if rigour's ``remove_person_prefixes`` would return ``text`` unchanged.
 
@@ -222,12 +232,17 @@ def may_have_honorific(text: str) -> bool:
     with a non-word character or its first word (up to the first whitespace) is a prefix's
     first word, optionally followed by ``.``. That is checked here for an ASCII first word
     (ASCII letters match the prefixes' letters, all ASCII or ``ä``, exactly when their
-    lower cases are equal); anything else goes to the pattern. A test holds the two equal.
+    lower cases are equal). A first word that is not ASCII can only begin a prefix if its
+    first character matches, ignoring case as the pattern does, some prefix's first
+    character (never true of Cyrillic, Greek or CJK, whose names skip the pattern); the rest
+    goes to the pattern. A test holds the two equal.
     """
     if not text or not (text[0].isalnum() or text[0] == "_"):
         return True
     head = text.split(None, 1)[0]
-    return not head.isascii() or head.lower() in _honorific_heads()
+    if head.isascii():
+        return head.lower() in _honorific_heads()
+    return _honorific_starts().match(text) is not None
 
 
 def _strip_honorifics(text: str) -> str:
