@@ -214,7 +214,11 @@ def _build_chunk(
         data = fh.read(end - start)
     # The chunk starts after a line break, so no UTF-8 sequence straddles its start: decoding
     # it alone gives the same text as the serial reader's decoding of the whole file.
-    text = io.StringIO(data.decode("utf-8", "surrogateescape"), newline="")
+    decoded = data.decode("utf-8", "surrogateescape")
+    # Rows are checked for bytes that are not UTF-8 one by one only if the chunk has any.
+    bad_bytes = _NOT_UTF8.search(decoded) is not None
+    text = io.StringIO(decoded, newline="")
+    del decoded
     reader = csv.reader(chain(text, (_SENTINEL_LINE,)) if check_end else text)
     limit = lines if check_end else sys.maxsize
     width = len(header)
@@ -249,7 +253,7 @@ def _build_chunk(
         records += 1
         line = first_line + n
         record = f"line {line}"
-        if search("".join(row)):
+        if bad_bytes and search("".join(row)):
             append((path, line, record, "<row>", "broken_row", "row is not UTF-8"))
             continue
         if len(row) != width:
