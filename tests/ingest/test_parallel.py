@@ -304,3 +304,33 @@ def test_building_rejects_leaves_no_reference_cycles(
     rejects = [i for i in read(fresh, default_retention=RETENTION) if isinstance(i, Reject)]
     assert {r.record for r in rejects} == {f"B-{i}" for i in (1, 2, 3, 4, 5, 6, 7, 9)} | {
         "line 6", "line 10"}  # fmt: skip
+
+
+def test_a_quote_that_never_closes_is_cut_exactly_not_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import csv
+
+    _inline(monkeypatch)
+    reads: list[int] = []
+    exact = parallel_module._exact_cut
+
+    def spy(fh: Any, start: int, at_least: int) -> tuple[int, int, bool]:
+        reads.append(at_least)
+        return exact(fh, start, at_least)
+
+    monkeypatch.setattr(parallel_module, "_exact_cut", spy)
+    path = tmp_path / "open-quote.csv"
+    rows = [f"E-{i},email,o{i}@example.com" for i in range(400)]
+    rows[1] = 'E-1,email,"never closed'
+    path.write_text("local_ref,type,email\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    limit = csv.field_size_limit(2000)  # the serial reader gives up on the field here
+    try:
+        serial, parallel = _both(path, 256)
+    finally:
+        csv.field_size_limit(limit)
+    assert parallel == serial
+    assert sum(len(r) == 1 for r in serial) == 1  # the field over the limit: one broken row
+    assert len(serial) > 250  # the rows after it load
+    # Cut exactly after 16 chunks without a likely boundary, not by reading to the end.
+    assert reads and max(reads) <= 256

@@ -90,6 +90,8 @@ __all__ = ["DEFAULT_CHUNK", "WorkerError", "read_csv_parallel"]
 #: trip (a pickle, a pipe, a wake-up) is noise, small enough that the first results come
 #: back within a fraction of a second and the last task does not keep one worker busy alone.
 DEFAULT_CHUNK = 1 << 18
+#: Chunks' worth of bytes :func:`_cut` reads looking for a likely record boundary.
+_GUESS_CHUNKS = 16
 #: The header must end within this many bytes for the file to be read in parallel.
 _HEADER_BYTES = 1 << 20
 #: Parsed after a chunk whose end is a guess: it comes back as a row of its own exactly
@@ -305,11 +307,17 @@ def _cut(fh: BinaryIO, start: int, chunk_bytes: int) -> tuple[int, int, bool]:
     after which the count of quote characters since ``start`` is even. In a file quoted as
     RFC 4180 says, that is exactly a record boundary; a stray quote inside an unquoted field
     (``O"Brien``) can make it wrong, which the worker notices (see :func:`_build_chunk`).
+    With no such line break in :data:`_GUESS_CHUNKS` chunks' worth of bytes (a quote that
+    never closes), the chunk is cut exactly instead (:func:`_exact_cut`): the serial reader
+    gives up on a field at the csv module's field size limit, and so does that cut, so
+    neither holds more of the file than that at once.
     """
     fh.seek(start)
     block = b""
     want = chunk_bytes
     while True:
+        if len(block) >= _GUESS_CHUNKS * chunk_bytes:
+            return _exact_cut(fh, start, chunk_bytes)
         more = fh.read(want)
         block += more
         if len(more) < want:
