@@ -82,6 +82,7 @@ from fiumatch.protocol.wire import (
 )
 from fiumatch.store import (
     Agreement,
+    BudgetCharge,
     Disclosure,
     Epoch,
     EpochBlob,
@@ -1157,9 +1158,10 @@ class NodeService:
                     max_open=self.settings.session_max_open_per_peer,
                 )
             epoch = self.ensure_epoch(peer_id)
-            # The id check, the charge and the session record: one transaction (one commit),
-            # all or nothing. A reused id or a refused charge writes nothing.
-            with self._live_lock, self.store.transaction():
+
+            def charge_once() -> BudgetCharge:
+                """The id check and the charge (caller holds the live lock, in a transaction).
+                A reused id or a refused charge writes nothing."""
                 if sid in self._live or self.store.sessions.get(sid) is not None:
                     raise ConflictError("that session id is taken")
                 charge = self.store.budget.try_consume(
@@ -1173,18 +1175,41 @@ class NodeService:
                         refill_at=refill,
                         remaining=charge.remaining,
                     )
-                self.store.sessions.create(
-                    SessionRecord(
-                        id=sid,
-                        peer_id=peer_id,
-                        role="responder",
-                        mode=mode,
-                        state="start",
-                        epoch=epoch.epoch,
-                        created_at=self.now(),
-                        updated_at=self.now(),
-                    )
+                return charge
+
+            def build() -> tuple[SessionMachine, frozenset[int]]:
+                return self._owner_machine(
+                    peer, mode, sid, epoch.epoch, id_types, set_size, proofs=agreement.proofs
                 )
+
+            record = SessionRecord(
+                id=sid,
+                peer_id=peer_id,
+                role="responder",
+                mode=mode,
+                state="start",
+                epoch=epoch.epoch,
+                created_at=self.now(),
+                updated_at=self.now(),
+            )
+            if mode == "filter":
+                # Its machine is cheap to build (key and filter are cached): the charge, the
+                # machine and the session record in one transaction (one commit), all or
+                # nothing.
+                with self._live_lock, self.store.transaction():
+                    charge = charge_once()
+                    machine, served_types = build()
+                    self.store.sessions.create(record)
+            else:
+                # The others select every key served to the peer first: charged first (a
+                # refused open does no such work), the record once the machine is ready.
+                with self._live_lock, self.store.transaction():
+                    charge = charge_once()
+                machine, served_types = build()
+                with self._live_lock:
+                    if sid in self._live or self.store.sessions.get(sid) is not None:
+                        raise ConflictError("that session id is taken")
+                    self.store.sessions.create(record)
         except (
             AgreementRefusedError,
             BudgetExhaustedError,
@@ -1199,16 +1224,6 @@ class NodeService:
                 digest,
                 mode=_token(str(meta.get("mode", "x"))),
             )
-            raise
-        try:
-            machine, served_types = self._owner_machine(
-                peer, mode, sid, epoch.epoch, id_types, set_size, proofs=agreement.proofs
-            )
-        except BaseException:
-            with contextlib.suppress(FiumatchError):
-                self.store.sessions.transition(
-                    sid, from_state="start", to_state="failed", now=self.now(), close=True
-                )
             raise
         live = _LiveSession(
             machine=machine,
