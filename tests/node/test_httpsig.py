@@ -712,3 +712,46 @@ def test_the_claimed_keyid_is_read_with_the_structured_field_parser() -> None:
     assert claimed_keyid({"Signature-Input": "fiumatch=();keyid=tok"}) is None  # a token
     decoy = {"Signature-Input": 'fiumatch=("keyid=\\"evil\\"");alg="ed25519"'}
     assert claimed_keyid(decoy) is None
+
+
+def _reference_sf_string(text: str) -> str | None:
+    """RFC 8941 §4.2.5, character by character (None: refused); ``text`` starts at the quote."""
+    out, i = [], 1
+    while i < len(text):
+        ch = text[i]
+        i += 1
+        if ch == "\\":
+            if i >= len(text) or text[i] not in ('"', "\\"):
+                return None
+            out.append(text[i])
+            i += 1
+        elif ch == '"':
+            return "".join(out)
+        elif not (" " <= ch <= "~"):
+            return None
+        else:
+            out.append(ch)
+    return None
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x80), max_size=40))
+@settings(max_examples=400, deadline=None)
+def test_sf_strings_parse_and_serialize_as_rfc_8941_says(body: str) -> None:
+    from fiumatch.node import httpsig
+
+    parser = getattr(httpsig, "_Parser")  # noqa: B009 - private, tested for its fast path
+    text = '"' + body
+    expected = _reference_sf_string(text)
+    try:
+        p = parser(text)
+        got: str | None = p.string()
+    except ValueError:
+        got = None
+    assert got == expected
+    printable = all(" " <= ch <= "~" for ch in body)
+    serialize = getattr(httpsig, "_ser_bare")  # noqa: B009
+    if printable:
+        assert parser(serialize(body)).string() == body
+    else:
+        with pytest.raises(ValueError):
+            serialize(body)
