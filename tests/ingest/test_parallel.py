@@ -334,3 +334,32 @@ def test_a_quote_that_never_closes_is_cut_exactly_not_read_whole(
     assert len(serial) > 250  # the rows after it load
     # Cut exactly after 16 chunks without a likely boundary, not by reading to the end.
     assert reads and max(reads) <= 256
+
+
+def test_synthetic_fiu_data_through_real_workers_gives_the_serial_subjects(
+    tmp_path: Path,
+) -> None:
+    # Three jurisdictions' scripts (Latin with umlauts, Cyrillic, Han), every subject type,
+    # CRLF line ends (as Excel writes them), cut into many chunks of a real process pool.
+    from fiumatch.synth import generate
+    from fiumatch.synth.writers import write_csv
+
+    ds = generate(["DE", "RU", "CN"], subjects=300, overlap=0.2, seed=11)
+    path = tmp_path / "fiu.csv"
+    write_csv([rec for j in ds.jurisdictions for rec in ds.records[j]], path)
+    path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+    serial_stats, parallel_stats = IngestStats(), IngestStats()
+    serial = list(read(path, default_retention=RETENTION, stats=serial_stats))
+    parallel = list(read_csv_parallel(
+        path, source=path.name, default_retention=RETENTION, stats=parallel_stats,
+        workers=2, chunk_bytes=8192,
+    ))  # fmt: skip
+    assert path.stat().st_size > 10 * 8192 and len(serial) >= 900
+    assert [type(x) for x in parallel] == [type(x) for x in serial]
+    for a, b in zip(serial, parallel, strict=True):
+        assert a == b  # subjects: every field; rejects: every field
+        if isinstance(a, Subject):
+            assert isinstance(b, Subject) and a.provenance == b.provenance
+            assert [k.encode() for k in a.keys] == [k.encode() for k in b.keys]
+    assert (parallel_stats.records, parallel_stats.bytes_read) == (
+        serial_stats.records, serial_stats.bytes_read)  # fmt: skip
