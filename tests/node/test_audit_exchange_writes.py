@@ -5,6 +5,7 @@ nothing), and a cosignature header it already verified and stored is not checked
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -180,3 +181,59 @@ def test_a_peer_checkpoint_already_matched_is_not_verified_again(
     b.sink.witness_incoming(ex, a.sink.outgoing_headers(b.node_id))
     b.sink.answer(ex, 200, b"ok")
     assert opened == [1, 1] and ex.cosigned not in (None, cosigned[0])
+
+
+def test_a_larger_checkpoint_without_a_valid_consistency_proof_is_a_split_view(
+    pair: tuple[Node, Node],
+) -> None:
+    from fiumatch.auditlog import (
+        Checkpoint,
+        DictNodeStore,
+        MerkleTree,
+        NoteSigner,
+        Receipt,
+        sign_checkpoint,
+    )
+    from fiumatch.node.audit import H_PROOF, H_RECEIPTS, PeerLogError
+
+    a, b = pair
+    exchange(a, b, "56" * 16, b"first")  # A holds B's checkpoint of size 1
+    other = MerkleTree(DictNodeStore())  # another history, two entries long, signed by B
+    other.append(b"another first entry")
+    leaf = other.append(b"another second entry")
+    note = sign_checkpoint(
+        Checkpoint(f"{b.node_id}/audit", 2, other.root()), NoteSigner(f"{b.node_id}/audit", b.key)
+    )
+    receipt = Receipt(1, leaf.leaf_hash, tuple(other.inclusion_proof(1, 2)), note)
+    bogus = "1:2:" + base64.b64encode(b"\x00" * 32).decode()
+    headers = {H_RECEIPTS: base64.b64encode(receipt.encode()).decode(), H_PROOF: bogus}
+    with pytest.raises(PeerLogError) as info:
+        a.sink.after_response(b.node_id, None, b"x", 200, b"y", headers)
+    assert "split view" in info.value.reason
+    (view,) = AuditWitnessRepo(a.store.db).split_views()
+    assert view.second_note == note.decode()
+
+
+def test_a_cosignature_of_a_note_we_did_not_sign_is_not_kept(
+    pair: tuple[Node, Node],
+) -> None:
+    from fiumatch.auditlog import CosignatureSigner, add_cosignature
+    from fiumatch.auditlog.checkpoint import SignedNote
+
+    a, b = pair
+    exchange(a, b, "78" * 16, b"first")
+    mine = a.sink.checkpoint(fresh=True)
+    assert mine is not None
+    good = add_cosignature(mine, CosignatureSigner(b.node_id, b.key), 1)
+    parsed = SignedNote.parse(good)
+    # B's cosignature of A's checkpoint text, in a note without A's own signature line.
+    bare = SignedNote(parsed.text, parsed.signatures[-1:]).encode()
+    header = {H_COSIGNED: base64.b64encode(bare).decode()}
+    before = AuditWitnessRepo(a.store.db).cosignatures(0, a.sink.size + 1)
+    a.sink.after_response(b.node_id, None, b"", 200, b"", header)
+    assert AuditWitnessRepo(a.store.db).cosignatures(0, a.sink.size + 1) == before
+    # The same with A's signature is kept.
+    a.sink.after_response(
+        b.node_id, None, b"", 200, b"", {H_COSIGNED: base64.b64encode(good).decode()}
+    )
+    assert AuditWitnessRepo(a.store.db).cosignatures(0, a.sink.size + 1) != before

@@ -62,7 +62,6 @@ from fiumatch.auditlog.checkpoint import (
     Receipt,
     SignedNote,
     add_cosignature,
-    check_split_view,
     open_checkpoint,
     open_cosignatures,
     peek_checkpoint,
@@ -81,13 +80,19 @@ from fiumatch.auditlog.entry import (
 )
 from fiumatch.auditlog.errors import (
     AuditLogError,
+    ConsistencyProofError,
     IdentifierLikeValueError,
     MissingNodeError,
     NoteError,
     SplitViewError,
 )
 from fiumatch.auditlog.merkle import CompactRange, leaf_hash
-from fiumatch.auditlog.proofs import ProofPlan, plan_consistency, plan_inclusion
+from fiumatch.auditlog.proofs import (
+    ProofPlan,
+    plan_consistency,
+    plan_inclusion,
+    verify_consistency,
+)
 from fiumatch.errors import FiumatchError
 from fiumatch.node.keys import fingerprint
 from fiumatch.store import AuditCheckpoint, AuditLeaf, AuditNode, RecordConflictError, Store
@@ -940,6 +945,7 @@ class AuditSink:
             receipts[newest].checkpoint,
             _decode_proof(headers.get(H_PROOF)),
             defer=witnessed.append,
+            verified=checked[newest],
         )
         request_digest = hashlib.sha256(request_body).digest()
         response_digest = hashlib.sha256(content).digest()
@@ -1024,8 +1030,13 @@ class AuditSink:
         proof: tuple[int, int, tuple[bytes, ...]] | None,
         *,
         defer: Callable[[Callable[[], None]], None] | None = None,
+        verified: Checkpoint | None = None,
     ) -> tuple[bytes | None, int | None]:
         """Check a peer's checkpoint against the last one we cosigned and cosign it.
+
+        ``verified``: ``note`` opened already under ``log`` (a receipt's checkpoint), so its
+        signature is not checked twice. The last note we cosigned was verified before we
+        stored it: it is compared with, not verified again.
 
         ``defer``: takes the write of the cosigned checkpoint instead of running it now (the
         asker runs it in the commit of the exchange's mirror entry: one transaction).
@@ -1043,7 +1054,7 @@ class AuditSink:
             # the same checkpoint on every request until its log grows): verified then.
             return seen[1], None
         try:
-            cp = open_checkpoint(note, log)
+            cp = verified if verified is not None else open_checkpoint(note, log)
         except AuditLogError as exc:
             raise PeerLogError(
                 "the peer's checkpoint does not verify", peer=log.name, problem=exc.code
@@ -1057,7 +1068,7 @@ class AuditSink:
                 return None, old.size
             hashes = proof[2] if proof is not None and cp.size > old.size else ()
             try:
-                check_split_view(prev.note, note, log, hashes)
+                _check_split_view(old, cp, hashes)
             except SplitViewError as exc:
                 with self._seen_lock:
                     self._seen.pop(memo_key, None)
@@ -1107,10 +1118,9 @@ class AuditSink:
             return
         try:
             note = _unb64(header)
-            cp = open_checkpoint(note, self._verifier)
-            ours = self._store.audit.checkpoint(cp.size)
-            if ours is None or peek_checkpoint(ours.note).root != cp.root:
+            if not self._is_our_checkpoint(note):
                 return
+            cp = peek_checkpoint(note)
             witness = cosigner_verifier(peer_id, peer.public_key)
             if not open_cosignatures(note, [witness]):
                 return
@@ -1129,6 +1139,24 @@ class AuditSink:
             store()
         else:
             defer(store)
+
+    def _is_our_checkpoint(self, note: bytes) -> bool:
+        """Whether ``note`` is one of our stored checkpoints, with our signature: its text and
+        our signature line equal the stored note's (our signatures are deterministic, and we
+        verified nothing we did not sign ourselves), so it needs no signature check."""
+        try:
+            given = SignedNote.parse(note)
+            cp = Checkpoint.parse_body(given.text)
+        except AuditLogError:
+            return False
+        if self._signer is None or cp.origin != self._signer.name:
+            return False
+        ours = self._store.audit.checkpoint(cp.size)
+        if ours is None:
+            return False
+        stored = SignedNote.parse(ours.note)
+        lines = {sig.line() for sig in given.signatures}
+        return stored.text == given.text and all(sig.line() in lines for sig in stored.signatures)
 
     # --- the auditor's views -----------------------------------------------------------------
 
@@ -1252,6 +1280,29 @@ class AuditSink:
             "checkpoints": self._witness.checkpoint_count(),
             "split_views": len(self._witness.split_views()),
         }
+
+
+def _check_split_view(old: Checkpoint, new: Checkpoint, proof: tuple[bytes, ...]) -> None:
+    """``auditlog.checkpoint.check_split_view`` for two checkpoints of one log whose signatures
+    were checked already: :class:`SplitViewError` if they cannot both be true (same size, other
+    root; or no proof that the smaller tree is a prefix of the larger)."""
+    a, b = (old, new) if old.size <= new.size else (new, old)
+    if a.size == b.size:
+        if a.root != b.root:
+            raise SplitViewError(
+                "two signed checkpoints of the same size with different roots",
+                evidence="same_size_different_root", first_size=a.size, first_root=a.root,
+                second_size=b.size, second_root=b.root,
+            )  # fmt: skip
+        return
+    try:
+        verify_consistency(a.size, b.size, a.root, b.root, proof)
+    except ConsistencyProofError as exc:
+        raise SplitViewError(
+            "the smaller checkpoint is not proven a prefix of the larger",
+            evidence="consistency_proof_failed", first_size=a.size, first_root=a.root,
+            second_size=b.size, second_root=b.root,
+        ) from exc  # fmt: skip
 
 
 def _coalesce(records: Iterator[bytes], size: int) -> Iterator[bytes]:
