@@ -79,7 +79,7 @@ from fiumatch.identifiers.model import (
     subject_id,
 )
 from fiumatch.identifiers.names import new_person_name
-from fiumatch.ingest.build import build_parts
+from fiumatch.ingest.build import Parts, build_parts
 from fiumatch.ingest.csv_reader import _KNOWN, _NOT_UTF8, read_csv
 from fiumatch.ingest.rejects import Reject
 from fiumatch.ingest.stats import IngestStats
@@ -122,23 +122,25 @@ _KEY_CODES = {kt: kt.code for kt in KeyType}  # a dict lookup, not a property ca
 _Packed = tuple[Any, ...]
 
 
-def _pack(item: Subject | Reject, default_retention: date) -> _Packed:
-    """A result as plain values (see the module docstring); :func:`_unpack` inverts it."""
-    if isinstance(item, Reject):
-        return (item.file, item.line, item.record, item.field, item.code, item.reason)
-    birth = item.birth_date
-    retention = item.retention_until
+def _pack(
+    parts: Parts, source: str, line: int, default_retention: date
+) -> _Packed:
+    """A built record's parts as plain values (see the module docstring): what
+    :func:`fiumatch.ingest.build.build_subject` would make a subject of, without making it.
+    :func:`_unpack` makes the subject. A reject travels as its six fields."""
+    local_ref, stype, retention, names, birth, countries, identifiers, pairs = parts
+    key_codes = _KEY_CODES
     return (
-        item.subject_id,
-        _TYPE_INDEX[item.type],
-        item.local_ref,
+        subject_id(source, local_ref),
+        _TYPE_INDEX[stype],
+        local_ref,
         None if retention == default_retention else retention,
-        item.provenance.line,
-        tuple([(n.full, n.given, n.middle, n.family) for n in item.names]),
+        line,
+        tuple([(n.full, n.given, n.middle, n.family) for n in names]),
         None if birth is None else (birth.year, birth.month, birth.day),
-        item.countries,
-        tuple([(_KIND_INDEX[i.kind], i.value, i.qualifier) for i in item.identifiers]),
-        tuple([(k.type.code, k.fields) for k in item.keys]),
+        tuple(countries),
+        tuple([(_KIND_INDEX[i.kind], i.value, i.qualifier) for i in identifiers]),
+        tuple([(key_codes[kt], f) for kt, f in dict.fromkeys(pairs)]),  # deduplicated
     )
 
 
@@ -229,7 +231,6 @@ def _build_chunk(
     append = out.append
     records = 0
     clean = not check_end
-    type_index, kind_index, key_codes = _TYPE_INDEX, _KIND_INDEX, _KEY_CODES
     while True:
         try:
             row = next(reader)
@@ -270,21 +271,9 @@ def _build_chunk(
             default_retention=default_retention,
         )
         if isinstance(parts, list):
-            out.extend(_pack(r, default_retention) for r in parts)
-            continue
-        local_ref, stype, retention, names, birth, countries, identifiers, pairs = parts
-        append((
-            subject_id(source, local_ref),
-            type_index[stype],
-            local_ref,
-            None if retention == default_retention else retention,
-            line,
-            tuple([(n.full, n.given, n.middle, n.family) for n in names]),
-            None if birth is None else (birth.year, birth.month, birth.day),
-            tuple(countries),
-            tuple([(kind_index[i.kind], i.value, i.qualifier) for i in identifiers]),
-            tuple([(key_codes[kt], f) for kt, f in dict.fromkeys(pairs)]),
-        ))  # as _pack packs a subject: _unpack makes it  # fmt: skip
+            out.extend([(r.file, r.line, r.record, r.field, r.code, r.reason) for r in parts])
+        else:
+            append(_pack(parts, source, line, default_retention))
     blobs: list[bytes] = []
     if clean:
         dumps, protocol = pickle.dumps, pickle.HIGHEST_PROTOCOL
