@@ -84,12 +84,6 @@ def test_workers_default_to_cores_only_for_large_csv(tmp_path: Path) -> None:
     assert workers_for(small, None, 3) == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fiumatch.cli.ingest.workers_for keeps its own 1 MiB threshold, but a worker pool "
-    "only pays off from about 2 MiB on 2 cores (its start-up is about half a second); "
-    "fiumatch.ingest.default_workers uses 4 MiB. Requested of the CLI's owner: delegate to it",
-)
 def test_cli_default_workers_follow_the_ingest_default(tmp_path: Path) -> None:
     import os
 
@@ -101,3 +95,7 @@ def test_cli_default_workers_follow_the_ingest_default(tmp_path: Path) -> None:
     medium = tmp_path / "medium.csv"
     medium.write_bytes(b"x" * (2 << 20))
     assert workers_for(medium, None, None) == default_workers(medium) == 1
+    from fiumatch.cli.ingest import PARALLEL_MIN_BYTES as cli_threshold
+    from fiumatch.ingest import PARALLEL_MIN_BYTES as ingest_threshold
+
+    assert cli_threshold == ingest_threshold
