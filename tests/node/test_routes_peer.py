@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -89,7 +90,7 @@ def test_signing_and_the_audit_commit_run_off_the_event_loop(
 
     real = audit_module.answer_headers
 
-    def spy(*args: object) -> dict[str, str]:
+    def spy(*args: Any) -> dict[str, str]:
         on_loop.append(on_event_loop())
         return real(*args)
 

@@ -46,7 +46,8 @@ def _capture(client: Any, tamper: Callable[[dict[str, str]], None] | None = None
         if tamper is not None:
             tamper(headers)
         seen.append(headers)
-        seen.append(response := send(method, path, body, headers))
+        response: httpx.Response = send(method, path, body, headers)
+        seen.append(response)
         return response
 
     client._send = spy
@@ -55,7 +56,7 @@ def _capture(client: Any, tamper: Callable[[dict[str, str]], None] | None = None
 
 def test_audit_headers_are_signed_on_the_request_and_on_the_response(trio: Trio) -> None:
     client, _ = peer_client(trio.x, trio.y)
-    client._audit = _Asker()
+    client._audit = _Asker()  # type: ignore[assignment]  # a stand-in sink
     seen = _capture(client)
     with client, pytest.raises(PeerError) as err:
         client.signed_request("GET", "/peer/v1/disclosures/d-0", b"", content_type="text/plain")
