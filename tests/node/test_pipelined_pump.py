@@ -5,6 +5,7 @@ reply; results and progress are those of the one-at-a-time pump."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import pytest
 
@@ -63,10 +64,13 @@ class SlowQuerier:
         return self.inner.start()
 
     def receive(self, data: bytes) -> list[bytes]:
-        kind = decode_frame(data, self.inner.limits).header.msg_type
-        if kind is MsgType.EVAL_CHUNK and self.overlapped is None:
+        return self.receive_many([data])
+
+    def receive_many(self, frames: Sequence[bytes]) -> list[bytes]:
+        kinds = [decode_frame(f, self.inner.limits).header.msg_type for f in frames]
+        if MsgType.EVAL_CHUNK in kinds and self.overlapped is None:
             self.overlapped = self.client.second_batch.wait(self.wait)
-        return self.inner.receive(data)
+        return self.inner.receive_many(frames)
 
 
 def _pair() -> tuple[FilterOwner, FilterQuerier]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -75,6 +76,8 @@ class QuerierMachine(Protocol):
     def start(self) -> list[bytes]: ...
 
     def receive(self, data: bytes) -> list[bytes]: ...
+
+    def receive_many(self, frames: Sequence[bytes]) -> list[bytes]: ...
 
 
 def _take_batch(queue: deque[bytes], machine: QuerierMachine) -> bytes:
@@ -141,7 +144,8 @@ def pump(
                 progress.stage = _STAGES.get(kind, progress.stage)
                 if kind is MsgType.EVAL_CHUNK and isinstance(decoded.body, ElementChunk):
                     progress.done = min(progress.total, progress.done + decoded.body.count)
-                queue.extend(machine.receive(frame))
+            # All of a reply's frames at once: their chunks go to the workers as one stream.
+            queue.extend(machine.receive_many(frames))
             if machine.done:
                 break
     finally:

@@ -1352,17 +1352,23 @@ class NodeService:
             try:
                 frames = reader.feed(body)
                 reader.close()
+                batch: list[bytes] = []
                 for frame in frames:
                     decoded = decode_frame(frame, live.machine.limits)
                     if decoded.header.msg_type is MsgType.HELLO:
                         assert isinstance(decoded.body, Hello)
+                        # The frames before it go to the machine first, as one at a time would.
+                        out += live.machine.receive_many(batch)
+                        batch = []
                         if decoded.body.element_count > live.set_size:
                             raise AgreementRefusedError(
                                 "HELLO announces more elements than were opened", clause="set_size"
                             )
                         if live.mode == "filter":
                             self._refuse_foreign_filter(peer_id, live.epoch, decoded.body.filter_id)
-                    out += live.machine.receive(frame)
+                    batch.append(frame)
+                # A request's chunks go to the workers as one stream (receive_many).
+                out += live.machine.receive_many(batch)
             except FiumatchError as err:
                 self._refuse(peer_id, sid, err, digest, epoch=live.epoch)
                 self._close_live(sid, live, "failed")
