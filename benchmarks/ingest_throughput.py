@@ -361,8 +361,8 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "load_average_at_start": [round(x, 2) for x in load_start],
             "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-            "note": "2-core machine shared with other work (other engineers' test suites and "
-            "benchmarks ran at the same time); the load averages say how busy it was",
+            "note": "a 2-core machine that others may share; the load averages say how busy "
+            "it was",
         },
     }
     args.out.mkdir(parents=True, exist_ok=True)
