@@ -60,6 +60,7 @@ __all__ = [
     "Receipt",
     "SignedNote",
     "add_cosignature",
+    "check_opened_split_view",
     "check_split_view",
     "make_receipt",
     "open_checkpoint",
@@ -473,10 +474,15 @@ def check_split_view(
     could not show the smaller tree is a prefix of the larger. Signatures are checked first
     (a forged note is a :class:`~fiumatch.auditlog.errors.SignatureError`, not a split view).
     """
-    a = open_checkpoint(first, log)
-    b = open_checkpoint(second, log)
-    if a.size > b.size:
-        a, b = b, a
+    check_opened_split_view(open_checkpoint(first, log), open_checkpoint(second, log), proof)
+
+
+def check_opened_split_view(
+    first: Checkpoint, second: Checkpoint, proof: Sequence[bytes] = ()
+) -> None:
+    """``check_split_view`` for two checkpoints of one log whose signatures were checked
+    already (opened with ``open_checkpoint``)."""
+    a, b = (first, second) if first.size <= second.size else (second, first)
     if a.size == b.size:
         if a.root != b.root:
             raise SplitViewError(

@@ -62,6 +62,7 @@ from fiumatch.auditlog.checkpoint import (
     Receipt,
     SignedNote,
     add_cosignature,
+    check_opened_split_view,
     open_checkpoint,
     open_cosignatures,
     peek_checkpoint,
@@ -80,7 +81,6 @@ from fiumatch.auditlog.entry import (
 )
 from fiumatch.auditlog.errors import (
     AuditLogError,
-    ConsistencyProofError,
     IdentifierLikeValueError,
     MissingNodeError,
     NoteError,
@@ -91,7 +91,6 @@ from fiumatch.auditlog.proofs import (
     ProofPlan,
     plan_consistency,
     plan_inclusion,
-    verify_consistency,
 )
 from fiumatch.errors import FiumatchError
 from fiumatch.node.keys import fingerprint
@@ -1068,7 +1067,7 @@ class AuditSink:
                 return None, old.size
             hashes = proof[2] if proof is not None and cp.size > old.size else ()
             try:
-                _check_split_view(old, cp, hashes)
+                check_opened_split_view(old, cp, hashes)
             except SplitViewError as exc:
                 with self._seen_lock:
                     self._seen.pop(memo_key, None)
@@ -1280,29 +1279,6 @@ class AuditSink:
             "checkpoints": self._witness.checkpoint_count(),
             "split_views": len(self._witness.split_views()),
         }
-
-
-def _check_split_view(old: Checkpoint, new: Checkpoint, proof: tuple[bytes, ...]) -> None:
-    """``auditlog.checkpoint.check_split_view`` for two checkpoints of one log whose signatures
-    were checked already: :class:`SplitViewError` if they cannot both be true (same size, other
-    root; or no proof that the smaller tree is a prefix of the larger)."""
-    a, b = (old, new) if old.size <= new.size else (new, old)
-    if a.size == b.size:
-        if a.root != b.root:
-            raise SplitViewError(
-                "two signed checkpoints of the same size with different roots",
-                evidence="same_size_different_root", first_size=a.size, first_root=a.root,
-                second_size=b.size, second_root=b.root,
-            )  # fmt: skip
-        return
-    try:
-        verify_consistency(a.size, b.size, a.root, b.root, proof)
-    except ConsistencyProofError as exc:
-        raise SplitViewError(
-            "the smaller checkpoint is not proven a prefix of the larger",
-            evidence="consistency_proof_failed", first_size=a.size, first_root=a.root,
-            second_size=b.size, second_root=b.root,
-        ) from exc  # fmt: skip
 
 
 def _coalesce(records: Iterator[bytes], size: int) -> Iterator[bytes]:
