@@ -176,6 +176,25 @@ def _digest(run: Any) -> str:
 LIMITS = Limits(chunk_elements=96)
 
 
+def _replayed_querier(
+    seed: bytes, suite: Suite, keys: list[bytes], pool: ProcessPoolChunkExecutor
+) -> FilterQuerier:
+    """The querier ``psi.run_filter(..., rng=Drbg(seed), limits=LIMITS)`` made, on ``pool``: the
+    same rng and keys give the same blinds, so its recorded frames replay into it."""
+    rng = Drbg(seed)
+    rng(32)  # run_filter draws the key pair's seed, then the session id
+    return FilterQuerier(
+        session_id=rng(16),
+        epoch=1,
+        suite=suite,
+        match_keys=keys,
+        replica=FilterReplica(suite=suite, epoch=1),
+        rng=rng,
+        limits=LIMITS,
+        executor=pool,
+    )
+
+
 @pytest.mark.parametrize("suite", list(Suite))
 def test_filter_on_a_process_pool_sends_the_same_frames(
     suite: Suite, process_pool: ProcessPoolChunkExecutor
@@ -213,19 +232,7 @@ def test_a_bad_element_in_a_later_part_raises_invalid_element(
         owner_keys, querier_keys, rng=Drbg(b"t"), suite=suite, limits=LIMITS, record=True
     ).traffic.frames
     # Replay into a fresh querier on the pool: the same rng and keys give the same blinds.
-    rng = Drbg(b"t")
-    rng(32)  # run_filter draws the key pair's seed, then the session id
-    sid = rng(16)
-    q = FilterQuerier(
-        session_id=sid,
-        epoch=1,
-        suite=suite,
-        match_keys=querier_keys,
-        replica=FilterReplica(suite=suite, epoch=1),
-        rng=rng,
-        limits=LIMITS,
-        executor=process_pool,
-    )
+    q = _replayed_querier(b"t", suite, querier_keys, process_pool)
     assert q.start()[0] == frames[0][1]
     for d, f in frames[1:]:
         if d != "o2q":
@@ -256,18 +263,7 @@ def test_a_tampered_evaluation_fails_the_proof_on_a_pool(
     frames = psi.run_filter(
         owner_keys, querier_keys, rng=Drbg(b"v"), suite=suite, limits=LIMITS, record=True
     ).traffic.frames
-    rng = Drbg(b"v")
-    rng(32)
-    q = FilterQuerier(
-        session_id=rng(16),
-        epoch=1,
-        suite=suite,
-        match_keys=querier_keys,
-        replica=FilterReplica(suite=suite, epoch=1),
-        rng=rng,
-        limits=LIMITS,
-        executor=process_pool,
-    )
+    q = _replayed_querier(b"v", suite, querier_keys, process_pool)
     q.start()
     for d, f in frames[1:]:
         if d != "o2q":
@@ -302,18 +298,7 @@ def test_frames_received_together_match_one_by_one_and_a_bad_later_chunk_fails_t
     )
 
     def fresh() -> FilterQuerier:
-        rng = Drbg(b"b")
-        rng(32)
-        q = FilterQuerier(
-            session_id=rng(16),
-            epoch=1,
-            suite=suite,
-            match_keys=querier_keys,
-            replica=FilterReplica(suite=suite, epoch=1),
-            rng=rng,
-            limits=LIMITS,
-            executor=process_pool,
-        )
+        q = _replayed_querier(b"b", suite, querier_keys, process_pool)
         q.start()
         return q
 
