@@ -7,26 +7,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fiumatch.node.audit import H_COSIGNED
 from fiumatch.store.audit_witness import AuditWitnessRepo
-from tests.node.test_audit_sink import Node, exchange, login, make_node, pin
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[Node, Node]]:
-    a, b = make_node(tmp_path, "FIU-A", 1), make_node(tmp_path, "FIU-B", 2)
-    pin(a, b)
-    pin(b, a)
-    yield a, b
-    for n in (a, b):
-        n.sink.close()
-        n.store.close()
+from tests.node.test_audit_sink import Node, exchange, login
+from tests.node.test_audit_sink import pair as pair  # the two pinned nodes fixture, shared
 
 
 def _witnessed_size(a: Node, b: Node) -> int:

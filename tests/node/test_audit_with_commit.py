@@ -6,25 +6,14 @@ the response, and on their own for an event the log does not append again (a mir
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fiumatch.auditlog.errors import IdentifierLikeValueError
 from fiumatch.store import Store
-from tests.node.test_audit_sink import Node, make_node, pin
-
-
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[Node, Node]]:
-    a, b = make_node(tmp_path, "FIU-A", 1), make_node(tmp_path, "FIU-B", 2)
-    pin(a, b)
-    pin(b, a)
-    yield a, b
-    for n in (a, b):
-        n.sink.close()
-        n.store.close()
+from tests.node.test_audit_sink import Node
+from tests.node.test_audit_sink import pair as pair  # the two pinned nodes fixture, shared
 
 
 def _marker(n: Node, name: str) -> None:
