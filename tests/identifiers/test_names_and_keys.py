@@ -317,3 +317,40 @@ def test_honorific_precheck_never_skips_a_removal(text: str) -> None:
     for candidate in (text, text.casefold()):
         if not may_have_honorific(candidate):
             assert remove_person_prefixes(candidate) == candidate
+
+
+def _whole_token_fold(text: str) -> str:
+    """``names._ascii_fold`` without its per-character Han path: what SPEC §13.4 says."""
+    from rigour.text.translit import ascii_text
+
+    return "".join(ch for ch in ascii_text(text).casefold() if ch.isascii() and ch.isalnum())
+
+
+_HAN_BLOCKS = st.integers(0x3400, 0x4DBF) | st.integers(0x4E00, 0x9FFF)
+
+
+@settings(max_examples=300)
+@given(st.lists(_HAN_BLOCKS.map(chr) | st.sampled_from("藏文重庆沈阳秘鲁"), min_size=1,
+                max_size=6).map("".join))  # fmt: skip
+@example("藏文")  # context rules of ICU's Han-Latin: 藏 before 文 reads zàng, not cáng
+@example("重庆")
+@example("沈阳")
+@example("秘鲁")
+@example("王小明")
+def test_han_tokens_fold_per_character_as_whole(token: str) -> None:
+    from fiumatch.identifiers.names import _ascii_fold
+
+    assert _ascii_fold(token) == _whole_token_fold(token)
+
+
+def test_han_context_rules_are_read_from_icu() -> None:
+    from fiumatch.identifiers.names import _ascii_fold, _han_context, _han_per_character
+
+    context = _han_context()
+    assert context is not None and {"藏", "文", "重", "庆"} <= context
+    assert not _han_per_character("藏文") and _han_per_character("王小明")
+    # The context rule really does change the reading: the path choice matters.
+    assert _ascii_fold("藏文") == "zangwen" != _ascii_fold("藏") + _ascii_fold("文")
+    assert _ascii_fold("王小明") == "wangxiaoming"
+    # Mixed tokens (kana, Latin, digits) take the whole-token path.
+    assert _ascii_fold("東京タワー") == _whole_token_fold("東京タワー")

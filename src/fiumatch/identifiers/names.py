@@ -175,10 +175,77 @@ def split_tokens(text: str) -> list[str]:
 def _ascii_fold(text: str) -> str:
     """Transliterate to ASCII with rigour, casefold, keep only ``[a-z0-9]``."""
     if not text.isascii():
+        if _HAN_TOKEN.fullmatch(text) and _han_per_character(text):
+            return "".join([_han_fold(ch) for ch in text])
         from rigour.text.translit import ascii_text
 
         text = ascii_text(text)
     return "".join(ch for ch in text.casefold() if ch.isascii() and ch.isalnum())
+
+
+#: Tokens made only of CJK Unified Ideographs (the BMP blocks: the base block and
+#: Extension A), the one script whose tokens rarely repeat (a Chinese name is often one
+#: token) and whose transliteration (ICU's compound ``Any-Latin`` chain, about 100 us a
+#: call) is slow. See :func:`_han_per_character`.
+_HAN_TOKEN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff]+")
+#: A Han-Latin rule that needs nothing but one character on its left: ``[...] > x;``
+#: (a set of plain characters and ranges ``a-b``) or ``c > x;``.
+_HAN_PLAIN_RULE = re.compile(r"(\[[^\]\s\\{}:^&$\[|']+\]|[^\s\\{}\[\]|'$&^]) > [^\s;{}|]*;")
+
+
+@lru_cache(maxsize=1)
+def _han_context() -> frozenset[str] | None:
+    """The Han characters that some rule of ICU's ``Han-Latin`` transliterator (the part of
+    ``Any-Latin`` that reads Han) reads in context, or ``None`` if its rules are not of the
+    shape this module knows: then every token takes the whole-token path.
+
+    ICU 72.1's rules are one ``::Han-Spacedhan();`` step (a space after each syllable),
+    about 1,460 rules that map single characters to one syllable each, and four that read
+    a character differently before another (``{藏}' '?文 > zàng;``: 藏文, 重庆, 沈阳, 秘鲁).
+    Every Han character named in any rule of another shape is collected here (left and
+    right of it), and tokens holding one are transliterated whole. Read from the ICU that
+    is loaded, so a newer ICU with more such rules widens the set by itself.
+    """
+    from icu import Transliterator  # PyICU, loaded by normality for the same transliteration
+
+    context: set[str] = set()
+    for line in Transliterator.createInstance("Han-Latin").toRules(False).splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or _HAN_PLAIN_RULE.fullmatch(line):
+            continue
+        if line.startswith("::"):
+            if line != "::Han-Spacedhan();":
+                return None
+            continue
+        lhs = line.split(">", 1)[0]
+        if "[" in lhs or "\\" in lhs or "$" in lhs:
+            return None  # sets or variables inside a context rule: not worth reading
+        context.update(ch for ch in lhs if _HAN_TOKEN.fullmatch(ch))
+    return frozenset(context)
+
+
+def _han_per_character(token: str) -> bool:
+    """Whether a token of Han ideographs (``_HAN_TOKEN``) transliterates one character at a
+    time: ``_ascii_fold(token)`` then equals the concatenation of each character's.
+
+    Why that holds: rigour leaves Han to normality, whose chain is ICU's ``Any-Latin``
+    (for Han, ``Han-Latin``: a space after each syllable, then one syllable per
+    character, context-free but for :func:`_han_context`'s characters), then steps that
+    act on each syllable alone (decomposition, removing accents and symbols,
+    ``Latin-ASCII``); the spaces are dropped by the fold. A test replays random tokens over
+    both Han blocks against the whole-token path (SPEC.md §13.4 names the result, not the
+    path).
+    """
+    context = _han_context()
+    return context is not None and context.isdisjoint(token)
+
+
+@lru_cache(maxsize=TOKEN_CACHE)
+def _han_fold(ch: str) -> str:
+    """``_ascii_fold`` of one Han character, by the whole-token path."""
+    from rigour.text.translit import ascii_text
+
+    return "".join(c for c in ascii_text(ch).casefold() if c.isascii() and c.isalnum())
 
 
 @lru_cache(maxsize=TOKEN_CACHE)
