@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from fiumatch.identifiers.caches import VALUE_CACHE
+from fiumatch.identifiers.caches import DATE_CACHE
 from fiumatch.identifiers.errors import EmptyValueError, IdentifierError, InvalidDateError
 
 __all__ = ["MAX_YEAR", "MIN_YEAR", "PartialDate", "parse_partial_date"]
@@ -72,7 +72,7 @@ def parse_partial_date(value: str, field: str = "birth_date") -> PartialDate:
         raise type(exc)(field, exc.bare_reason) from None
 
 
-@lru_cache(maxsize=VALUE_CACHE)
+@lru_cache(maxsize=DATE_CACHE)
 def _parse_cached(value: str) -> PartialDate:
     field = "date"
     text = unicodedata.normalize("NFKC", value).strip()

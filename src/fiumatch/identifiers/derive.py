@@ -22,6 +22,7 @@ from fiumatch.identifiers.names import (
     normalise_org_name,
     part_forms,
     phonetic,
+    whole_name_forms,
 )
 
 __all__ = [
@@ -112,7 +113,8 @@ def person_name_pairs(name: PersonName, dob: str | None, field: str = "name") ->
     """:func:`person_name_keys` as key pairs, given the date of birth's canonical form.
 
     Built from the per-part cache :func:`fiumatch.identifiers.names.part_forms` (given,
-    middle and family names recur across records; whole names rarely do), following
+    middle and family names recur across records; whole names rarely do, and have a smaller
+    cache of their own, :func:`fiumatch.identifiers.names.whole_name_forms`), following
     :func:`fiumatch.identifiers.names.normalise_person_name` and :func:`person_keys` step
     for step: variants deduplicated by their token forms (empty forms included), variants
     with no token skipped, the same keys in the same order. A test holds the two equal.
@@ -122,7 +124,7 @@ def person_name_pairs(name: PersonName, dob: str | None, field: str = "name") ->
         middle = part_forms(name.middle) if name.middle else _NO_MIDDLE
         structured = True
     else:
-        given = part_forms(name.full)
+        given = whole_name_forms(name.full)
         middle = family = _NO_MIDDLE
         structured = False
     if dob is None:
