@@ -354,3 +354,41 @@ def test_han_context_rules_are_read_from_icu() -> None:
     assert _ascii_fold("王小明") == "wangxiaoming"
     # Mixed tokens (kana, Latin, digits) take the whole-token path.
     assert _ascii_fold("東京タワー") == _whole_token_fold("東京タワー")
+
+
+_LATIN_AND_DIGITS = st.sampled_from(
+    [chr(c) for c in range(0x61, 0x7B)]
+    + list("0123456789")
+    + [chr(c) for c in range(0xC0, 0x250) if chr(c).isalpha()]  # upper case and Ext-B too
+)
+_CYRILLIC = st.sampled_from([chr(c) for c in range(0x400, 0x460)] + list("0123456789"))
+
+
+@settings(max_examples=400)
+@given(st.lists(_LATIN_AND_DIGITS, min_size=1, max_size=12).map("".join)
+       | st.lists(_CYRILLIC, min_size=1, max_size=12).map("".join))  # fmt: skip
+@example("müller")
+@example("straße")
+@example("łukasz")
+@example("шевченко")
+@example("достоевский")  # ий at the end of a word reads y: the whole-token path
+@example("гончаренко")
+@example("ґалаґан")  # Ukrainian letters change how г reads
+@example("їжак")
+@example("μπάμπης")  # Greek: μπ reads b
+@example("ſ2ı")
+def test_latin_and_russian_tokens_fold_per_character_as_whole(token: str) -> None:
+    from fiumatch.identifiers.names import _ascii_fold
+
+    assert _ascii_fold(token) == _whole_token_fold(token)
+
+
+def test_per_character_sets_leave_out_what_rigour_reads_in_context() -> None:
+    from fiumatch.identifiers import names
+
+    assert "й" not in names._RUSSIAN_LETTERS and "ш" in names._RUSSIAN_LETTERS
+    assert not {"ґ", "є", "і", "ї", "ў"} & names._RUSSIAN_LETTERS
+    assert "ü" in names._LATIN_LETTERS and "Ü" not in names._LATIN_LETTERS
+    assert names._ascii_fold("достоевский") == "dostoevsky"  # not ...skii
+    assert names._ascii_fold("гончаренко") == "goncharenko"
+    assert names._ascii_fold("ґалаґан") == _whole_token_fold("ґалаґан")
