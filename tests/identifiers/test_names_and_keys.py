@@ -227,6 +227,57 @@ def test_cached_person_name_keys_equal_the_composition(
     assert person_name_keys(name, dob, "alias") == expected  # again, from the cache
 
 
+_whole_part = _part | st.sampled_from(
+    ["Mr", "dr.", "Lady", "Sir John", "'Ali", "ﬁona", "\u00a0Anna", "Anna\u00a0Lena", "x\u0301",
+     "王", "Ольга", "Ünal", "de la Cruz", "-Jo", "_x", "\u212aarl", "ŉ"]
+)  # fmt: skip
+
+
+# A row's whole name composed from its parts against tokenising the whole name again.
+@settings(deadline=None, max_examples=400)
+@given(
+    _whole_part, _whole_part, _whole_part, st.sampled_from(["gmf", "fgm", "gf", "none"]),
+    st.none() | st.just("1980-05-01"),
+)
+@example("Dr.", "", "Müller", "gmf", "1980-05-01")  # the part strips "Dr." alone, the whole not
+@example("Hans", "", "Dr Who", "gmf", "1980-05-01")  # the family part strips, the whole not
+@example("Hans", "", "Dr Who", "fgm", "1980-05-01")  # the whole strips "Dr", the family part too
+@example("Anna", "", "\u0301x", "gmf", "1980-05-01")  # a mark after the joining space
+@example("Иван", "Петрович", "Сидоров", "fgm", "1980-05-01")
+@example("Hans", "Peter", "Müller", "gmf", None)
+def test_whole_name_composed_from_parts_equals_tokenising_it(
+    given: str, middle: str, family: str, order: str, dob: str | None
+) -> None:
+    from fiumatch.identifiers.derive import full_name_pairs, person_name_pairs
+    from fiumatch.identifiers.names import new_person_name
+
+    by = {"g": given, "m": middle, "f": family}
+    parts = [by[c] for c in order if by.get(c)]
+    full = " ".join(parts) if order != "none" else given + family
+    if not (given.strip() or family.strip()) or not full:
+        return  # not a row with both forms
+    name = new_person_name(full, given, middle, family)
+    try:
+        expected = person_name_pairs(new_person_name(full), dob, "name")
+    except EmptyValueError:
+        with pytest.raises(EmptyValueError):
+            full_name_pairs(name, dob, "name")
+        return
+    assert full_name_pairs(name, dob, "name") == expected
+
+
+def test_whole_name_is_composed_only_from_plain_parts() -> None:
+    from fiumatch.identifiers.names import compose_forms, part_forms, plain_part, whole_name_forms
+
+    assert plain_part("Hans") and plain_part("Юрий") and plain_part("王")
+    assert not plain_part("Dr. Hans") and not plain_part("") and not plain_part("-Jo")
+    parts = ["Anna", "Maria", "Ünal"]
+    assert all(map(plain_part, parts))
+    assert compose_forms([part_forms(p) for p in parts]) == whole_name_forms(" ".join(parts))
+    # "Dr" alone keeps its token (nothing else is left); in a whole name it is stripped.
+    assert whole_name_forms("Dr Hans")[0][1] == ("hans",) != part_forms("Dr")[0][1] + ("hans",)
+
+
 def test_key_encoding_of_long_fields_and_pickling_round_trip() -> None:
     import pickle
     from datetime import date

@@ -334,11 +334,13 @@ def build_parts(
     # Names.
     names: list[PersonName] = []
     full = _one(fields, "name") if get("name") else ""
+    has_parts = False  # names[0] is the name given as parts (its whole form, if any, next)
     if stype is SubjectType.PERSON and (get("given_name") or get("family_name")):
         given, family = _one(fields, "given_name"), _one(fields, "family_name")
         if given or family:
             middle = _one(fields, "middle_name")
             names.append(new_person_name(full, given, middle, family))
+            has_parts = True
     if full:
         names.append(new_person_name(full))
     if get("aliases"):
@@ -349,10 +351,15 @@ def build_parts(
         if not names:
             errors.append(EmptyValueError("name", "a person needs a name"))
         dob = birth.iso if birth is not None else None
-        for name in names:
+        for i, name in enumerate(names):
             field = "aliases" if name.full and name.full != full else "name"
             try:
-                pairs += derive.person_name_pairs(name, dob, field)
+                if i == 1 and has_parts and full:
+                    # The whole name of a row that also gives its parts: composed from
+                    # the parts' cached forms where it can be (same pairs, as tested).
+                    pairs += derive.full_name_pairs(names[0], dob, field)
+                else:
+                    pairs += derive.person_name_pairs(name, dob, field)
             except IdentifierError as exc:
                 errors.append(exc)
     elif stype is SubjectType.ORGANISATION:
