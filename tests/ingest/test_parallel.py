@@ -83,6 +83,27 @@ def test_read_with_workers_counts_like_serial(csv_file: Path) -> None:
     assert serial.rejected_records == 4 and serial.rejects == 5 and serial.subjects == 43
 
 
+def test_parallel_subjects_equal_serial_ones_with_their_own_retention(tmp_path: Path) -> None:
+    # Results cross from the workers as marshal blobs, which hold no dates: a record's own
+    # retention date travels as an ordinal, the default as nothing.
+    rows = ["local_ref,type,retention_until,name,birth_date,nationality"]
+    rows += [f"R-{i},person,{'2035-06-0' + str(i % 9 + 1) if i % 2 else ''},Anna Schmidt {i},"
+             f"1980-01-01,DE" for i in range(30)]  # fmt: skip
+    path = tmp_path / "retention.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    serial = list(read(path, default_retention=RETENTION, stats=IngestStats()))
+    parallel = list(
+        read_csv_parallel(
+            path, source=path.name, default_retention=RETENTION, stats=IngestStats(),
+            workers=2, chunk_bytes=128,
+        )
+    )
+    assert parallel == serial and len(serial) == 30
+    assert all(isinstance(s, Subject) for s in parallel)
+    retained = {s.retention_until for s in parallel if isinstance(s, Subject)}
+    assert RETENTION in retained and date(2035, 6, 2) in retained
+
+
 def _workers() -> set[int]:
     """Live worker processes: on Linux the fork server's children, our grandchildren."""
     me = psutil.Process()
