@@ -173,14 +173,22 @@ def test_wallets() -> None:
     ],
 )
 def test_partial_dates(raw: str, iso: str) -> None:
+    from fiumatch.identifiers.dates import parse_partial_date_iso
+
     assert parse_partial_date(raw).iso == iso
+    assert parse_partial_date_iso(raw) == (parse_partial_date(raw), iso)
 
 
 @pytest.mark.parametrize("raw", ["31.02.1980", "1980-13", "yesterday", "1700-01-01", "12.5.80"])
 def test_bad_dates(raw: str) -> None:
+    from fiumatch.identifiers.dates import parse_partial_date_iso
+
     with pytest.raises(InvalidDateError) as info:
         parse_partial_date(raw, "birthdate")
     assert info.value.field == "birthdate"
+    with pytest.raises(InvalidDateError) as info:
+        parse_partial_date_iso(raw, "dob")
+    assert info.value.field == "dob"
 
 
 def test_partial_date_precision() -> None:

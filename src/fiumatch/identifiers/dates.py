@@ -17,7 +17,7 @@ from functools import lru_cache
 from fiumatch.identifiers.caches import DATE_CACHE
 from fiumatch.identifiers.errors import EmptyValueError, IdentifierError, InvalidDateError
 
-__all__ = ["MAX_YEAR", "MIN_YEAR", "PartialDate", "parse_partial_date"]
+__all__ = ["MAX_YEAR", "MIN_YEAR", "PartialDate", "parse_partial_date", "parse_partial_date_iso"]
 
 MIN_YEAR = 1850
 MAX_YEAR = 2100
@@ -67,13 +67,22 @@ _CJK = re.compile(r"(?P<y>\d{4})年(?:(?P<m>\d{1,2})月(?:(?P<d>\d{1,2})日)?)?"
 def parse_partial_date(value: str, field: str = "birth_date") -> PartialDate:
     """Parse a full or partial date; raise :class:`InvalidDateError` naming ``field``."""
     try:
+        return _parse_cached(value)[0]
+    except IdentifierError as exc:
+        raise type(exc)(field, exc.bare_reason) from None
+
+
+def parse_partial_date_iso(value: str, field: str = "birth_date") -> tuple[PartialDate, str]:
+    """:func:`parse_partial_date` and the date's canonical form (:attr:`PartialDate.iso`),
+    both from the cache: a reader needs the form for every person's keys."""
+    try:
         return _parse_cached(value)
     except IdentifierError as exc:
         raise type(exc)(field, exc.bare_reason) from None
 
 
 @lru_cache(maxsize=DATE_CACHE)
-def _parse_cached(value: str) -> PartialDate:
+def _parse_cached(value: str) -> tuple[PartialDate, str]:
     field = "date"
     text = unicodedata.normalize("NFKC", value).strip()
     if not text:
@@ -98,4 +107,5 @@ def _parse_cached(value: str) -> PartialDate:
         assert month is not None
         if not 1 <= day <= calendar.monthrange(year, month)[1]:
             raise InvalidDateError(field, "day does not exist in that month")
-    return PartialDate(year, month, day)
+    parsed = PartialDate(year, month, day)
+    return parsed, parsed.iso

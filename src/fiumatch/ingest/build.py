@@ -22,7 +22,7 @@ from fiumatch.identifiers.accounts import (
 from fiumatch.identifiers.contacts import normalise_email, normalise_phone
 from fiumatch.identifiers.countries import normalise_country
 from fiumatch.identifiers.crypto import normalise_wallet
-from fiumatch.identifiers.dates import PartialDate, parse_partial_date
+from fiumatch.identifiers.dates import PartialDate, parse_partial_date, parse_partial_date_iso
 from fiumatch.identifiers.derive import KeyPair
 from fiumatch.identifiers.documents import DocumentKind, normalise_document
 from fiumatch.identifiers.errors import (
@@ -249,10 +249,11 @@ def build_parts(
     sole_country = countries[0] if len(countries) == 1 else None
 
     birth: PartialDate | None = None
+    dob: str | None = None  # its canonical form, for the person keys
     raw_birth = _one(fields, "birth_date") if get("birth_date") else ""
     if raw_birth:
         try:
-            birth = parse_partial_date(raw_birth, "birth_date")
+            birth, dob = parse_partial_date_iso(raw_birth, "birth_date")
         except IdentifierError as exc:
             errors.append(exc)
 
@@ -350,7 +351,6 @@ def build_parts(
     if stype is SubjectType.PERSON:
         if not names:
             errors.append(EmptyValueError("name", "a person needs a name"))
-        dob = birth.iso if birth is not None else None
         for i, name in enumerate(names):
             field = "aliases" if name.full and name.full != full else "name"
             try:
