@@ -1,15 +1,19 @@
 """Ingestion throughput: records per second, normalisation and key derivation included.
 
 Writes synthetic CSV files of 10^5 and 10^6 rows (fiumatch.synth, three jurisdictions,
-about 10^5 distinct records cycled with fresh local references: the 10^5 file is all
-distinct records, so every cache starts cold; the 10^6 file repeats each record ten times),
-then reads each through ``fiumatch.ingest.read`` serially (``workers=1``) and with one worker
+records interleaved across them; by default every record of both files is distinct, as in
+a real FIU's file, so caches help only where names, dates and tokens really recur; a smaller
+``--base`` cycles fewer distinct records), then reads each through ``fiumatch.ingest.read``
+serially (``workers=1``) and with one worker
 process per core, side by side, ``--repeats`` times each, encoding every match key to the
 bytes the OPRF would take. Every run is a fresh process (so peak memory is that run's own):
 the main process's peak RSS and the largest worker's peak RSS are recorded to show memory
 stays flat as the file grows (the file is streamed and the caches are bounded). A rich
 progress bar (records, records/s, ETA) shows on the terminal. goAML XML and FtM are measured
 serially on 20,000 synthetic records each (``--other-records``).
+
+With ``--before-src DIR`` (another checkout's ``src``), each repeat also makes a parallel run
+on that tree's code, the same file, in turn with this tree's: the change's ratio, side by side.
 
 Run:  python -m benchmarks.ingest_throughput [--sizes 100000,1000000] [--repeats 3]
 Writes benchmarks/results/ingest_throughput.{json,md,png}.
@@ -29,6 +33,7 @@ import tempfile
 import threading
 import time
 from datetime import date
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -232,11 +237,16 @@ def breakdown(path: Path) -> dict[str, Any]:
     }
 
 
-def _subprocess(path: Path, workers: int, total: int, label: str) -> dict[str, Any]:
+def _subprocess(
+    path: Path, workers: int, total: int, label: str, src: Path | None = None
+) -> dict[str, Any]:
+    env = dict(os.environ)
+    if src is not None:  # another tree's fiumatch ahead of this one's on the path
+        env["PYTHONPATH"] = os.pathsep.join([str(src), env.get("PYTHONPATH", "")]).rstrip(":")
     out = subprocess.run(
         [sys.executable, "-m", "benchmarks.ingest_throughput", "--one", str(path),
          "--workers", str(workers), "--total", str(total), "--label", label],
-        stdout=subprocess.PIPE, check=True, text=True,
+        stdout=subprocess.PIPE, check=True, text=True, env=env,
         cwd=Path(__file__).resolve().parents[1],
     )  # fmt: skip
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -276,8 +286,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="workers of the parallel runs (default: cores)")  # fmt: skip
-    parser.add_argument("--base", type=int, default=33_334,
-                        help="distinct synthetic records per jurisdiction")  # fmt: skip
+    parser.add_argument("--base", type=int, default=None,
+                        help="distinct synthetic records per jurisdiction (default: enough "
+                        "that the largest file is all distinct)")
+    parser.add_argument("--before-src", type=Path, default=None,
+                        help="another checkout's src directory: parallel runs of its code "
+                        "alternate with this tree's")  # fmt: skip
     parser.add_argument("--other-records", type=int, default=20_000,
                         help="records of the FtM and goAML files")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -300,9 +314,12 @@ def main() -> None:
     from fiumatch.synth import generate, write
 
     load_start = os.getloadavg()
-    ds = generate(["DE", "RU", "CN"], subjects=args.base, overlap=0.2, seed=7)
-    base = [rec for j in ds.jurisdictions for rec in ds.records[j]]
     sizes = [int(x) for x in args.sizes.split(",")]
+    per_jurisdiction = args.base or -(-max(sizes) // 3)
+    ds = generate(["DE", "RU", "CN"], subjects=per_jurisdiction, overlap=0.2, seed=7)
+    # Interleaved, so any prefix of the file mixes the three jurisdictions' scripts.
+    base = [rec for group in zip_longest(*(ds.records[j] for j in ds.jurisdictions))
+            for rec in group if rec is not None]  # fmt: skip
     modes = (1, args.workers) if args.workers > 1 else (1,)
     csv_results: list[dict[str, Any]] = []
     other: dict[str, dict[str, Any]] = {}
@@ -315,14 +332,23 @@ def main() -> None:
             if rows == sizes[0]:
                 profile = _breakdown_subprocess(path)
             runs: dict[int, list[dict[str, Any]]] = {w: [] for w in modes}
+            before_runs: list[dict[str, Any]] = []
             for repeat in range(args.repeats):
                 for workers in modes:  # side by side: serial and parallel in each repeat
                     label = f"{rows:,} rows, workers={workers}, run {repeat + 1}"
                     runs[workers].append(_subprocess(path, workers, rows, label))
+                if args.before_src is not None:
+                    label = f"{rows:,} rows, workers={modes[-1]}, before, run {repeat + 1}"
+                    before_runs.append(
+                        _subprocess(path, modes[-1], rows, label, args.before_src)
+                    )
             path.unlink()
-            for workers in modes:
-                rs = runs[workers]
+            groups = [(w, "this tree", runs[w]) for w in modes]
+            if before_runs:
+                groups.append((modes[-1], "before", before_runs))
+            for workers, tree, rs in groups:
                 csv_results.append({
+                    "tree": tree,
                     "rows": rows,
                     "file_mib": round(mib, 1),
                     "distinct_records": min(rows, len(base)),
@@ -386,24 +412,28 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['goal_records_per_second_csv']:,} records/s (wall clock) on this "
         f"{env['cpus']}-core machine.",
         "",
-        "| rows | distinct records | workers | records/s (wall, median) | records/s per CPU s "
-        "| wall s | main peak RSS MiB | largest worker peak RSS MiB | goal |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| code | rows | distinct records | workers | records/s (wall, median) "
+        "| records/s per CPU s | wall s | main peak RSS MiB | largest worker peak RSS MiB "
+        "| goal |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in report["csv"]:
         met = "met" if row["median_records_per_second"] >= report[
             "goal_records_per_second_csv"] else "not met"  # fmt: skip
+        tree = row.get("tree", "this tree")
         lines.append(
-            f"| {row['rows']:,} | {row['distinct_records']:,} | {row['workers']} | "
+            f"| {tree} | {row['rows']:,} | {row['distinct_records']:,} | {row['workers']} | "
             f"{row['median_records_per_second']:,} | {row['median_records_per_cpu_second']:,} | "
             f"{row['median_seconds']} | {row['main_peak_rss_mib']} | "
-            f"{row['worker_peak_rss_mib'] or '-'} | {met} |"
+            f"{row['worker_peak_rss_mib'] or '-'} | {met if tree == 'this tree' else '-'} |"
         )
+    lines += _before_lines(report["csv"])
     lines += [
         "",
         "Every run (records/s, wall; in brackets the 1-minute load average when it started): "
         + "; ".join(
-            f"{row['rows']:,} rows x{row['workers']}: "
+            f"{row['rows']:,} rows x{row['workers']}"
+            + (" (before)" if row.get("tree") == "before" else "") + ": "
             + ", ".join(_run_text(r) for r in row["runs"])
             for row in report["csv"]
         ) + ".",
@@ -412,23 +442,22 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['csv'][0]['main_rss_mib_at_start']} MiB. " + _memory_sentence(report["csv"])
         + " The file is streamed (at most a few chunks in flight) and every normaliser cache "
         "is a bounded LRU (`fiumatch.identifiers.caches`: 2^16 entries per token cache, 2^14 "
-        "per whole-value cache), so a process's memory stops growing once its caches are "
-        "full, whatever the file's size.",
+        "per whole-value cache, 2^17 for dates), so a process's memory stops growing once its "
+        "caches are full, whatever the file's size.",
         "",
-        "The 10^5-row file holds only distinct records, so every cache starts cold: this is "
-        "the figure for data whose names and numbers rarely repeat. The 10^6-row file cycles "
-        "through the same 10^5 records ten times, but the whole-value caches (2^14 entries) "
-        "are far smaller than that cycle, so whole names, dates, phones and documents are "
-        "normalised again each time; only per-token and per-name-part results "
-        "(transliteration, honorifics, Metaphone) come from the caches. In parallel runs the "
-        "main process only cuts the file into byte ranges (at line breaks with an even quote "
-        "count, checked by the workers); each worker reads, frames and builds its own ranges "
-        "and sends each record back as a pickle of plain tuples, which the main process "
-        "unpickles and rebuilds into a subject. They spend more CPU per record than serial "
-        "runs: the pool's start-up (a fork server that imports and warms the libraries, then "
-        "the workers: about half a second), the packing, pickling, unpickling and rebuilding "
-        "(about 10 us per record together), and each worker filling its own caches (every "
-        "worker meets most distinct tokens, so some transliteration is done twice).",
+        f"The files: {_files_sentence(report['csv'])} Records come from `fiumatch synth` "
+        "(DE, RU and CN, written in their own scripts and formats), interleaved so any part "
+        "of a file mixes the three; each row gets a fresh local reference. Where every "
+        "record is distinct, only what really recurs in such data comes from the caches: "
+        "given and family names, name tokens, dates. In parallel runs the main process only "
+        "cuts the file into byte ranges (at line breaks with an even quote count, checked by "
+        "the workers); each worker reads, frames and builds its own ranges and sends each "
+        "record back as a `marshal` blob of plain tuples, which the main process decodes and "
+        "rebuilds into a subject. They spend more CPU per record than serial runs: the pool's "
+        "start-up (a fork server that imports and warms the libraries, then the workers: "
+        "about half a second), the packing, encoding, decoding and rebuilding (about 10 us "
+        "per record together), and each worker filling its own caches (every worker meets "
+        "most distinct tokens, so some normalisation is done twice).",
         "",
         *_breakdown_lines(report),
         "",
@@ -445,6 +474,41 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _files_sentence(rows: list[dict[str, Any]]) -> str:
+    parts = []
+    for r in rows:
+        if r.get("tree", "this tree") != "this tree" or r["workers"] != 1:
+            continue
+        cycled = r["rows"] > r["distinct_records"]
+        parts.append(f"{r['rows']:,} rows, " + (
+            f"cycling {r['distinct_records']:,} distinct records" if cycled
+            else "every record distinct"))  # fmt: skip
+    return "; ".join(parts) + "."
+
+
+def _before_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """The ratio of this tree's parallel time to the before tree's, per size."""
+    before = {r["rows"]: r for r in rows if r.get("tree") == "before"}
+    if not before:
+        return []
+    out = ["", "This tree against the tree before (`--before-src`), parallel runs in turn, "
+           "the same file: "]  # fmt: skip
+    parts = []
+    for r in rows:
+        b = before.get(r["rows"])
+        if b is None or r.get("tree", "this tree") != "this tree" or r["workers"] != b["workers"]:
+            continue
+        pairs = [x["seconds"] / y["seconds"] for x, y in zip(r["runs"], b["runs"], strict=False)]
+        parts.append(
+            f"{r['rows']:,} rows: {r['median_records_per_second']:,} against "
+            f"{b['median_records_per_second']:,} records/s, time ratio (this / before) "
+            f"{statistics.median(pairs):.3f} (median of {len(pairs)} repeats: "
+            + ", ".join(f"{p:.3f}" for p in pairs) + ")"
+        )
+    out[-1] += "; ".join(parts) + "."
+    return out
 
 
 def _run_text(run: dict[str, Any]) -> str:
@@ -489,6 +553,7 @@ def _breakdown_lines(report: dict[str, Any]) -> list[str]:
 
 
 def _memory_sentence(rows: list[dict[str, Any]]) -> str:
+    rows = [r for r in rows if r.get("tree", "this tree") == "this tree"]
     sizes = sorted({r["rows"] for r in rows})
     if len(sizes) < 2:
         return ""
@@ -511,11 +576,17 @@ def plot(report: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = report["csv"]
+    rows = [r for r in report["csv"] if r.get("tree", "this tree") == "this tree"]
+    before = {r["rows"]: r for r in report["csv"] if r.get("tree") == "before"}
     sizes = sorted({r["rows"] for r in rows})
     modes = sorted({r["workers"] for r in rows})
     by = {(r["rows"], r["workers"]): r for r in rows}
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    if before:
+        left.scatter([x + 0.8 / len(modes) * (len(modes) - 1) for x in range(len(sizes))],
+                     [before[s]["median_records_per_second"] if s in before else float("nan")
+                      for s in sizes], marker="_", s=600, color="black", zorder=3,
+                     label=f"workers={modes[-1]}, before")  # fmt: skip
     width = 0.8 / len(modes)
     for i, w in enumerate(modes):
         xs = [x + i * width for x in range(len(sizes))]
