@@ -104,6 +104,31 @@ def test_parallel_subjects_equal_serial_ones_with_their_own_retention(tmp_path: 
     assert RETENTION in retained and date(2035, 6, 2) in retained
 
 
+def test_hostile_values_are_rejected_alike_in_parallel(tmp_path: Path) -> None:
+    # Workers skip the per-value check for rows plain_row clears; the rest must still get it.
+    from fiumatch.ingest.build import MAX_VALUE_CHARS, plain_row
+
+    long = "A" * (MAX_VALUE_CHARS + 1)
+    rows = ["local_ref,type,name,birth_date,nationality,extra"]
+    rows += [f"OK-{i},person,Anna Schmidt,1980-01-01,DE," for i in range(20)]
+    rows += [f"LONG,person,{long},1980-01-01,DE,", "NUL,person,An\x00na,1980-01-01,DE,",
+             f"EXTRA,person,Anna Weber,1980-01-01,DE,{long}\x00"]  # fmt: skip
+    path = tmp_path / "hostile.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    serial = list(read(path, default_retention=RETENTION, stats=IngestStats()))
+    parallel = list(
+        read_csv_parallel(
+            path, source=path.name, default_retention=RETENTION, stats=IngestStats(),
+            workers=2, chunk_bytes=256,
+        )
+    )
+    assert parallel == serial
+    rejected = {r.record: r.reason for r in serial if isinstance(r, Reject)}
+    assert set(rejected) == {"LONG", "NUL"}  # an unknown column is never read
+    assert "longer than" in rejected["LONG"] and "NUL" in rejected["NUL"]
+    assert plain_row(["a", "b"]) and not plain_row(["a\x00"]) and not plain_row([long])
+
+
 def _workers() -> set[int]:
     """Live worker processes: on Linux the fork server's children, our grandchildren."""
     me = psutil.Process()

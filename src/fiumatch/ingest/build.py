@@ -46,7 +46,9 @@ from fiumatch.identifiers.model import (
 from fiumatch.identifiers.names import PersonName, new_person_name, normalise_org_name
 from fiumatch.ingest.rejects import Reject
 
-__all__ = ["FIELDS", "MULTI_VALUED", "Parts", "Value", "build_parts", "build_subject"]
+__all__ = [
+    "FIELDS", "MULTI_VALUED", "Parts", "Value", "build_parts", "build_subject", "plain_row",
+]  # fmt: skip
 
 #: The column vocabulary, in documentation order (README of the CSV format in the spec).
 FIELDS: tuple[str, ...] = (
@@ -155,6 +157,14 @@ def _hostile_values(fields: Mapping[str, Value]) -> list[tuple[str, str]]:
     return out
 
 
+def plain_row(values: Sequence[str]) -> bool:
+    """Whether no value of a CSV row is over :data:`MAX_VALUE_CHARS` characters or holds a
+    NUL: then :func:`_hostile_values` finds nothing in it (its only checks on string
+    values), and :func:`build_parts` may skip it (``values_checked``). Two C-level passes
+    over the row rather than two checks per value in Python."""
+    return max(map(len, values), default=0) <= MAX_VALUE_CHARS and "\x00" not in "".join(values)
+
+
 def _name_chars(names: list[PersonName]) -> int:
     total = 0
     for n in names:
@@ -201,14 +211,17 @@ def build_parts(
     record: str,
     line: int | None,
     default_retention: date,
+    values_checked: bool = False,
 ) -> Parts | list[Reject]:
     """:func:`build_subject` without making the subject: its parts, or its rejects. The
     parallel reader's workers send the parts on as plain values (no subject, provenance or
-    key objects to make and take apart again)."""
+    key objects to make and take apart again). ``values_checked``: the caller has found
+    with :func:`plain_row` that the record's values (all strings) are none of them hostile,
+    so the per-value check is skipped."""
     # Every optional group is skipped outright when its fields are absent or empty: a CSV
     # row fills a handful of the 27 columns, and this function runs once per record.
     get = fields.get
-    hostile = _hostile_values(fields)
+    hostile = [] if values_checked else _hostile_values(fields)
     if hostile:
         bad = {name for name, _ in hostile}
         ref = record if "local_ref" in bad else _one(fields, "local_ref") or record

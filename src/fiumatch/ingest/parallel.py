@@ -82,7 +82,7 @@ from fiumatch.identifiers.model import (
     subject_id,
 )
 from fiumatch.identifiers.names import new_person_name
-from fiumatch.ingest.build import Parts, build_parts
+from fiumatch.ingest.build import Parts, build_parts, plain_row
 from fiumatch.ingest.csv_reader import _KNOWN, _NOT_UTF8, read_csv
 from fiumatch.ingest.rejects import Reject
 from fiumatch.ingest.stats import IngestStats
@@ -273,6 +273,7 @@ def _build_chunk(
             record=record,
             line=line,
             default_retention=default_retention,
+            values_checked=plain_row(row),
         )
         if isinstance(parts, list):
             out.extend([(r.file, r.line, r.record, r.field, r.code, r.reason) for r in parts])
