@@ -9,7 +9,7 @@ from array import array
 
 import mmh3
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fiumatch.protocol import filters, oprf
@@ -173,6 +173,7 @@ def test_bloom_refuses_non_outputs() -> None:
     seed=st.integers(0, 2**32 - 1),
     exact=st.booleans(),
 )
+@example(n=200, p=1e-4, seed=66, exact=False)  # one output's bits were all set already
 def test_every_member_is_found(n: int, p: float, seed: int, exact: bool) -> None:
     outs = outputs(f"members-{seed}", n)
     if exact:
@@ -183,8 +184,17 @@ def test_every_member_is_found(n: int, p: float, seed: int, exact: bool) -> None
     assert all(o in replica for o in outs)
     # An output whose bits were all set already does not count (it left the filter unchanged).
     assert 0 < replica.count <= n
-    if exact or p < 0.001:
+    if exact:
         assert replica.count == n
+    else:
+        # How many outputs set a new bit is a matter of chance even at p = 1e-4 (about 1% of
+        # 200-output filters have one that does not), so it is compared with adding the same
+        # outputs to a reference filter one by one, not with n.
+        base = filters.decode_filter_object(ledger.objects_since(bytes(16), 0)[0])
+        reference = filters.BloomFilter(m=base.m, k=base.k, seed=seed)
+        for o in outs:
+            reference.add(o)
+        assert replica.count == reference.count
 
 
 @pytest.mark.parametrize("p", [0.05, 0.01])
