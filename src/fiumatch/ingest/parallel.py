@@ -427,9 +427,14 @@ def read_csv_parallel(
 
     try:
         with path.open("rb") as fh:
+            total = path.stat().st_size
             while True:
                 while not done and len(pending) < limit:
-                    end, lines, done = _cut(fh, next_start, chunk_bytes)
+                    # Near the end, smaller chunks: the last one keeps a single worker busy
+                    # while the others wait (a tenth of a second at the default size).
+                    near_end = total - next_start <= 2 * workers * chunk_bytes
+                    want = max(1, chunk_bytes // 4) if near_end else chunk_bytes
+                    end, lines, done = _cut(fh, next_start, want)
                     if end > next_start:
                         submit(next_start, end, next_line, lines, not done)
                     next_start, next_line = end, next_line + lines
