@@ -103,7 +103,10 @@ def run_one(path: Path, workers: int, total: int, label: str) -> dict[str, Any]:
     with progress_bar(transient=True) as progress:
         task = progress.add_task(label, total=size, records=0)
         stream = read(path, default_retention=date(2030, 1, 1), stats=stats, workers=workers)
+        first = 0.0
         for n, item in enumerate(stream, 1):
+            if n == 1:
+                first = time.perf_counter() - started
             if isinstance(item, Subject):
                 for key in item.keys:
                     key.encode()
@@ -127,6 +130,7 @@ def run_one(path: Path, workers: int, total: int, label: str) -> dict[str, Any]:
         "keys": keys,
         "seconds": round(elapsed, 2),
         "records_per_second": round(stats.records / elapsed),
+        "first_record_seconds": round(first, 2),
         "main_cpu_seconds": round(cpu, 2),
         "worker_cpu_seconds": round(worker_cpu, 2),
         "records_per_cpu_second": round(stats.records / (cpu + worker_cpu)),
@@ -145,10 +149,14 @@ _COMPONENTS = (
     ("person names -> keys (tokens, ICU, Metaphone)",
      ("fiumatch.identifiers.derive", "person_name_pairs"),
      ("fiumatch.identifiers.derive", "person_name_keys")),
+    ("whole names of rows that give parts too",
+     ("fiumatch.identifiers.derive", "full_name_pairs"),
+     ("fiumatch.identifiers.derive", "person_name_keys")),
     ("organisation names", ("fiumatch.ingest.build", "normalise_org_name")),
     ("phone (phonenumbers)", ("fiumatch.ingest.build", "normalise_phone")),
     ("identity documents (stdnum)", ("fiumatch.ingest.build", "normalise_document")),
-    ("dates", ("fiumatch.ingest.build", "parse_partial_date")),
+    ("dates", ("fiumatch.ingest.build", "parse_partial_date_iso"),
+     ("fiumatch.ingest.build", "parse_partial_date")),
     ("e-mail", ("fiumatch.ingest.build", "normalise_email")),
     ("IBAN (schwifty)", ("fiumatch.ingest.build", "normalise_iban")),
     ("BIC (schwifty)", ("fiumatch.ingest.build", "normalise_bic")),
@@ -428,6 +436,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{row['worker_peak_rss_mib'] or '-'} | {met if tree == 'this tree' else '-'} |"
         )
     lines += _before_lines(report["csv"])
+    lines += _start_lines(report["csv"])
     lines += [
         "",
         "Every run (records/s, wall; in brackets the 1-minute load average when it started): "
@@ -486,6 +495,24 @@ def _files_sentence(rows: list[dict[str, Any]]) -> str:
             f"cycling {r['distinct_records']:,} distinct records" if cycled
             else "every record distinct"))  # fmt: skip
     return "; ".join(parts) + "."
+
+
+def _start_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Time to the first record, and the rate after it: start-up is a fixed cost (imports,
+    and in parallel runs the fork server's warm-up and the first chunk), which a small
+    file's rate carries more of."""
+    parts = []
+    for r in rows:
+        firsts = [x.get("first_record_seconds") for x in r["runs"]]
+        if r.get("tree", "this tree") != "this tree" or None in firsts:
+            continue
+        after = [(r["rows"] - 1) / (x["seconds"] - x["first_record_seconds"]) for x in r["runs"]]
+        parts.append(f"{r['rows']:,} rows x{r['workers']}: first record after "
+                     f"{statistics.median(firsts):.2f} s, then {statistics.median(after):,.0f} "
+                     "records/s")  # fmt: skip
+    if not parts:
+        return []
+    return ["", "Start-up (medians): " + "; ".join(parts) + "."]
 
 
 def _before_lines(rows: list[dict[str, Any]]) -> list[str]:
