@@ -83,21 +83,29 @@ def test_read_with_workers_counts_like_serial(csv_file: Path) -> None:
     assert serial.rejected_records == 4 and serial.rejects == 5 and serial.subjects == 43
 
 
+def _read_rows_both_ways(
+    path: Path, rows: list[str], chunk_bytes: int
+) -> tuple[list[Subject | Reject], list[Subject | Reject]]:
+    """Write ``rows`` as a CSV file; its items (whole objects) read serially and by two
+    real worker processes."""
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    serial = list(read(path, default_retention=RETENTION, stats=IngestStats()))
+    parallel = list(
+        read_csv_parallel(
+            path, source=path.name, default_retention=RETENTION, stats=IngestStats(),
+            workers=2, chunk_bytes=chunk_bytes,
+        )
+    )
+    return serial, parallel
+
+
 def test_parallel_subjects_equal_serial_ones_with_their_own_retention(tmp_path: Path) -> None:
     # Results cross from the workers as marshal blobs, which hold no dates: a record's own
     # retention date travels as an ordinal, the default as nothing.
     rows = ["local_ref,type,retention_until,name,birth_date,nationality"]
     rows += [f"R-{i},person,{'2035-06-0' + str(i % 9 + 1) if i % 2 else ''},Anna Schmidt {i},"
              f"1980-01-01,DE" for i in range(30)]  # fmt: skip
-    path = tmp_path / "retention.csv"
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    serial = list(read(path, default_retention=RETENTION, stats=IngestStats()))
-    parallel = list(
-        read_csv_parallel(
-            path, source=path.name, default_retention=RETENTION, stats=IngestStats(),
-            workers=2, chunk_bytes=128,
-        )
-    )
+    serial, parallel = _read_rows_both_ways(tmp_path / "retention.csv", rows, chunk_bytes=128)
     assert parallel == serial and len(serial) == 30
     assert all(isinstance(s, Subject) for s in parallel)
     retained = {s.retention_until for s in parallel if isinstance(s, Subject)}
@@ -113,15 +121,7 @@ def test_hostile_values_are_rejected_alike_in_parallel(tmp_path: Path) -> None:
     rows += [f"OK-{i},person,Anna Schmidt,1980-01-01,DE," for i in range(20)]
     rows += [f"LONG,person,{long},1980-01-01,DE,", "NUL,person,An\x00na,1980-01-01,DE,",
              f"EXTRA,person,Anna Weber,1980-01-01,DE,{long}\x00"]  # fmt: skip
-    path = tmp_path / "hostile.csv"
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    serial = list(read(path, default_retention=RETENTION, stats=IngestStats()))
-    parallel = list(
-        read_csv_parallel(
-            path, source=path.name, default_retention=RETENTION, stats=IngestStats(),
-            workers=2, chunk_bytes=256,
-        )
-    )
+    serial, parallel = _read_rows_both_ways(tmp_path / "hostile.csv", rows, chunk_bytes=256)
     assert parallel == serial
     rejected = {r.record: r.reason for r in serial if isinstance(r, Reject)}
     assert set(rejected) == {"LONG", "NUL"}  # an unknown column is never read
