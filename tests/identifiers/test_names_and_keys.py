@@ -443,3 +443,26 @@ def test_per_character_sets_leave_out_what_rigour_reads_in_context() -> None:
     assert names._ascii_fold("достоевский") == "dostoevsky"  # not ...skii
     assert names._ascii_fold("гончаренко") == "goncharenko"
     assert names._ascii_fold("ґалаґан") == _whole_token_fold("ґалаґан")
+
+
+def test_han_per_character_path_turns_itself_off_without_han_latin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import icu
+
+    from fiumatch.identifiers import names
+
+    class NoHanLatin:  # an ICU whose data lacks the Han-Latin rules
+        @staticmethod
+        def createInstance(*_: object) -> None:  # PyICU's name
+            raise icu.ICUError(("createInstance", 1))
+
+    names._han_context.cache_clear()
+    monkeypatch.setattr(icu, "Transliterator", NoHanLatin)
+    try:
+        assert names._han_context() is None
+        assert not names._han_per_character("王小明")
+    finally:
+        monkeypatch.undo()
+        names._han_context.cache_clear()
+    assert names._han_per_character("王小明")

@@ -214,10 +214,14 @@ def _han_context() -> frozenset[str] | None:
     right of it), and tokens holding one are transliterated whole. Read from the ICU that
     is loaded, so a newer ICU with more such rules widens the set by itself.
     """
-    from icu import Transliterator  # PyICU, loaded by normality for the same transliteration
+    from icu import ICUError, Transliterator  # PyICU, which normality uses for the same
 
+    try:
+        rules = Transliterator.createInstance("Han-Latin").toRules(False)
+    except ICUError:
+        return None  # an ICU built without the Han-Latin rules: whole tokens only
     context: set[str] = set()
-    for line in Transliterator.createInstance("Han-Latin").toRules(False).splitlines():
+    for line in rules.splitlines():
         line = line.strip()
         if not line or line.startswith("#") or _HAN_PLAIN_RULE.fullmatch(line):
             continue
