@@ -228,10 +228,9 @@ def test_revoking_the_peer_drops_its_replicas(pair: Pair) -> None:
     assert not pair.querier._replicas
 
 
-def test_on_settled_fires_once_the_status_is_set(pair: Pair) -> None:
-    seen: list[str] = []
+def _hold_peer_queries(pair: Pair) -> threading.Event:
+    """Make the querier's peer queries wait (at most 10 s) until the returned event is set."""
     gate = threading.Event()
-    settled = threading.Event()
     real = pair.querier._query_peer
 
     def slow(*args: Any) -> None:
@@ -239,6 +238,13 @@ def test_on_settled_fires_once_the_status_is_set(pair: Pair) -> None:
         real(*args)
 
     pair.querier._query_peer = slow  # type: ignore[method-assign,assignment]
+    return gate
+
+
+def test_on_settled_fires_once_the_status_is_set(pair: Pair) -> None:
+    seen: list[str] = []
+    gate = _hold_peer_queries(pair)
+    settled = threading.Event()
     q = pair.querier.create_query(pair.analyst, **QUERY, all_subjects=True)
     assert q["status"] == "running"
     qid = q["id"]
@@ -343,14 +349,7 @@ def test_the_long_poll_answer_is_read_by_the_thread_that_settles_the_query(pair:
 
     from fiumatch.node.routes_api import wait_until_settled
 
-    gate = threading.Event()
-    real = pair.querier._query_peer
-
-    def slow(*args: Any) -> None:
-        gate.wait(10)
-        real(*args)
-
-    pair.querier._query_peer = slow  # type: ignore[method-assign,assignment]
+    gate = _hold_peer_queries(pair)
     qid = pair.querier.create_query(pair.analyst, **QUERY, all_subjects=True)["id"]
     readers: list[str] = []
 
